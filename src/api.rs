@@ -1,0 +1,143 @@
+//! The HTTP API: `/livez` for liveness and `/health` for the platform, in
+//! the health-check draft's `application/health+json` (`status` pass, warn
+//! or fail; a `checks` map with `observedValue`, `observedUnit`, `time`,
+//! `output`). It reads the core loop's [`Snapshot`] and never blocks it.
+
+use std::time::{Duration, Instant, SystemTime};
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde_json::{Value, json};
+use tokio::sync::watch;
+
+use crate::status::{Snapshot, rfc3339};
+
+/// The health format's media type.
+pub const HEALTH_JSON: &str = "application/health+json";
+
+/// What handlers read.
+#[derive(Clone)]
+pub struct ApiState {
+    /// The core loop's latest snapshot.
+    pub snapshot: watch::Receiver<Snapshot>,
+}
+
+/// All routes.
+pub fn router(state: ApiState) -> Router {
+    Router::new()
+        .route("/livez", get(livez))
+        .route("/health", get(health))
+        .with_state(state)
+}
+
+/// The core loop counts as wedged when it has not gone round for this many ticks.
+const STALE_TICKS: u32 = 5;
+
+fn loop_age(s: &Snapshot, now: Instant) -> (Duration, bool) {
+    let age = now.saturating_duration_since(s.last_tick);
+    (age, age > s.tick_every * STALE_TICKS)
+}
+
+async fn livez(State(state): State<ApiState>) -> Response {
+    let snapshot = state.snapshot.borrow().clone();
+    let (age, stale) = loop_age(&snapshot, Instant::now());
+    let (code, status) = if stale {
+        (StatusCode::SERVICE_UNAVAILABLE, "fail")
+    } else {
+        (StatusCode::OK, "pass")
+    };
+    let body = json!({
+        "status": status,
+        "output": format!("core loop went round {:.1}s ago", age.as_secs_f64()),
+    });
+    health_response(code, body)
+}
+
+async fn health(State(state): State<ApiState>) -> Response {
+    let snapshot = state.snapshot.borrow().clone();
+    let (body, code) = health_body(&snapshot, Instant::now(), SystemTime::now());
+    health_response(code, body)
+}
+
+fn health_response(code: StatusCode, body: Value) -> Response {
+    let mut response = (code, body.to_string()).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(HEALTH_JSON));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("max-age=1"));
+    response
+}
+
+/// The `/health` document and its status code (503 when failing).
+pub fn health_body(s: &Snapshot, now: Instant, wall: SystemTime) -> (Value, StatusCode) {
+    let (age, stale) = loop_age(s, now);
+    let time = rfc3339(wall);
+    let config_status = if s.rejected_reload.is_some() || s.config.warnings > 0 {
+        "warn"
+    } else {
+        "pass"
+    };
+    let mut config_output = format!(
+        "generation {} from {} and {}, applied {}",
+        s.config.generation,
+        s.config.source,
+        s.config.policies,
+        rfc3339(s.config.loaded_at)
+    );
+    if s.config.warnings > 0 {
+        config_output.push_str(&format!("; {} warning(s) at load", s.config.warnings));
+    }
+    if let Some(r) = &s.rejected_reload {
+        config_output.push_str(&format!(
+            "; reload at {} refused with {} error(s), running configuration kept: {}",
+            rfc3339(r.at),
+            r.errors,
+            r.problems.join("; ")
+        ));
+    }
+    let loop_status = if stale { "fail" } else { "pass" };
+    let status = if stale {
+        "fail"
+    } else if config_status == "warn" {
+        "warn"
+    } else {
+        "pass"
+    };
+    let body = json!({
+        "status": status,
+        "version": env!("CARGO_PKG_VERSION").split('.').next().unwrap_or("0"),
+        "releaseId": env!("CARGO_PKG_VERSION"),
+        "serviceId": s.identity.hardware_id.clone().unwrap_or_else(|| s.identity.name.clone()),
+        "description": format!("rvm-watchdog on {}", s.identity.name),
+        "identity": s.identity,
+        "checks": {
+            "config:targets": [{
+                "componentType": "component",
+                "status": config_status,
+                "observedValue": s.config.targets.len(),
+                "observedUnit": "targets",
+                "time": time,
+                "output": config_output,
+            }],
+            "core-loop:age": [{
+                "componentType": "component",
+                "status": loop_status,
+                "observedValue": (age.as_secs_f64() * 1000.0).round() / 1000.0,
+                "observedUnit": "s",
+                "time": time,
+            }],
+        },
+        "targets": s.config.targets,
+        "stateDir": s.state_dir,
+        "log": s.log_destination,
+        "startedAt": rfc3339(s.started_at),
+    });
+    let code = if status == "fail" {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    };
+    (body, code)
+}

@@ -1,0 +1,1417 @@
+//! Building the domain model from the raw files, collecting every problem.
+//!
+//! Each function takes what one file said and returns the validated value
+//! with defaults filled in, pushing a [`Diagnostic`] for each problem it
+//! finds instead of stopping at the first. Cross-file checks (duplicate
+//! targets, unknown or cyclic dependencies, undefined channels and chains)
+//! run once every file has been read, in [`cross_check`].
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+
+use super::diag::{Anchor, Diagnostic, KeyPath, Severity as Level, SourceFile};
+use super::model::*;
+use super::raw::*;
+use super::value::{HumanDuration, check_name, did_you_mean};
+
+/// Default listen address of the API: loopback only.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:9184";
+/// Default state directory.
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/rvm-watchdog";
+/// Default policies directory.
+pub const DEFAULT_POLICIES_DIR: &str = "/etc/rvm-watchdog/policies";
+/// Default hook search path: site hooks first, then shipped ones.
+pub const DEFAULT_HOOKS_DIRS: [&str; 2] = ["/etc/rvm-watchdog/hooks", "/usr/share/rvm-watchdog/hooks"];
+
+const SECOND: Duration = Duration::from_secs(1);
+const MINUTE: Duration = Duration::from_secs(60);
+const HOUR: Duration = Duration::from_secs(3600);
+const DAY: Duration = Duration::from_secs(86400);
+
+/// Collects diagnostics for one file.
+pub struct Checker<'a> {
+    src: &'a SourceFile,
+    out: &'a mut Vec<Diagnostic>,
+}
+
+impl<'a> Checker<'a> {
+    /// A checker writing into `out`.
+    pub fn new(src: &'a SourceFile, out: &'a mut Vec<Diagnostic>) -> Self {
+        Self { src, out }
+    }
+
+    /// Reports an error at a key's value.
+    pub fn error(&mut self, path: &KeyPath, message: impl Into<String>) {
+        let d = self.src.at(path, Anchor::Value, Level::Error, message.into());
+        self.out.push(d);
+    }
+
+    /// Reports an error at a key's name.
+    pub fn error_at_key(&mut self, path: &KeyPath, message: impl Into<String>) {
+        let d = self.src.at(path, Anchor::Key, Level::Error, message.into());
+        self.out.push(d);
+    }
+
+    /// Reports a warning at a key's value.
+    pub fn warn(&mut self, path: &KeyPath, message: impl Into<String>) {
+        let d = self.src.at(path, Anchor::Value, Level::Warning, message.into());
+        self.out.push(d);
+    }
+
+    /// Reports a missing key, pointing at the table that should hold it.
+    fn missing(&mut self, table: &KeyPath, key: &str, hint: &str) {
+        let where_ = if table.0.is_empty() {
+            "the file".to_owned()
+        } else {
+            format!("`{table}`")
+        };
+        let d = self.src.at(
+            table,
+            Anchor::Key,
+            Level::Error,
+            format!("missing `{key}` in {where_}{hint}"),
+        );
+        // A table that is absent altogether is reported at the top of the file.
+        let d = if d.line == 0 {
+            Diagnostic { line: 1, col: 1, ..d }
+        } else {
+            d
+        };
+        self.out.push(d);
+    }
+
+    /// A duration within `[min, max]`, or the default.
+    fn duration(
+        &mut self,
+        path: &KeyPath,
+        value: Option<HumanDuration>,
+        default: Duration,
+        min: Duration,
+        max: Duration,
+    ) -> Duration {
+        let Some(v) = value else { return default };
+        let d = v.get();
+        if d < min || d > max {
+            self.error(
+                path,
+                format!(
+                    "`{}` = \"{v}\" is out of range; expected {} to {}",
+                    path.last_key().unwrap_or("?"),
+                    fmt_duration(min),
+                    fmt_duration(max)
+                ),
+            );
+            return default;
+        }
+        d
+    }
+
+    /// A whole number within `[min, max]`, or the default.
+    fn count(&mut self, path: &KeyPath, value: Option<u32>, default: u32, min: u32, max: u32) -> u32 {
+        let Some(v) = value else { return default };
+        if v < min || v > max {
+            self.error(
+                path,
+                format!(
+                    "`{}` = {v} is out of range; expected {min} to {max}",
+                    path.last_key().unwrap_or("?")
+                ),
+            );
+            return default;
+        }
+        v
+    }
+
+    /// A number within `[min, max]`, or the default.
+    fn number(&mut self, path: &KeyPath, value: Option<f64>, default: f64, min: f64, max: f64) -> f64 {
+        let Some(v) = value else { return default };
+        if !(min..=max).contains(&v) {
+            self.error(
+                path,
+                format!(
+                    "`{}` = {v} is out of range; expected {min} to {max}",
+                    path.last_key().unwrap_or("?")
+                ),
+            );
+            return default;
+        }
+        v
+    }
+
+    /// A plain name (targets, probes, channels, chains).
+    fn name(&mut self, path: &KeyPath, name: &str) -> bool {
+        match check_name(name) {
+            Ok(()) => true,
+            Err(why) => {
+                self.error(path, why);
+                false
+            }
+        }
+    }
+
+    /// One of a fixed set of words.
+    fn choice<'c>(&mut self, path: &KeyPath, value: &str, choices: &[&'c str]) -> Option<&'c str> {
+        if let Some(c) = choices.iter().find(|c| **c == value) {
+            return Some(c);
+        }
+        let key = path.last_key().unwrap_or("?");
+        let mut message = format!("unknown {key} \"{value}\"; expected one of {}", quote_list(choices));
+        if let Some(s) = did_you_mean(value, choices.iter().copied()) {
+            message = format!("unknown {key} \"{value}\"; did you mean \"{s}\"?");
+        }
+        self.error(path, message);
+        None
+    }
+
+    /// An absolute path.
+    fn abs_path(&mut self, path: &KeyPath, value: &str) -> PathBuf {
+        if !value.starts_with('/') {
+            self.error(path, format!("path \"{value}\" must be absolute (start with '/')"));
+        }
+        PathBuf::from(value)
+    }
+
+    /// A file holding a secret: it must exist, and should not be readable by others.
+    fn secret_file(&mut self, path: &KeyPath, value: &str) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let file = self.abs_path(path, value);
+        match std::fs::metadata(&file) {
+            Ok(meta) if !meta.is_file() => self.error(path, format!("\"{value}\" is not a regular file")),
+            Ok(meta) if meta.permissions().mode() & 0o044 != 0 => self.warn(
+                path,
+                format!(
+                    "secret file \"{value}\" is readable by group or others (fix: chmod 600 {value})"
+                ),
+            ),
+            Ok(_) => {}
+            Err(e) => self.error(path, format!("cannot read secret file \"{value}\": {e}")),
+        }
+        file
+    }
+
+    /// A URL with an http or https scheme and a host.
+    fn url(&mut self, path: &KeyPath, value: &str) -> bool {
+        let ok = ["http://", "https://"].iter().any(|scheme| {
+            value
+                .strip_prefix(scheme)
+                .is_some_and(|rest| !rest.is_empty() && !rest.starts_with('/'))
+        });
+        if !ok {
+            self.error(
+                path,
+                format!("invalid URL \"{value}\"; expected http:// or https:// followed by a host"),
+            );
+        }
+        ok
+    }
+
+    /// A `host:port` address.
+    fn host_port(&mut self, path: &KeyPath, value: &str) -> bool {
+        let ok = value
+            .rsplit_once(':')
+            .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0));
+        if !ok {
+            self.error(path, format!("invalid address \"{value}\"; expected HOST:PORT, like \"127.0.0.1:8001\""));
+        }
+        ok
+    }
+
+    /// A systemd unit name with its type suffix.
+    fn unit_name(&mut self, path: &KeyPath, value: &str) -> bool {
+        const SUFFIXES: [&str; 11] = [
+            ".service", ".socket", ".target", ".timer", ".mount", ".path", ".device", ".swap",
+            ".slice", ".scope", ".automount",
+        ];
+        if value.contains('/') || value.chars().any(char::is_whitespace) || value.is_empty() {
+            self.error(path, format!("invalid unit name \"{value}\""));
+            return false;
+        }
+        if !SUFFIXES.iter().any(|s| value.ends_with(s) && value.len() > s.len()) {
+            self.error(
+                path,
+                format!("unit name \"{value}\" lacks a type suffix; did you mean \"{value}.service\"?"),
+            );
+            return false;
+        }
+        true
+    }
+
+    /// A signal name such as `SIGTERM` or `TERM`.
+    fn signal(&mut self, path: &KeyPath, value: Option<&str>, default: Signal) -> Signal {
+        let Some(text) = value else { return default };
+        let name = if text.starts_with("SIG") {
+            text.to_owned()
+        } else {
+            format!("SIG{text}")
+        };
+        match Signal::from_str(&name) {
+            Ok(s) => s,
+            Err(_) => {
+                self.error(path, format!("unknown signal \"{text}\"; expected a name like \"SIGTERM\" or \"SIGKILL\""));
+                default
+            }
+        }
+    }
+
+    /// Keys present in a table that do not apply to its kind.
+    fn inapplicable(&mut self, table: &KeyPath, allowed: &[&str], what: &str) {
+        for key in self.src.keys_at(table) {
+            if !allowed.contains(&key.as_str()) {
+                self.error_at_key(&table.key(&key), format!("`{key}` does not apply to {what}"));
+            }
+        }
+    }
+}
+
+fn fmt_duration(d: Duration) -> String {
+    if d.is_zero() {
+        "\"0s\"".into()
+    } else {
+        format!("\"{}\"", humantime::format_duration(d))
+    }
+}
+
+fn quote_list(items: &[&str]) -> String {
+    items.iter().map(|i| format!("\"{i}\"")).collect::<Vec<_>>().join(", ")
+}
+
+// ---------------------------------------------------------------------------
+// watchdog.toml
+// ---------------------------------------------------------------------------
+
+/// Validates `watchdog.toml`. `targets` stays empty; the policies fill it.
+pub fn config(src: &SourceFile, raw: RawConfig, out: &mut Vec<Diagnostic>) -> Config {
+    let mut c = Checker::new(src, out);
+    let root = KeyPath::root();
+
+    let d = root.key("daemon");
+    let bus = match raw.daemon.bus.as_deref() {
+        None => Bus::System,
+        Some(b) => match c.choice(&d.key("bus"), b, &["system", "user"]) {
+            Some("user") => Bus::User,
+            _ => Bus::System,
+        },
+    };
+    let state_dir = raw
+        .daemon
+        .state_dir
+        .as_deref()
+        .map(|s| c.abs_path(&d.key("state-dir"), s))
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR));
+    let policies_dir = Some(
+        raw.daemon
+            .policies_dir
+            .as_deref()
+            .map(|s| c.abs_path(&d.key("policies-dir"), s))
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_POLICIES_DIR)),
+    );
+    let hooks_dirs = match &raw.daemon.hooks_dirs {
+        Some(dirs) => dirs
+            .iter()
+            .enumerate()
+            .map(|(i, s)| c.abs_path(&d.key("hooks-dirs").index(i), s))
+            .collect(),
+        None => DEFAULT_HOOKS_DIRS.iter().map(PathBuf::from).collect(),
+    };
+    let host_root = raw
+        .daemon
+        .host_root
+        .as_deref()
+        .map(|s| c.abs_path(&d.key("host-root"), s))
+        .unwrap_or_else(|| PathBuf::from("/"));
+    let daemon = Daemon {
+        state_dir,
+        policies_dir,
+        hooks_dirs,
+        bus,
+        observe: raw.daemon.observe.unwrap_or(false),
+        host_root,
+    };
+
+    let l = root.key("log");
+    let level = match raw.log.level.as_deref() {
+        None => tracing::Level::INFO,
+        Some(v) => match c.choice(&l.key("level"), v, &["error", "warn", "info", "debug", "trace"]) {
+            Some(v) => tracing::Level::from_str(v).unwrap_or(tracing::Level::INFO),
+            None => tracing::Level::INFO,
+        },
+    };
+    let output = match raw.log.output.as_deref() {
+        None => LogOutput::Auto,
+        Some(v) => match c.choice(&l.key("output"), v, &["auto", "journald", "stderr"]) {
+            Some("journald") => LogOutput::Journald,
+            Some("stderr") => LogOutput::Stderr,
+            _ => LogOutput::Auto,
+        },
+    };
+    let log = Log { level, output };
+
+    let a = root.key("api");
+    let listen_text = raw.api.listen.as_deref().unwrap_or(DEFAULT_LISTEN);
+    let listen = match listen_text.parse::<SocketAddr>() {
+        Ok(addr) => addr,
+        Err(_) => {
+            c.error(
+                &a.key("listen"),
+                format!("invalid listen address \"{listen_text}\"; expected IP:PORT, like \"127.0.0.1:9184\" or \"0.0.0.0:9184\""),
+            );
+            DEFAULT_LISTEN.parse().expect("default listen address parses")
+        }
+    };
+    let token_file = raw
+        .api
+        .token_file
+        .as_deref()
+        .map(|t| c.secret_file(&a.key("token-file"), t));
+    if !listen.ip().is_loopback() && token_file.is_none() {
+        c.warn(
+            &a.key("listen"),
+            format!("the API listens on {listen} beyond loopback without `token-file`: changing calls will be refused"),
+        );
+    }
+    let api = Api {
+        listen,
+        token_file,
+        dashboard: raw.api.dashboard.unwrap_or(true),
+        protect_reads: raw.api.protect_reads.unwrap_or(false),
+    };
+
+    let i = root.key("identity");
+    let identity = Identity {
+        name: raw.identity.name.clone().unwrap_or_else(host_name),
+        hardware_id: raw.identity.hardware_id.clone(),
+        hardware_id_file: raw
+            .identity
+            .hardware_id_file
+            .as_deref()
+            .map(|f| c.abs_path(&i.key("hardware-id-file"), f)),
+        site: raw.identity.site.clone(),
+    };
+
+    let platform = raw.platform.as_ref().and_then(|p| {
+        let pp = root.key("platform");
+        let base = match &p.base_url {
+            Some(u) => {
+                c.url(&pp.key("base-url"), u);
+                u.trim_end_matches('/').to_owned()
+            }
+            None => {
+                c.missing(&pp, "base-url", ", like \"https://myrvm.example/api/v1\"");
+                return None;
+            }
+        };
+        Some(Platform {
+            base_url: base,
+            api_key_file: p
+                .api_key_file
+                .as_deref()
+                .map(|f| c.secret_file(&pp.key("api-key-file"), f)),
+            timeout: c.duration(&pp.key("timeout"), p.timeout, 5 * SECOND, 100 * Duration::from_millis(1), MINUTE),
+            legacy_endpoints: p.legacy_endpoints.unwrap_or(false),
+        })
+    });
+
+    let m = root.key("metrics");
+    let metrics = Metrics {
+        interval: c.duration(&m.key("interval"), raw.metrics.interval, 10 * SECOND, SECOND, HOUR),
+        raw_retention: c.duration(&m.key("raw-retention"), raw.metrics.raw_retention, DAY, HOUR, 30 * DAY),
+        rollup_retention: c.duration(&m.key("rollup-retention"), raw.metrics.rollup_retention, 30 * DAY, DAY, 400 * DAY),
+        max_disk_mib: match raw.metrics.max_disk_mib {
+            Some(v) if !(8..=65536).contains(&v) => {
+                c.error(&m.key("max-disk-mib"), format!("`max-disk-mib` = {v} is out of range; expected 8 to 65536"));
+                256
+            }
+            Some(v) => v,
+            None => 256,
+        },
+    };
+
+    let r = root.key("reboot");
+    let budget = raw.reboot.budget.unwrap_or(Budget { count: 2, window: DAY });
+    check_budget(&mut c, &r.key("budget"), raw.reboot.budget);
+    let boot_loop = raw.reboot.boot_loop.unwrap_or(Budget { count: 3, window: 30 * MINUTE });
+    check_budget(&mut c, &r.key("boot-loop"), raw.reboot.boot_loop);
+    if let Some(cmd) = &raw.reboot.command {
+        check_command(&mut c, &r.key("command"), cmd);
+    }
+    let reboot = Reboot {
+        budget,
+        min_uptime: c.duration(&r.key("min-uptime"), raw.reboot.min_uptime, 15 * MINUTE, Duration::ZERO, DAY),
+        boot_loop,
+        command: raw.reboot.command.clone(),
+    };
+
+    let al = root.key("alerts");
+    let alerts = Alerts {
+        default_escalation: raw.alerts.default_escalation.clone(),
+        notify_resolved: raw.alerts.notify_resolved.unwrap_or(true),
+        outbox_max: match raw.alerts.outbox_max {
+            Some(v) if !(10..=1_000_000).contains(&v) => {
+                c.error(&al.key("outbox-max"), format!("`outbox-max` = {v} is out of range; expected 10 to 1000000"));
+                10_000
+            }
+            Some(v) => v,
+            None => 10_000,
+        },
+        outbox_max_age: c.duration(&al.key("outbox-max-age"), raw.alerts.outbox_max_age, 7 * DAY, HOUR, 90 * DAY),
+    };
+
+    let mut channels = BTreeMap::new();
+    for (name, ch) in &raw.channels {
+        let path = root.key("channels").key(name);
+        if !c.name(&path, name) {
+            continue;
+        }
+        if let Some(channel) = channel(&mut c, &path, name, ch) {
+            channels.insert(name.clone(), channel);
+        }
+    }
+
+    let mut escalations = BTreeMap::new();
+    for (name, esc) in &raw.escalation {
+        let path = root.key("escalation").key(name);
+        if !c.name(&path, name) {
+            continue;
+        }
+        let mut levels = Vec::new();
+        if esc.levels.is_empty() {
+            c.missing(&path, "levels", ", like levels = [{ after = \"0s\", channels = [\"ops-webhook\"] }]");
+        }
+        let mut last_after = Duration::ZERO;
+        for (idx, level) in esc.levels.iter().enumerate() {
+            let lp = path.key("levels").index(idx);
+            let after = match level.after {
+                Some(a) => a.get(),
+                None => {
+                    c.missing(&lp, "after", "");
+                    Duration::ZERO
+                }
+            };
+            if after < last_after {
+                c.error(
+                    &lp.key("after"),
+                    format!(
+                        "level {} comes after \"{}\", earlier than the level before it (\"{}\"); list levels in order",
+                        idx + 1,
+                        humantime::format_duration(after),
+                        humantime::format_duration(last_after)
+                    ),
+                );
+            }
+            last_after = last_after.max(after);
+            if level.channels.is_empty() {
+                c.missing(&lp, "channels", "");
+            }
+            for (ci, ch) in level.channels.iter().enumerate() {
+                if !raw.channels.contains_key(ch) {
+                    let mut msg = format!("channel \"{ch}\" is not defined");
+                    if let Some(s) = did_you_mean(ch, raw.channels.keys().map(String::as_str)) {
+                        msg.push_str(&format!("; did you mean \"{s}\"?"));
+                    } else {
+                        msg.push_str(&format!("; define it as [channels.{ch}]"));
+                    }
+                    c.error(&lp.key("channels").index(ci), msg);
+                }
+            }
+            levels.push(EscalationLevel {
+                after,
+                channels: level.channels.clone(),
+            });
+        }
+        let repeat = esc.repeat.map(|r| r.get());
+        if let Some(r) = repeat
+            && r < MINUTE
+        {
+            c.error(&path.key("repeat"), format!("`repeat` = \"{}\" is too short; expected at least \"1m\"", humantime::format_duration(r)));
+        }
+        escalations.insert(
+            name.clone(),
+            Escalation {
+                name: name.clone(),
+                levels,
+                repeat,
+            },
+        );
+    }
+
+    if let Some(e) = &alerts.default_escalation {
+        check_escalation_ref(&mut c, &al.key("default-escalation"), e, &escalations);
+    }
+
+    let mut rules = Vec::new();
+    let mut rule_names = BTreeSet::new();
+    for (idx, r) in raw.rule.iter().enumerate() {
+        let path = root.key("rule").index(idx);
+        let Some(name) = &r.name else {
+            c.missing(&path, "name", "");
+            continue;
+        };
+        if !c.name(&path.key("name"), name) {
+            continue;
+        }
+        if !rule_names.insert(name.clone()) {
+            c.error(&path.key("name"), format!("rule \"{name}\" is defined twice"));
+        }
+        let Some(series) = &r.series else {
+            c.missing(&path, "series", ", like series = \"disk_used_ratio{mount=\\\"/\\\"}\"");
+            continue;
+        };
+        let condition = match (r.above, r.below, &r.predict) {
+            (Some(a), None, None) => RuleCondition::Above(a),
+            (None, Some(b), None) => RuleCondition::Below(b),
+            (None, None, Some(p)) => {
+                let pp = path.key("predict");
+                let within = match p.within {
+                    Some(w) => w.get(),
+                    None => {
+                        c.missing(&pp, "within", "");
+                        HOUR
+                    }
+                };
+                match (p.above, p.below) {
+                    (Some(a), None) => RuleCondition::PredictAbove { within, bound: a },
+                    (None, Some(b)) => RuleCondition::PredictBelow { within, bound: b },
+                    _ => {
+                        c.error(&pp, "`predict` needs exactly one of `above` or `below`");
+                        continue;
+                    }
+                }
+            }
+            _ => {
+                c.error_at_key(&path.key("name"), format!("rule \"{name}\" needs exactly one of `above`, `below` or `predict`"));
+                continue;
+            }
+        };
+        if let Some(e) = &r.escalation {
+            check_escalation_ref(&mut c, &path.key("escalation"), e, &escalations);
+        }
+        rules.push(Rule {
+            name: name.clone(),
+            series: series.clone(),
+            condition,
+            hold_for: r.r#for.map(|d| d.get()).unwrap_or_default(),
+            severity: r.severity.unwrap_or_default(),
+            escalation: r.escalation.clone().or_else(|| alerts.default_escalation.clone()),
+        });
+    }
+
+    Config {
+        daemon,
+        log,
+        api,
+        identity,
+        platform,
+        metrics,
+        reboot,
+        alerts,
+        channels,
+        escalations,
+        rules,
+        targets: Vec::new(),
+    }
+}
+
+fn host_name() -> String {
+    nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_else(|| "rvm".to_owned())
+}
+
+fn check_budget(c: &mut Checker<'_>, path: &KeyPath, budget: Option<Budget>) {
+    if let Some(b) = budget {
+        if b.count == 0 || b.count > 100 {
+            c.error(path, format!("budget \"{b}\": count {} is out of range; expected 1 to 100", b.count));
+        }
+        if b.window < MINUTE || b.window > 30 * DAY {
+            c.error(path, format!("budget \"{b}\": window is out of range; expected \"1m\" to \"30days\""));
+        }
+    }
+}
+
+fn check_command(c: &mut Checker<'_>, path: &KeyPath, command: &[String]) {
+    match command.first() {
+        None => c.error(path, "command is empty; expected [\"/path/to/program\", \"arg\", ...]"),
+        Some(p) if !p.starts_with('/') => c.error(
+            &path.index(0),
+            format!("program \"{p}\" must be an absolute path (no shell, no PATH search)"),
+        ),
+        Some(_) => {}
+    }
+}
+
+fn check_escalation_ref(
+    c: &mut Checker<'_>,
+    path: &KeyPath,
+    name: &str,
+    escalations: &BTreeMap<String, Escalation>,
+) {
+    if !escalations.contains_key(name) {
+        let mut msg = format!("escalation chain \"{name}\" is not defined");
+        match did_you_mean(name, escalations.keys().map(String::as_str)) {
+            Some(s) => msg.push_str(&format!("; did you mean \"{s}\"?")),
+            None if escalations.is_empty() => msg.push_str("; no chains are defined in watchdog.toml"),
+            None => msg.push_str(&format!(
+                "; defined chains: {}",
+                quote_list(&escalations.keys().map(String::as_str).collect::<Vec<_>>())
+            )),
+        }
+        c.error(path, msg);
+    }
+}
+
+fn channel(c: &mut Checker<'_>, path: &KeyPath, name: &str, ch: &RawChannel) -> Option<Channel> {
+    let Some(kind) = &ch.kind else {
+        c.missing(path, "kind", ": one of \"webhook\", \"email\", \"sms\", \"alertmanager\"");
+        return None;
+    };
+    let kind = c.choice(&path.key("kind"), kind, &["webhook", "email", "sms", "alertmanager"])?;
+    const COMMON: [&str; 3] = ["kind", "min-severity", "timeout"];
+    let specific: &[&str] = match kind {
+        "webhook" => &["url", "secret-file"],
+        "email" => &["smtp", "tls", "username", "password-file", "from", "to"],
+        "sms" => &["url", "username", "password-file", "from", "to"],
+        _ => &["url"],
+    };
+    let allowed: Vec<&str> = COMMON.iter().chain(specific).copied().collect();
+    c.inapplicable(path, &allowed, &format!("a {kind} channel"));
+    let url = |c: &mut Checker<'_>| match &ch.url {
+        Some(u) => {
+            c.url(&path.key("url"), u);
+            Some(u.clone())
+        }
+        None => {
+            c.missing(path, "url", "");
+            None
+        }
+    };
+    let secret = |c: &mut Checker<'_>, key: &str, v: &Option<String>| v.as_deref().map(|f| c.secret_file(&path.key(key), f));
+    let kind = match kind {
+        "webhook" => ChannelKind::Webhook {
+            url: url(c)?,
+            secret_file: secret(c, "secret-file", &ch.secret_file),
+        },
+        "alertmanager" => ChannelKind::Alertmanager { url: url(c)? },
+        "email" => {
+            let smtp = match &ch.smtp {
+                Some(s) => {
+                    c.host_port(&path.key("smtp"), s);
+                    s.clone()
+                }
+                None => {
+                    c.missing(path, "smtp", ", like smtp = \"mail.example:587\"");
+                    return None;
+                }
+            };
+            let tls = match ch.tls.as_deref() {
+                None => SmtpTls::StartTls,
+                Some(t) => match c.choice(&path.key("tls"), t, &["starttls", "tls", "none"]) {
+                    Some("tls") => SmtpTls::Tls,
+                    Some("none") => SmtpTls::None,
+                    _ => SmtpTls::StartTls,
+                },
+            };
+            let Some(from) = ch.from.clone() else {
+                c.missing(path, "from", ", the sender address");
+                return None;
+            };
+            let to = recipients(c, path, &ch.to, |a| a.contains('@'), "an email address")?;
+            ChannelKind::Email {
+                smtp,
+                tls,
+                username: ch.username.clone(),
+                password_file: secret(c, "password-file", &ch.password_file),
+                from,
+                to,
+            }
+        }
+        _ => {
+            let url = url(c)?;
+            let to = recipients(
+                c,
+                path,
+                &ch.to,
+                |n| n.starts_with('+') && n.len() > 4 && n[1..].chars().all(|d| d.is_ascii_digit()),
+                "a phone number in E.164 form, like \"+6281234567890\"",
+            )?;
+            ChannelKind::Sms {
+                url,
+                username: ch.username.clone(),
+                password_file: secret(c, "password-file", &ch.password_file),
+                from: ch.from.clone(),
+                to,
+            }
+        }
+    };
+    Some(Channel {
+        name: name.to_owned(),
+        kind,
+        min_severity: ch.min_severity.unwrap_or(Severity::Info),
+        timeout: c.duration(&path.key("timeout"), ch.timeout, 10 * SECOND, SECOND, 5 * MINUTE),
+    })
+}
+
+fn recipients(
+    c: &mut Checker<'_>,
+    path: &KeyPath,
+    to: &Option<Vec<String>>,
+    valid: impl Fn(&str) -> bool,
+    what: &str,
+) -> Option<Vec<String>> {
+    let Some(to) = to else {
+        c.missing(path, "to", ", the recipients");
+        return None;
+    };
+    if to.is_empty() {
+        c.error(&path.key("to"), "`to` is empty; list at least one recipient");
+    }
+    for (i, r) in to.iter().enumerate() {
+        if !valid(r) {
+            c.error(&path.key("to").index(i), format!("recipient \"{r}\" is not {what}"));
+        }
+    }
+    Some(to.clone())
+}
+
+// ---------------------------------------------------------------------------
+// policies
+// ---------------------------------------------------------------------------
+
+/// Probe kinds and the keys each accepts beyond the common ones.
+const PROBE_KINDS: [(&str, &[&str]); 13] = [
+    ("http", &["url", "method", "expect-status", "body-contains", "json-pointer", "json-equals"]),
+    ("tcp", &["address"]),
+    ("exec", &["command"]),
+    ("file-age", &["file", "max-age"]),
+    ("unit", &["unit"]),
+    ("disk", &["mount", "warn-above", "fail-above"]),
+    ("memory", &["warn-above", "fail-above"]),
+    ("temperature", &["zone", "warn-above", "fail-above"]),
+    ("gpu", &["warn-above", "fail-above"]),
+    (
+        "camera",
+        &["device", "frame-heartbeat", "max-frame-age", "identical-frames", "kernel-errors"],
+    ),
+    ("network", &["interface", "default-route", "resolve", "address", "url"]),
+    ("myrvm", &["path"]),
+    ("process", &["stuck-for"]),
+];
+const PROBE_COMMON: [&str; 7] = ["name", "kind", "role", "interval", "timeout", "fail-after", "pass-after"];
+
+const ACTIONS: [(&str, &[&str]); 5] = [
+    ("restart", &[]),
+    ("restart-units", &["units"]),
+    ("hook", &["hook", "args", "timeout"]),
+    ("kill", &["signal"]),
+    ("reboot", &["budget"]),
+];
+const STEP_COMMON: [&str; 5] = ["action", "attempts", "backoff", "healthy-for", "cooldown"];
+
+/// Placeholders a hook's `args` may use.
+pub const HOOK_PLACEHOLDERS: [&str; 4] = ["target", "unit", "device", "incident"];
+
+/// Validates one policy file. `None` when it has no usable target, or the
+/// target is disabled (`enabled = false`, reported as `Ok(None)`).
+pub fn policy(
+    src: &SourceFile,
+    raw: RawPolicy,
+    config: &Config,
+    out: &mut Vec<Diagnostic>,
+) -> Option<Target> {
+    let mut c = Checker::new(src, out);
+    let root = KeyPath::root();
+    let tp = root.key("target");
+    let Some(t) = &raw.target else {
+        c.missing(&root, "[target]", ": every policy file describes one target");
+        return None;
+    };
+    let name = match &t.name {
+        Some(n) => {
+            c.name(&tp.key("name"), n);
+            n.clone()
+        }
+        None => {
+            c.missing(&tp, "name", "");
+            return None;
+        }
+    };
+
+    let kind = target_kind(&mut c, &tp, t);
+
+    for (i, dep) in t.depends_on.iter().enumerate() {
+        if dep == &name {
+            c.error(&tp.key("depends-on").index(i), format!("target \"{name}\" depends on itself"));
+        }
+    }
+
+    let observe = t.observe.unwrap_or(config.daemon.observe);
+    let startup_grace = c.duration(&tp.key("startup-grace"), t.startup_grace, Duration::ZERO, Duration::ZERO, HOUR);
+    let reset_after = c.duration(&tp.key("reset-after"), t.reset_after, 10 * MINUTE, 10 * SECOND, 7 * DAY);
+
+    let mut probes: Vec<Probe> = Vec::new();
+    for (i, rp) in raw.probe.iter().enumerate() {
+        let path = root.key("probe").index(i);
+        if let Some(p) = probe(&mut c, &path, rp, &kind, config) {
+            if let Some(first) = probes.iter().position(|q| q.name == p.name) {
+                c.error(
+                    &path.key(if rp.name.is_some() { "name" } else { "kind" }),
+                    format!(
+                        "probe \"{}\" is defined twice in this target (first as probe {}); give each a distinct `name`",
+                        p.name,
+                        first + 1
+                    ),
+                );
+            }
+            probes.push(p);
+        }
+    }
+
+    let mut ladder = Vec::new();
+    for (i, rs) in raw.recovery.iter().enumerate() {
+        let path = root.key("recovery").index(i);
+        if let Some(s) = step(&mut c, &path, rs, &kind, &probes, config) {
+            ladder.push(s);
+        }
+    }
+
+    let ap = root.key("alert");
+    if let Some(e) = &raw.alert.escalation {
+        check_escalation_ref(&mut c, &ap.key("escalation"), e, &config.escalations);
+    }
+    let alert = AlertPolicy {
+        severity: raw.alert.severity.unwrap_or_default(),
+        escalation: raw.alert.escalation.clone().or_else(|| config.alerts.default_escalation.clone()),
+        delay: c.duration(&ap.key("delay"), raw.alert.delay, Duration::ZERO, Duration::ZERO, DAY),
+        notify_resolved: raw.alert.notify_resolved.unwrap_or(config.alerts.notify_resolved),
+    };
+
+    if t.enabled == Some(false) {
+        return None;
+    }
+    Some(Target {
+        name,
+        description: t.description.clone(),
+        kind: kind?,
+        depends_on: t.depends_on.clone(),
+        startup_grace,
+        reset_after,
+        observe,
+        probes,
+        ladder,
+        alert,
+        source: src.path().to_owned(),
+    })
+}
+
+fn target_kind(c: &mut Checker<'_>, tp: &KeyPath, t: &RawTarget) -> Option<TargetKind> {
+    let given: Vec<&str> = [
+        t.unit.as_ref().map(|_| "unit"),
+        t.process.as_ref().map(|_| "process"),
+        t.adopt.as_ref().map(|_| "adopt"),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if given.len() > 1 {
+        c.error_at_key(
+            &tp.key(given[1]),
+            format!(
+                "a target is one thing: `{}` and `{}` cannot both be set",
+                given[0], given[1]
+            ),
+        );
+        return None;
+    }
+    if let Some(unit) = &t.unit {
+        return c.unit_name(&tp.key("unit"), unit).then(|| TargetKind::Unit { unit: unit.clone() });
+    }
+    if let Some(p) = &t.process {
+        let pp = tp.key("process");
+        if p.command.is_empty() {
+            c.missing(&pp, "command", ", like command = [\"/usr/bin/helper\", \"--port\", \"8001\"]");
+            return None;
+        }
+        check_command(c, &pp.key("command"), &p.command);
+        for key in p.env.keys() {
+            if key.is_empty() || key.contains('=') || key.contains('\0') {
+                c.error_at_key(&pp.key("env").key(key), format!("invalid environment variable name \"{key}\""));
+            }
+        }
+        return Some(TargetKind::Process(ProcessSpec {
+            command: p.command.clone(),
+            env: p.env.clone(),
+            working_dir: p
+                .working_dir
+                .as_deref()
+                .map(|w| c.abs_path(&pp.key("working-dir"), w))
+                .unwrap_or_else(|| PathBuf::from("/")),
+            user: p.user.clone(),
+            group: p.group.clone(),
+            stop_signal: c.signal(&pp.key("stop-signal"), p.stop_signal.as_deref(), Signal::SIGTERM),
+            stop_timeout: c.duration(&pp.key("stop-timeout"), p.stop_timeout, 10 * SECOND, Duration::ZERO, 10 * MINUTE),
+        }));
+    }
+    if let Some(a) = &t.adopt {
+        let ap = tp.key("adopt");
+        let by = match (&a.pidfile, &a.r#match) {
+            (Some(p), None) => AdoptBy::Pidfile(c.abs_path(&ap.key("pidfile"), p)),
+            (None, Some(m)) if !m.is_empty() => AdoptBy::Match(m.clone()),
+            (None, Some(_)) => {
+                c.error(&ap.key("match"), "`match` is empty");
+                return None;
+            }
+            (Some(_), Some(_)) => {
+                c.error_at_key(&ap.key("match"), "set one of `pidfile` or `match`, not both");
+                return None;
+            }
+            (None, None) => {
+                c.missing(&ap, "pidfile` or `match", "");
+                return None;
+            }
+        };
+        return Some(TargetKind::Adopted(AdoptSpec {
+            by,
+            may_signal: a.may_signal.unwrap_or(false),
+        }));
+    }
+    Some(TargetKind::Probed)
+}
+
+fn thresholds(c: &mut Checker<'_>, path: &KeyPath, p: &RawProbe, max: f64, default: (Option<f64>, Option<f64>)) -> Thresholds {
+    let warn = p.warn_above.map(|v| c.number(&path.key("warn-above"), Some(v), v, 0.0, max));
+    let fail = p.fail_above.map(|v| c.number(&path.key("fail-above"), Some(v), v, 0.0, max));
+    let (warn, fail) = if warn.is_none() && fail.is_none() {
+        default
+    } else {
+        (warn, fail)
+    };
+    if let (Some(w), Some(f)) = (warn, fail)
+        && w >= f
+    {
+        c.error(
+            &path.key("warn-above"),
+            format!("`warn-above` = {w} must be below `fail-above` = {f}"),
+        );
+    }
+    Thresholds {
+        warn_above: warn,
+        fail_above: fail,
+    }
+}
+
+fn probe(c: &mut Checker<'_>, path: &KeyPath, p: &RawProbe, target: &Option<TargetKind>, config: &Config) -> Option<Probe> {
+    let Some(kind) = &p.kind else {
+        c.missing(path, "kind", &format!(": one of {}", quote_list(&PROBE_KINDS.map(|(k, _)| k))));
+        return None;
+    };
+    let kinds = PROBE_KINDS.map(|(k, _)| k);
+    let kind = c.choice(&path.key("kind"), kind, &kinds)?;
+    let specific = PROBE_KINDS.iter().find(|(k, _)| *k == kind).map(|(_, s)| *s).unwrap_or(&[]);
+    let allowed: Vec<&str> = PROBE_COMMON.iter().chain(specific).copied().collect();
+    c.inapplicable(path, &allowed, &format!("a {kind} probe"));
+
+    let name = p.name.clone().unwrap_or_else(|| kind.to_owned());
+    if p.name.is_some() {
+        c.name(&path.key("name"), &name);
+    }
+    let role = match p.role.as_deref() {
+        None => ProbeRole::Liveness,
+        Some(r) => match c.choice(&path.key("role"), r, &["liveness", "dependency"]) {
+            Some("dependency") => ProbeRole::Dependency,
+            _ => ProbeRole::Liveness,
+        },
+    };
+    let interval = c.duration(&path.key("interval"), p.interval, 10 * SECOND, Duration::from_millis(100), DAY);
+    let timeout = c.duration(&path.key("timeout"), p.timeout, (5 * SECOND).min(interval), Duration::from_millis(10), HOUR);
+    if timeout > interval {
+        c.error(
+            &path.key("timeout"),
+            format!(
+                "`timeout` = \"{}\" is longer than `interval` = \"{}\"; a check would still run when the next is due",
+                humantime::format_duration(timeout),
+                humantime::format_duration(interval)
+            ),
+        );
+    }
+    let fail_after = c.count(&path.key("fail-after"), p.fail_after, 3, 1, 100);
+    let pass_after = c.count(&path.key("pass-after"), p.pass_after, 2, 1, 100);
+
+    let need = |c: &mut Checker<'_>, key: &str, v: &Option<String>, hint: &str| -> Option<String> {
+        if v.is_none() {
+            c.missing(path, key, hint);
+        }
+        v.clone()
+    };
+    let check = match kind {
+        "http" => {
+            let url = need(c, "url", &p.url, "")?;
+            c.url(&path.key("url"), &url);
+            let method = p.method.clone().unwrap_or_else(|| "GET".into());
+            c.choice(&path.key("method"), &method, &["GET", "HEAD"]);
+            for (i, s) in p.expect_status.iter().flatten().enumerate() {
+                if !(100..=599).contains(s) {
+                    c.error(&path.key("expect-status").index(i), format!("HTTP status {s} is out of range; expected 100 to 599"));
+                }
+            }
+            let json = match (&p.json_pointer, &p.json_equals) {
+                (Some(ptr), Some(v)) => {
+                    if !ptr.is_empty() && !ptr.starts_with('/') {
+                        c.error(&path.key("json-pointer"), format!("JSON pointer \"{ptr}\" must start with '/', like \"/status\""));
+                    }
+                    Some((ptr.clone(), v.clone()))
+                }
+                (None, None) => None,
+                (Some(_), None) => {
+                    c.missing(path, "json-equals", ", the value `json-pointer` must have");
+                    None
+                }
+                (None, Some(_)) => {
+                    c.missing(path, "json-pointer", ", where `json-equals` looks");
+                    None
+                }
+            };
+            Check::Http {
+                url,
+                method,
+                expect_status: p.expect_status.clone().unwrap_or_default(),
+                body_contains: p.body_contains.clone(),
+                json,
+            }
+        }
+        "tcp" => {
+            let address = need(c, "address", &p.address, ", like address = \"127.0.0.1:8001\"")?;
+            c.host_port(&path.key("address"), &address);
+            Check::Tcp { address }
+        }
+        "exec" => {
+            let Some(command) = &p.command else {
+                c.missing(path, "command", ", like command = [\"/usr/lib/nagios/plugins/check_load\", \"-w\", \"5\"]");
+                return None;
+            };
+            check_command(c, &path.key("command"), command);
+            Check::Exec { command: command.clone() }
+        }
+        "file-age" => {
+            let file = need(c, "file", &p.file, "")?;
+            let Some(max_age) = p.max_age else {
+                c.missing(path, "max-age", ", like max-age = \"1m\"");
+                return None;
+            };
+            Check::FileAge {
+                file: c.abs_path(&path.key("file"), &file),
+                max_age: c.duration(&path.key("max-age"), Some(max_age), MINUTE, SECOND, 30 * DAY),
+            }
+        }
+        "unit" => {
+            let unit = match (&p.unit, target) {
+                (Some(u), _) => {
+                    c.unit_name(&path.key("unit"), u);
+                    u.clone()
+                }
+                (None, Some(TargetKind::Unit { unit })) => unit.clone(),
+                (None, _) => {
+                    c.missing(path, "unit", " (the target is not a unit)");
+                    return None;
+                }
+            };
+            Check::Unit { unit }
+        }
+        "disk" => Check::Disk {
+            mount: p
+                .mount
+                .as_deref()
+                .map(|m| c.abs_path(&path.key("mount"), m))
+                .unwrap_or_else(|| PathBuf::from("/")),
+            thresholds: thresholds(c, path, p, 100.0, (Some(85.0), Some(95.0))),
+        },
+        "memory" => Check::Memory {
+            thresholds: thresholds(c, path, p, 100.0, (Some(90.0), Some(97.0))),
+        },
+        "temperature" => Check::Temperature {
+            zone: p.zone.clone(),
+            thresholds: thresholds(c, path, p, 150.0, (Some(85.0), Some(95.0))),
+        },
+        "gpu" => Check::Gpu {
+            thresholds: thresholds(c, path, p, 150.0, (Some(85.0), Some(95.0))),
+        },
+        "camera" => {
+            let device = need(c, "device", &p.device, ", like device = \"/dev/v4l/by-id/usb-...-video-index0\"")?;
+            Check::Camera {
+                device: c.abs_path(&path.key("device"), &device),
+                frame_heartbeat: p
+                    .frame_heartbeat
+                    .as_deref()
+                    .map(|f| c.abs_path(&path.key("frame-heartbeat"), f)),
+                max_frame_age: c.duration(&path.key("max-frame-age"), p.max_frame_age, 10 * SECOND, Duration::from_millis(100), HOUR),
+                identical_frames: c.count(&path.key("identical-frames"), p.identical_frames, 5, 2, 10_000),
+                kernel_errors: p.kernel_errors.unwrap_or(true),
+            }
+        }
+        "network" => {
+            if let Some(a) = &p.address {
+                c.host_port(&path.key("address"), a);
+            }
+            if let Some(u) = &p.url {
+                c.url(&path.key("url"), u);
+            }
+            Check::Network {
+                interface: p.interface.clone(),
+                default_route: p.default_route.unwrap_or(true),
+                resolve: p.resolve.clone(),
+                address: p.address.clone(),
+                url: p.url.clone(),
+            }
+        }
+        "myrvm" => {
+            let rp = need(c, "path", &p.path, ", a read-only endpoint under [platform] base-url")?;
+            if !rp.starts_with('/') {
+                c.error(&path.key("path"), format!("path \"{rp}\" must start with '/'"));
+            }
+            let lower = rp.to_ascii_lowercase();
+            if ["heartbeat", "handshake", "deposit", "sync-offline"].iter().any(|w| lower.contains(w)) {
+                c.error(
+                    &path.key("path"),
+                    format!("path \"{rp}\" is an edge endpoint that changes state on the platform (calling it would consume the edge client's commands); use a read-only endpoint"),
+                );
+            }
+            if config.platform.is_none() {
+                c.error_at_key(&path.key("kind"), "a myrvm probe needs [platform] base-url in watchdog.toml");
+            }
+            Check::Myrvm { path: rp }
+        }
+        _ => {
+            if !matches!(target, Some(TargetKind::Process(_) | TargetKind::Adopted(_))) {
+                c.error(&path.key("kind"), "a process probe needs a process target ([target.process] or [target.adopt])");
+            }
+            Check::Process {
+                stuck_for: c.duration(&path.key("stuck-for"), p.stuck_for, 30 * SECOND, SECOND, HOUR),
+            }
+        }
+    };
+    Some(Probe {
+        name,
+        role,
+        interval,
+        timeout,
+        fail_after,
+        pass_after,
+        check,
+    })
+}
+
+fn step(
+    c: &mut Checker<'_>,
+    path: &KeyPath,
+    s: &RawStep,
+    target: &Option<TargetKind>,
+    probes: &[Probe],
+    config: &Config,
+) -> Option<Step> {
+    let names = ACTIONS.map(|(a, _)| a);
+    let Some(action) = &s.action else {
+        c.missing(path, "action", &format!(": one of {}", quote_list(&names)));
+        return None;
+    };
+    let action = c.choice(&path.key("action"), action, &names)?;
+    let specific = ACTIONS.iter().find(|(a, _)| *a == action).map(|(_, k)| *k).unwrap_or(&[]);
+    let allowed: Vec<&str> = STEP_COMMON.iter().chain(specific).copied().collect();
+    c.inapplicable(path, &allowed, &format!("a {action} step"));
+
+    let action = match action {
+        "restart" => {
+            if matches!(target, Some(TargetKind::Probed)) {
+                c.error(&path.key("action"), "`restart` needs a target with a `unit`, a `[target.process]` or an adopted process that may be signalled");
+            }
+            if let Some(TargetKind::Adopted(a)) = target
+                && !a.may_signal
+            {
+                c.error(&path.key("action"), "`restart` of an adopted process needs `may-signal = true` in [target.adopt]");
+            }
+            Action::Restart
+        }
+        "restart-units" => {
+            let Some(units) = &s.units else {
+                c.missing(path, "units", ", like units = [\"nvargus-daemon.service\"]");
+                return None;
+            };
+            if units.is_empty() {
+                c.error(&path.key("units"), "`units` is empty");
+            }
+            for (i, u) in units.iter().enumerate() {
+                c.unit_name(&path.key("units").index(i), u);
+            }
+            Action::RestartUnits(units.clone())
+        }
+        "hook" => {
+            let Some(name) = &s.hook else {
+                c.missing(path, "hook", ", the file name of a hook");
+                return None;
+            };
+            let hook_path = match crate::hook::resolve(name, &config.daemon.hooks_dirs) {
+                Ok(p) => p,
+                Err(e) => {
+                    c.error(&path.key("hook"), e.to_string());
+                    PathBuf::from(name)
+                }
+            };
+            let args = s.args.clone().unwrap_or_default();
+            for (i, a) in args.iter().enumerate() {
+                check_placeholders(c, &path.key("args").index(i), a, target, probes);
+            }
+            Action::Hook {
+                name: name.clone(),
+                path: hook_path,
+                args,
+                timeout: c.duration(&path.key("timeout"), s.timeout, 30 * SECOND, SECOND, HOUR),
+            }
+        }
+        "kill" => {
+            if matches!(target, Some(TargetKind::Probed)) {
+                c.error(&path.key("action"), "`kill` needs a target with a process or unit");
+            }
+            Action::Kill(c.signal(&path.key("signal"), s.signal.as_deref(), Signal::SIGKILL))
+        }
+        _ => {
+            check_budget(c, &path.key("budget"), s.budget);
+            Action::Reboot { budget: s.budget }
+        }
+    };
+    let default_attempts = if matches!(action, Action::Reboot { .. }) { 1 } else { 3 };
+    let attempts = c.count(&path.key("attempts"), s.attempts, default_attempts, 1, 100);
+    let bp = path.key("backoff");
+    let b = s.backoff.clone().unwrap_or_default();
+    let initial = c.duration(&bp.key("initial"), b.initial, SECOND, Duration::ZERO, HOUR);
+    let max = c.duration(&bp.key("max"), b.max, (5 * MINUTE).max(initial), Duration::ZERO, DAY);
+    if max < initial {
+        c.error(
+            &bp.key("max"),
+            format!(
+                "backoff `max` = \"{}\" is below `initial` = \"{}\"",
+                humantime::format_duration(max),
+                humantime::format_duration(initial)
+            ),
+        );
+    }
+    let backoff = Backoff {
+        initial,
+        factor: c.number(&bp.key("factor"), b.factor, 2.0, 1.0, 10.0),
+        max,
+        jitter: c.number(&bp.key("jitter"), b.jitter, 0.1, 0.0, 1.0),
+    };
+    Some(Step {
+        action,
+        attempts,
+        backoff,
+        healthy_for: c.duration(&path.key("healthy-for"), s.healthy_for, 30 * SECOND, Duration::ZERO, DAY),
+        cooldown: c.duration(&path.key("cooldown"), s.cooldown, Duration::ZERO, Duration::ZERO, DAY),
+    })
+}
+
+fn check_placeholders(c: &mut Checker<'_>, path: &KeyPath, arg: &str, target: &Option<TargetKind>, probes: &[Probe]) {
+    let mut rest = arg;
+    while let Some(open) = rest.find('{') {
+        let Some(close) = rest[open..].find('}') else {
+            c.error(path, format!("argument \"{arg}\" has an unclosed '{{'"));
+            return;
+        };
+        let name = &rest[open + 1..open + close];
+        if !HOOK_PLACEHOLDERS.contains(&name) {
+            c.error(
+                path,
+                format!("unknown placeholder {{{name}}} in \"{arg}\"; expected one of {}", HOOK_PLACEHOLDERS.map(|p| format!("{{{p}}}")).join(", ")),
+            );
+        } else if name == "unit" && !matches!(target, Some(TargetKind::Unit { .. })) {
+            c.error(path, format!("{{unit}} in \"{arg}\" needs a target with a `unit`"));
+        } else if name == "device" && !probes.iter().any(|p| matches!(p.check, Check::Camera { .. })) {
+            c.error(path, format!("{{device}} in \"{arg}\" needs a camera probe in this target"));
+        }
+        rest = &rest[open + close + 1..];
+    }
+}
+
+/// Checks that span files: duplicate targets, dependencies, cycles.
+pub fn cross_check(targets: &[(Target, &SourceFile)], out: &mut Vec<Diagnostic>) {
+    let mut first_seen: HashMap<&str, &Path> = HashMap::new();
+    for (t, src) in targets {
+        if let Some(first) = first_seen.get(t.name.as_str()) {
+            let d = src.at(
+                &KeyPath::root().key("target").key("name"),
+                Anchor::Value,
+                Level::Error,
+                format!("target \"{}\" is already defined in {}", t.name, first.display()),
+            );
+            out.push(d);
+        } else {
+            first_seen.insert(&t.name, src.path());
+        }
+    }
+    let names: BTreeSet<&str> = targets.iter().map(|(t, _)| t.name.as_str()).collect();
+    for (t, src) in targets {
+        for (i, dep) in t.depends_on.iter().enumerate() {
+            if dep != &t.name && !names.contains(dep.as_str()) {
+                let mut msg = format!("target \"{}\" depends on \"{dep}\", which is not defined", t.name);
+                if let Some(s) = did_you_mean(dep, names.iter().copied()) {
+                    msg.push_str(&format!("; did you mean \"{s}\"?"));
+                }
+                out.push(src.at(
+                    &KeyPath::root().key("target").key("depends-on").index(i),
+                    Anchor::Value,
+                    Level::Error,
+                    msg,
+                ));
+            }
+        }
+    }
+    // Cycles: depth-first search; each cycle reported once, at its first member.
+    let deps: BTreeMap<&str, Vec<&str>> = targets
+        .iter()
+        .map(|(t, _)| (t.name.as_str(), t.depends_on.iter().map(String::as_str).filter(|d| *d != t.name).collect()))
+        .collect();
+    let mut reported: BTreeSet<BTreeSet<&str>> = BTreeSet::new();
+    for (t, src) in targets {
+        if let Some(cycle) = find_cycle(&t.name, &deps) {
+            let members: BTreeSet<&str> = cycle.iter().copied().collect();
+            if cycle[0] == t.name && reported.insert(members) {
+                out.push(src.at(
+                    &KeyPath::root().key("target").key("depends-on"),
+                    Anchor::Value,
+                    Level::Error,
+                    format!("dependency cycle: {}", cycle.iter().chain(std::iter::once(&cycle[0])).copied().collect::<Vec<_>>().join(" -> ")),
+                ));
+            }
+        }
+    }
+}
+
+/// A cycle through `start`, as the list of its members starting at `start`.
+fn find_cycle<'a>(start: &'a str, deps: &BTreeMap<&'a str, Vec<&'a str>>) -> Option<Vec<&'a str>> {
+    fn dfs<'a>(
+        node: &'a str,
+        start: &'a str,
+        deps: &BTreeMap<&'a str, Vec<&'a str>>,
+        path: &mut Vec<&'a str>,
+        seen: &mut BTreeSet<&'a str>,
+    ) -> bool {
+        for next in deps.get(node).into_iter().flatten() {
+            if *next == start {
+                return true;
+            }
+            if seen.insert(next) {
+                path.push(next);
+                if dfs(next, start, deps, path, seen) {
+                    return true;
+                }
+                path.pop();
+            }
+        }
+        false
+    }
+    let mut path = vec![start];
+    let mut seen = BTreeSet::from([start]);
+    dfs(start, start, deps, &mut path, &mut seen).then_some(path)
+}

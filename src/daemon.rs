@@ -1,0 +1,418 @@
+//! The daemon: load the configuration, serve the API, run the core loop,
+//! reload on SIGHUP, stop on SIGTERM.
+//!
+//! The **core loop** owns the configuration in force and publishes a
+//! [`Snapshot`] for observers. It is also what pings systemd's watchdog
+//! (`WATCHDOG=1`): a wedged loop stops pinging and systemd restarts the
+//! daemon. A **reload** reads and validates everything off the loop and
+//! applies it whole, or not at all.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::Context as _;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, warn};
+
+use crate::api::{self, ApiState};
+use crate::config::{self, Config, Level, Loaded, Sources};
+use crate::logging::{self, LogHandle};
+use crate::notify;
+use crate::status::{ConfigView, IdentityView, RejectedReload, Snapshot};
+
+/// How long the API gets to finish requests at shutdown.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// A request to the core loop.
+#[derive(Debug)]
+pub enum Command {
+    /// Re-read and validate everything; apply all or nothing.
+    Reload {
+        /// The outcome.
+        reply: oneshot::Sender<ReloadOutcome>,
+    },
+}
+
+/// What a reload did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReloadOutcome {
+    /// Applied: the new generation and its target count.
+    Applied {
+        /// Generation number.
+        generation: u64,
+        /// Targets now watched.
+        targets: usize,
+    },
+    /// Refused: the problems, rendered; the running configuration stays.
+    Refused {
+        /// `file:line:col: error: …` lines.
+        problems: Vec<String>,
+    },
+}
+
+/// Entry point for `rvm-watchdog run`: loads the configuration, sets up
+/// logging, and runs the daemon until SIGTERM or SIGINT.
+pub fn main(sources: Sources) -> anyhow::Result<()> {
+    let loaded = config::load(&sources);
+    let Some(config) = loaded.config.clone() else {
+        // Logging is not configured yet: the problems go to stderr, which is
+        // also the journal when systemd runs us.
+        for d in &loaded.diagnostics {
+            eprintln!("{d}");
+        }
+        anyhow::bail!(
+            "configuration is invalid ({} error(s)); nothing started",
+            loaded.error_count()
+        );
+    };
+    let log = logging::init(config.log.level, config.log.output);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .thread_name("rvm-watchdog")
+        .build()
+        .context("cannot start the async runtime")?;
+    let shutdown = CancellationToken::new();
+    runtime.block_on(async {
+        let signals = spawn_signal_listener(shutdown.clone())?;
+        run(sources, loaded, Some(log), shutdown, signals).await
+    })
+}
+
+/// Turns SIGTERM and SIGINT into cancelling `shutdown`, and SIGHUP into reload commands.
+fn spawn_signal_listener(shutdown: CancellationToken) -> anyhow::Result<mpsc::Receiver<Command>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
+    let mut hup = signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?;
+    let (tx, rx) = mpsc::channel(4);
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = term.recv() => { info!(signal = "SIGTERM", "stopping"); shutdown.cancel(); break; }
+                _ = int.recv() => { info!(signal = "SIGINT", "stopping"); shutdown.cancel(); break; }
+                _ = hup.recv() => {
+                    info!(signal = "SIGHUP", "reload requested");
+                    let (reply, _) = oneshot::channel();
+                    if tx.send(Command::Reload { reply }).await.is_err() { break; }
+                }
+            }
+        }
+    });
+    Ok(rx)
+}
+
+/// Runs the daemon on an already loaded, valid configuration until
+/// `shutdown` is cancelled. `commands` carries reload requests (SIGHUP, API).
+pub async fn run(
+    sources: Sources,
+    loaded: Loaded,
+    log: Option<LogHandle>,
+    shutdown: CancellationToken,
+    mut commands: mpsc::Receiver<Command>,
+) -> anyhow::Result<()> {
+    let config = loaded
+        .config
+        .clone()
+        .context("run() needs a valid configuration")?;
+    let started = Instant::now();
+    let state_dir = prepare_state_dir(&config.daemon.state_dir)?;
+
+    let listener = tokio::net::TcpListener::bind(config.api.listen)
+        .await
+        .with_context(|| format!("cannot listen on {} (set [api] listen or --listen)", config.api.listen))?;
+    let listen = listener.local_addr().context("cannot read the bound address")?;
+
+    let tick_every = notify::watchdog_interval()
+        .map(|w| (w / 3).min(Duration::from_secs(1)))
+        .unwrap_or(Duration::from_secs(1));
+    let source = config_source(&loaded);
+    let warnings = loaded.diagnostics.iter().filter(|d| d.severity == Level::Warning).count();
+    let snapshot = Snapshot {
+        identity: identity_view(&config),
+        started_at: SystemTime::now(),
+        config: ConfigView::new(&config, 1, warnings, source.clone()),
+        rejected_reload: None,
+        last_tick: Instant::now(),
+        tick_every,
+        state_dir: state_dir.display().to_string(),
+        log_destination: log.as_ref().map(|l| l.destination).unwrap_or("stderr"),
+    };
+    let (snapshot_tx, snapshot_rx) = watch::channel(snapshot);
+
+    let app = api::router(ApiState { snapshot: snapshot_rx });
+    let api_stop = shutdown.clone();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move { api_stop.cancelled().await })
+            .await
+    });
+
+    for d in &loaded.diagnostics {
+        log_diagnostic(d);
+    }
+    info!(
+        listen = %listen,
+        state_dir = %state_dir.display(),
+        config = %source,
+        targets = config.targets.len(),
+        "rvm-watchdog {} started",
+        env!("CARGO_PKG_VERSION")
+    );
+    announce_targets(&config);
+
+    let mut core = Core {
+        sources,
+        config,
+        generation: 1,
+        log,
+        snapshot: snapshot_tx,
+    };
+    notify::ready(&core.status_line());
+    info!(
+        startup_ms = started.elapsed().as_millis() as u64,
+        "ready"
+    );
+
+    let mut ticker = tokio::time::interval(tick_every);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = ticker.tick() => core.tick(),
+            Some(command) = commands.recv() => match command {
+                Command::Reload { reply } => {
+                    let outcome = core.reload().await;
+                    let _ = reply.send(outcome);
+                }
+            },
+        }
+    }
+
+    notify::stopping();
+    match tokio::time::timeout(SHUTDOWN_GRACE, server).await {
+        Ok(Ok(Ok(()))) => {}
+        Ok(Ok(Err(e))) => warn!(error = %e, "the API server ended with an error"),
+        Ok(Err(e)) => warn!(error = %e, "the API server task failed"),
+        Err(_) => warn!("the API server did not finish within {SHUTDOWN_GRACE:?}"),
+    }
+    info!("stopped");
+    Ok(())
+}
+
+/// The core loop's own state.
+struct Core {
+    sources: Sources,
+    config: Config,
+    generation: u64,
+    log: Option<LogHandle>,
+    snapshot: watch::Sender<Snapshot>,
+}
+
+impl Core {
+    fn tick(&mut self) {
+        notify::watchdog_ping();
+        self.snapshot.send_modify(|s| s.last_tick = Instant::now());
+    }
+
+    fn status_line(&self) -> String {
+        let s = self.snapshot.borrow();
+        let mut line = format!(
+            "watching {} target(s); configuration generation {}",
+            self.config.targets.len(),
+            self.generation
+        );
+        if let Some(r) = &s.rejected_reload {
+            line.push_str(&format!("; last reload refused ({} error(s))", r.errors));
+        }
+        line
+    }
+
+    async fn reload(&mut self) -> ReloadOutcome {
+        let sources = self.sources.clone();
+        let loaded = match tokio::task::spawn_blocking(move || config::load(&sources)).await {
+            Ok(l) => l,
+            Err(e) => {
+                error!(error = %e, "reload failed: the loader panicked; running configuration kept");
+                return ReloadOutcome::Refused {
+                    problems: vec![format!("internal error: {e}")],
+                };
+            }
+        };
+        for d in &loaded.diagnostics {
+            log_diagnostic(d);
+        }
+        let outcome = match &loaded.config {
+            None => {
+                let problems: Vec<String> = loaded
+                    .diagnostics
+                    .iter()
+                    .filter(|d| d.severity == Level::Error)
+                    .map(ToString::to_string)
+                    .collect();
+                error!(
+                    errors = problems.len(),
+                    generation = self.generation,
+                    "reload refused: the configuration has {} error(s); running configuration kept",
+                    problems.len()
+                );
+                self.snapshot.send_modify(|s| {
+                    s.rejected_reload = Some(RejectedReload {
+                        at: SystemTime::now(),
+                        errors: problems.len(),
+                        problems: problems.iter().take(5).cloned().collect(),
+                    })
+                });
+                ReloadOutcome::Refused { problems }
+            }
+            Some(new) => {
+                self.apply(new.clone(), &loaded);
+                ReloadOutcome::Applied {
+                    generation: self.generation,
+                    targets: self.config.targets.len(),
+                }
+            }
+        };
+        notify::status(&self.status_line());
+        outcome
+    }
+
+    fn apply(&mut self, new: Config, loaded: &Loaded) {
+        if new.api.listen != self.config.api.listen {
+            warn!(
+                old = %self.config.api.listen,
+                new = %new.api.listen,
+                "the API listen address changes only at restart"
+            );
+        }
+        if new.daemon.state_dir != self.config.daemon.state_dir {
+            warn!("the state directory changes only at restart");
+        }
+        if let Some(log) = &self.log
+            && new.log.level != self.config.log.level
+        {
+            log.set_level(new.log.level);
+        }
+        let old_names: Vec<&str> = self.config.targets.iter().map(|t| t.name.as_str()).collect();
+        let new_names: Vec<&str> = new.targets.iter().map(|t| t.name.as_str()).collect();
+        let added: Vec<&str> = new_names.iter().filter(|n| !old_names.contains(n)).copied().collect();
+        let removed: Vec<&str> = old_names.iter().filter(|n| !new_names.contains(n)).copied().collect();
+        let changed: Vec<&str> = new
+            .targets
+            .iter()
+            .filter(|t| self.config.target(&t.name).is_some_and(|old| old != *t))
+            .map(|t| t.name.as_str())
+            .collect();
+        self.generation += 1;
+        info!(
+            generation = self.generation,
+            targets = new.targets.len(),
+            added = ?added,
+            removed = ?removed,
+            changed = ?changed,
+            "reload applied"
+        );
+        let warnings = loaded.diagnostics.iter().filter(|d| d.severity == Level::Warning).count();
+        let view = ConfigView::new(&new, self.generation, warnings, config_source(loaded));
+        let identity = identity_view(&new);
+        self.snapshot.send_modify(|s| {
+            s.config = view;
+            s.identity = identity;
+            s.rejected_reload = None;
+        });
+        for t in new.targets.iter().filter(|t| added.contains(&t.name.as_str())) {
+            announce_target(t);
+        }
+        self.config = new;
+    }
+}
+
+fn announce_targets(config: &Config) {
+    for t in &config.targets {
+        announce_target(t);
+    }
+}
+
+fn announce_target(t: &config::Target) {
+    info!(
+        target_name = %t.name,
+        object_systemd_unit = t.unit(),
+        kind = t.kind.as_str(),
+        probes = t.probes.len(),
+        steps = t.ladder.len(),
+        observe = t.observe,
+        "watching target {}",
+        t.name
+    );
+}
+
+fn log_diagnostic(d: &config::Diagnostic) {
+    let file = d.file.display().to_string();
+    match d.severity {
+        Level::Error => error!(file = %file, line = d.line, col = d.col, "{d}"),
+        Level::Warning => warn!(file = %file, line = d.line, col = d.col, "{d}"),
+    }
+}
+
+fn config_source(loaded: &Loaded) -> String {
+    loaded
+        .files
+        .first()
+        .map(|f| f.path.display().to_string())
+        .unwrap_or_default()
+}
+
+fn identity_view(config: &Config) -> IdentityView {
+    let hardware_id = config.identity.hardware_id.clone().or_else(|| {
+        let file = config.identity.hardware_id_file.as_ref()?;
+        match std::fs::read_to_string(file) {
+            Ok(text) => Some(text.trim().to_owned()).filter(|s| !s.is_empty()),
+            Err(e) => {
+                warn!(file = %file.display(), error = %e, "cannot read the hardware id");
+                None
+            }
+        }
+    });
+    IdentityView {
+        name: config.identity.name.clone(),
+        hardware_id,
+        site: config.identity.site.clone(),
+    }
+}
+
+/// Creates the state directory, or falls back to a per-user one when it
+/// cannot be written (running without root on a development machine).
+fn prepare_state_dir(wanted: &Path) -> anyhow::Result<PathBuf> {
+    if writable_dir(wanted) {
+        return Ok(wanted.to_owned());
+    }
+    let fallback = std::env::var_os("XDG_STATE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
+        .map(|base| base.join("rvm-watchdog"))
+        .unwrap_or_else(|| std::env::temp_dir().join(format!("rvm-watchdog-{}", nix::unistd::getuid())));
+    if writable_dir(&fallback) {
+        warn!(
+            wanted = %wanted.display(),
+            using = %fallback.display(),
+            "state directory is not writable; using a per-user one"
+        );
+        return Ok(fallback);
+    }
+    anyhow::bail!(
+        "cannot write the state directory {} nor the fallback {}",
+        wanted.display(),
+        fallback.display()
+    )
+}
+
+fn writable_dir(dir: &Path) -> bool {
+    if std::fs::create_dir_all(dir).is_err() {
+        return false;
+    }
+    let probe = dir.join(format!(".write-test-{}", std::process::id()));
+    let ok = std::fs::write(&probe, b"").is_ok();
+    let _ = std::fs::remove_file(&probe);
+    ok
+}

@@ -1,0 +1,129 @@
+//! What observers (the HTTP API, the dashboard) see of the daemon: a
+//! [`Snapshot`] published by the core loop on a `watch` channel. Observers
+//! never hold state of their own and never block the loop.
+
+use std::time::{Instant, SystemTime};
+
+use serde::Serialize;
+
+use crate::config::{Config, Target};
+
+/// The daemon as observers see it.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    /// Who this machine is.
+    pub identity: IdentityView,
+    /// When the daemon started.
+    pub started_at: SystemTime,
+    /// The configuration in force.
+    pub config: ConfigView,
+    /// The last reload that was refused, if it is more recent than the last success.
+    pub rejected_reload: Option<RejectedReload>,
+    /// When the core loop last went round (monotonic).
+    pub last_tick: Instant,
+    /// How often the core loop goes round when idle.
+    pub tick_every: std::time::Duration,
+    /// Where the state lives.
+    pub state_dir: String,
+    /// Where log lines go.
+    pub log_destination: &'static str,
+}
+
+/// The machine's identity.
+#[derive(Debug, Clone, Serialize)]
+pub struct IdentityView {
+    /// Human name.
+    pub name: String,
+    /// Hardware id, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hardware_id: Option<String>,
+    /// Site.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub site: Option<String>,
+}
+
+/// The configuration in force, for display.
+#[derive(Debug, Clone)]
+pub struct ConfigView {
+    /// Counts up with every applied load.
+    pub generation: u64,
+    /// When it was applied.
+    pub loaded_at: SystemTime,
+    /// The daemon's file.
+    pub source: String,
+    /// Where policies came from.
+    pub policies: String,
+    /// Targets.
+    pub targets: Vec<TargetView>,
+    /// Warnings found when it was loaded.
+    pub warnings: usize,
+}
+
+/// One target, for display.
+#[derive(Debug, Clone, Serialize)]
+pub struct TargetView {
+    /// Name.
+    pub name: String,
+    /// `unit`, `process`, `adopted` or `probed`.
+    pub kind: &'static str,
+    /// The unit, for unit targets.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unit: Option<String>,
+    /// Probe names.
+    pub probes: Vec<String>,
+    /// Ladder step actions, in order.
+    pub ladder: Vec<&'static str>,
+    /// Targets it depends on.
+    pub depends_on: Vec<String>,
+    /// Observe mode.
+    pub observe: bool,
+}
+
+impl From<&Target> for TargetView {
+    fn from(t: &Target) -> Self {
+        Self {
+            name: t.name.clone(),
+            kind: t.kind.as_str(),
+            unit: t.unit().map(str::to_owned),
+            probes: t.probes.iter().map(|p| p.name.clone()).collect(),
+            ladder: t.ladder.iter().map(|s| s.action.as_str()).collect(),
+            depends_on: t.depends_on.clone(),
+            observe: t.observe,
+        }
+    }
+}
+
+/// A reload that was refused: the running configuration stayed.
+#[derive(Debug, Clone)]
+pub struct RejectedReload {
+    /// When.
+    pub at: SystemTime,
+    /// How many errors.
+    pub errors: usize,
+    /// The first few problems, rendered.
+    pub problems: Vec<String>,
+}
+
+impl ConfigView {
+    /// The view of a freshly applied configuration.
+    pub fn new(config: &Config, generation: u64, warnings: usize, source: String) -> Self {
+        Self {
+            generation,
+            loaded_at: SystemTime::now(),
+            source,
+            policies: config
+                .daemon
+                .policies_dir
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|| format!("{}/policies", crate::config::EMBEDDED_PREFIX)),
+            targets: config.targets.iter().map(TargetView::from).collect(),
+            warnings,
+        }
+    }
+}
+
+/// RFC 3339 UTC time with seconds, as the health format wants.
+pub fn rfc3339(t: SystemTime) -> String {
+    humantime::format_rfc3339_seconds(t).to_string()
+}
