@@ -121,14 +121,25 @@ pub async fn run(
 
     let listener = tokio::net::TcpListener::bind(config.api.listen)
         .await
-        .with_context(|| format!("cannot listen on {} (set [api] listen or --listen)", config.api.listen))?;
-    let listen = listener.local_addr().context("cannot read the bound address")?;
+        .with_context(|| {
+            format!(
+                "cannot listen on {} (set [api] listen or --listen)",
+                config.api.listen
+            )
+        })?;
+    let listen = listener
+        .local_addr()
+        .context("cannot read the bound address")?;
 
     let tick_every = notify::watchdog_interval()
         .map(|w| (w / 3).min(Duration::from_secs(1)))
         .unwrap_or(Duration::from_secs(1));
     let source = config_source(&loaded);
-    let warnings = loaded.diagnostics.iter().filter(|d| d.severity == Level::Warning).count();
+    let warnings = loaded
+        .diagnostics
+        .iter()
+        .filter(|d| d.severity == Level::Warning)
+        .count();
     let snapshot = Snapshot {
         identity: identity_view(&config),
         started_at: SystemTime::now(),
@@ -141,7 +152,9 @@ pub async fn run(
     };
     let (snapshot_tx, snapshot_rx) = watch::channel(snapshot);
 
-    let app = api::router(ApiState { snapshot: snapshot_rx });
+    let app = api::router(ApiState {
+        snapshot: snapshot_rx,
+    });
     let api_stop = shutdown.clone();
     let server = tokio::spawn(async move {
         axum::serve(listener, app)
@@ -170,10 +183,7 @@ pub async fn run(
         snapshot: snapshot_tx,
     };
     notify::ready(&core.status_line());
-    info!(
-        startup_ms = started.elapsed().as_millis() as u64,
-        "ready"
-    );
+    info!(startup_ms = started.elapsed().as_millis() as u64, "ready");
 
     let mut ticker = tokio::time::interval(tick_every);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -294,10 +304,23 @@ impl Core {
         {
             log.set_level(new.log.level);
         }
-        let old_names: Vec<&str> = self.config.targets.iter().map(|t| t.name.as_str()).collect();
+        let old_names: Vec<&str> = self
+            .config
+            .targets
+            .iter()
+            .map(|t| t.name.as_str())
+            .collect();
         let new_names: Vec<&str> = new.targets.iter().map(|t| t.name.as_str()).collect();
-        let added: Vec<&str> = new_names.iter().filter(|n| !old_names.contains(n)).copied().collect();
-        let removed: Vec<&str> = old_names.iter().filter(|n| !new_names.contains(n)).copied().collect();
+        let added: Vec<&str> = new_names
+            .iter()
+            .filter(|n| !old_names.contains(n))
+            .copied()
+            .collect();
+        let removed: Vec<&str> = old_names
+            .iter()
+            .filter(|n| !new_names.contains(n))
+            .copied()
+            .collect();
         let changed: Vec<&str> = new
             .targets
             .iter()
@@ -313,7 +336,11 @@ impl Core {
             changed = ?changed,
             "reload applied"
         );
-        let warnings = loaded.diagnostics.iter().filter(|d| d.severity == Level::Warning).count();
+        let warnings = loaded
+            .diagnostics
+            .iter()
+            .filter(|d| d.severity == Level::Warning)
+            .count();
         let view = ConfigView::new(&new, self.generation, warnings, config_source(loaded));
         let identity = identity_view(&new);
         self.snapshot.send_modify(|s| {
@@ -321,7 +348,11 @@ impl Core {
             s.identity = identity;
             s.rejected_reload = None;
         });
-        for t in new.targets.iter().filter(|t| added.contains(&t.name.as_str())) {
+        for t in new
+            .targets
+            .iter()
+            .filter(|t| added.contains(&t.name.as_str()))
+        {
             announce_target(t);
         }
         self.config = new;
@@ -391,7 +422,9 @@ fn prepare_state_dir(wanted: &Path) -> anyhow::Result<PathBuf> {
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
         .map(|base| base.join("rvm-watchdog"))
-        .unwrap_or_else(|| std::env::temp_dir().join(format!("rvm-watchdog-{}", nix::unistd::getuid())));
+        .unwrap_or_else(|| {
+            std::env::temp_dir().join(format!("rvm-watchdog-{}", nix::unistd::getuid()))
+        });
     if writable_dir(&fallback) {
         warn!(
             wanted = %wanted.display(),

@@ -65,7 +65,11 @@ pub fn init(level: tracing::Level, output: LogOutput) -> LogHandle {
             }
         },
     };
-    let destination = if journald.is_some() { "journald" } else { "stderr" };
+    let destination = if journald.is_some() {
+        "journald"
+    } else {
+        "stderr"
+    };
     let stderr = journald.is_none().then(|| {
         tracing_subscriber::fmt::layer()
             .with_writer(std::io::stderr)

@@ -13,14 +13,16 @@ fn main() -> ExitCode {
             println!("rvm-watchdog {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
         }
-        Command::Check(args) => match rvm_watchdog::cli::check(&args, &mut std::io::stdout().lock()) {
-            Ok(true) => ExitCode::SUCCESS,
-            Ok(false) => ExitCode::from(1),
-            Err(e) => {
-                eprintln!("rvm-watchdog: cannot write the report: {e}");
-                ExitCode::from(1)
+        Command::Check(args) => {
+            match rvm_watchdog::cli::check(&args, &mut std::io::stdout().lock()) {
+                Ok(true) => ExitCode::SUCCESS,
+                Ok(false) => ExitCode::from(1),
+                Err(e) => {
+                    eprintln!("rvm-watchdog: cannot write the report: {e}");
+                    ExitCode::from(1)
+                }
             }
-        },
+        }
         Command::Run(args) => match rvm_watchdog::daemon::main(args.sources()) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

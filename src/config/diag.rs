@@ -105,9 +105,9 @@ impl KeyPath {
                     walk(parent, out);
                     out.push(Step::Key(key.clone()));
                 }
-                P::Some { parent }
-                | P::NewtypeStruct { parent }
-                | P::NewtypeVariant { parent } => walk(parent, out),
+                P::Some { parent } | P::NewtypeStruct { parent } | P::NewtypeVariant { parent } => {
+                    walk(parent, out)
+                }
             }
         }
         let mut steps = Vec::new();
@@ -330,14 +330,14 @@ impl SourceFile {
                 let parent = KeyPath(path.0[..path.0.len() - 1].to_vec());
                 message.push_str(&format!(" in `{parent}`"));
             }
-            if let Some(known) = describe_known(path) {
-                message.push_str(&format!("; expected one of {known}"));
+            if let Some(hint) = describe_known(path) {
+                message.push_str(&format!("; {hint}"));
             }
             out.push(self.at(path, Anchor::Key, Severity::Error, message));
         }
         match result {
-            Ok(value) if unknown.is_empty() => Some(value),
-            Ok(_) => None,
+            // Unknown keys are already errors; the rest is still checked.
+            Ok(value) => Some(value),
             Err(e) => {
                 out.push(self.at_span(e.span(), Severity::Error, toml_message(&e)));
                 None

@@ -31,7 +31,8 @@ pub const DEFAULT_CONFIG_PATH: &str = "/etc/rvm-watchdog/watchdog.toml";
 /// The shipped `watchdog.toml`, used when no file exists.
 pub const EMBEDDED_CONFIG: &str = include_str!("../../packaging/watchdog.toml");
 /// The policies used when no policies directory exists.
-pub const EMBEDDED_POLICIES: [(&str, &str); 1] = [("host.toml", include_str!("../../policies/host.toml"))];
+pub const EMBEDDED_POLICIES: [(&str, &str); 1] =
+    [("host.toml", include_str!("../../policies/host.toml"))];
 /// How embedded files are named in diagnostics.
 pub const EMBEDDED_PREFIX: &str = "<embedded>";
 
@@ -76,7 +77,10 @@ pub struct Loaded {
 impl Loaded {
     /// How many errors.
     pub fn error_count(&self) -> usize {
-        self.diagnostics.iter().filter(|d| d.severity == Level::Error).count()
+        self.diagnostics
+            .iter()
+            .filter(|d| d.severity == Level::Error)
+            .count()
     }
 }
 
@@ -88,7 +92,9 @@ pub fn load(sources: &Sources) -> Loaded {
     // The daemon's file.
     let config_src = match &sources.config_file {
         Some(path) => read(path, &mut diagnostics),
-        None if Path::new(DEFAULT_CONFIG_PATH).exists() => read(Path::new(DEFAULT_CONFIG_PATH), &mut diagnostics),
+        None if Path::new(DEFAULT_CONFIG_PATH).exists() => {
+            read(Path::new(DEFAULT_CONFIG_PATH), &mut diagnostics)
+        }
         None => Some(SourceFile::new(
             format!("{EMBEDDED_PREFIX}/watchdog.toml"),
             EMBEDDED_CONFIG.to_owned(),
@@ -107,7 +113,10 @@ pub fn load(sources: &Sources) -> Loaded {
             ok: !has_errors(&diagnostics[before..]),
         });
     } else if let Some(path) = &sources.config_file {
-        files.push(FileCheck { path: path.clone(), ok: false });
+        files.push(FileCheck {
+            path: path.clone(),
+            ok: false,
+        });
     }
 
     // Command-line overrides, before policies are read (hooks dirs and the
@@ -143,7 +152,12 @@ pub fn load(sources: &Sources) -> Loaded {
         Some(dir) => read_dir(dir, &mut diagnostics),
         None => EMBEDDED_POLICIES
             .iter()
-            .map(|(name, text)| SourceFile::new(format!("{EMBEDDED_PREFIX}/policies/{name}"), (*text).to_owned()))
+            .map(|(name, text)| {
+                SourceFile::new(
+                    format!("{EMBEDDED_PREFIX}/policies/{name}"),
+                    (*text).to_owned(),
+                )
+            })
             .collect(),
     };
     if let Some(c) = &mut config {
@@ -151,23 +165,40 @@ pub fn load(sources: &Sources) -> Loaded {
     }
 
     let mut targets = Vec::new();
+    let mut declared = Vec::new();
+    let mut unreadable = Vec::new();
     let mut policy_checks = Vec::new();
     for src in &policy_srcs {
         let before = diagnostics.len();
-        if let Some(raw) = src.deserialize::<RawPolicy>(&mut diagnostics, describe_policy_key)
-            && let Some(c) = &config
-            && let Some(target) = validate::policy(src, raw, c, &mut diagnostics)
-        {
-            targets.push((target, src));
+        match src.deserialize::<RawPolicy>(&mut diagnostics, describe_policy_key) {
+            Some(raw) => {
+                if let Some(t) = &raw.target
+                    && let Some(name) = &t.name
+                {
+                    declared.push(validate::Declared {
+                        name: name.clone(),
+                        enabled: t.enabled != Some(false),
+                        src,
+                    });
+                }
+                if let Some(c) = &config
+                    && let Some(target) = validate::policy(src, raw, c, &mut diagnostics)
+                {
+                    targets.push((target, src));
+                }
+            }
+            None => unreadable.push(src.path()),
         }
         policy_checks.push(before..diagnostics.len());
     }
     let before_cross = diagnostics.len();
-    validate::cross_check(&targets, &mut diagnostics);
+    validate::cross_check(&targets, &declared, &unreadable, &mut diagnostics);
     let cross: Vec<Diagnostic> = diagnostics[before_cross..].to_vec();
     for (src, range) in policy_srcs.iter().zip(policy_checks) {
         let own = has_errors(&diagnostics[range]);
-        let crossed = cross.iter().any(|d| d.file == src.path() && d.severity == Level::Error);
+        let crossed = cross
+            .iter()
+            .any(|d| d.file == src.path() && d.severity == Level::Error);
         files.push(FileCheck {
             path: src.path().to_owned(),
             ok: !own && !crossed,
@@ -178,7 +209,10 @@ pub fn load(sources: &Sources) -> Loaded {
     let order: Vec<PathBuf> = files.iter().map(|f| f.path.clone()).collect();
     diagnostics.sort_by_key(|d| {
         (
-            order.iter().position(|p| *p == d.file).unwrap_or(usize::MAX),
+            order
+                .iter()
+                .position(|p| *p == d.file)
+                .unwrap_or(usize::MAX),
             d.line,
             d.col,
         )
@@ -257,7 +291,11 @@ fn suggest(path: &KeyPath, fields: &[&str]) -> Option<String> {
         Some(s) => Some(format!("did you mean `{s}`?")),
         None => Some(format!(
             "expected one of {}",
-            fields.iter().map(|f| format!("`{f}`")).collect::<Vec<_>>().join(", ")
+            fields
+                .iter()
+                .map(|f| format!("`{f}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
         )),
     }
 }

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use super::value::{Budget, HumanDuration, Severity};
+use super::value::{Budget, Checked, HumanDuration, Severity};
 
 // ---------------------------------------------------------------------------
 // watchdog.toml
@@ -142,11 +142,11 @@ pub struct RawMetrics {
 pub struct RawReboot {
     /// Reboots allowed for all targets together, e.g. `"2/1d"`. Default `"2/1d"`.
     /// Past it the watchdog enters safe mode: no more reboots, alerts say why.
-    pub budget: Option<Budget>,
+    pub budget: Option<Checked<Budget>>,
     /// No automatic reboot before the machine has been up this long. Default `"15m"`.
     pub min_uptime: Option<HumanDuration>,
     /// Boots within a window that count as a boot loop, e.g. `"3/30m"`: safe mode at start. Default `"3/30m"`.
-    pub boot_loop: Option<Budget>,
+    pub boot_loop: Option<Checked<Budget>>,
     /// Command that reboots, instead of systemd's `Reboot()`, e.g. `["/sbin/reboot"]`.
     pub command: Option<Vec<String>>,
 }
@@ -188,7 +188,7 @@ pub struct RawChannel {
     /// email: recipient addresses; sms: phone numbers (E.164, `+62…`).
     pub to: Option<Vec<String>>,
     /// Only alerts at least this severe go to this channel. Default `info`.
-    pub min_severity: Option<Severity>,
+    pub min_severity: Option<Checked<Severity>>,
     /// Per-delivery timeout. Default `"10s"`.
     pub timeout: Option<HumanDuration>,
 }
@@ -230,7 +230,7 @@ pub struct RawRule {
     /// Fire when a linear fit predicts crossing a bound within a horizon.
     pub predict: Option<RawPredict>,
     /// Alert severity. Default `warning`.
-    pub severity: Option<Severity>,
+    pub severity: Option<Checked<Severity>>,
     /// Escalation chain. Default: `[alerts] default-escalation`.
     pub escalation: Option<String>,
 }
@@ -442,7 +442,7 @@ pub struct RawStep {
     /// kill: signal to send. Default `SIGKILL`.
     pub signal: Option<String>,
     /// reboot: this target's own reboot budget, e.g. `"1/6h"` (the global `[reboot]` one applies too).
-    pub budget: Option<Budget>,
+    pub budget: Option<Checked<Budget>>,
 }
 
 /// `backoff = { initial = "2s", factor = 2.0, max = "1m", jitter = 0.2 }`
@@ -464,7 +464,7 @@ pub struct RawBackoff {
 #[serde(rename_all = "kebab-case", default)]
 pub struct RawAlert {
     /// Severity of this target's incidents. Default `warning`.
-    pub severity: Option<Severity>,
+    pub severity: Option<Checked<Severity>>,
     /// Escalation chain. Default `[alerts] default-escalation`.
     pub escalation: Option<String>,
     /// Wait this long after the target turns failing before alerting; a

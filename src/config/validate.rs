@@ -17,7 +17,7 @@ use nix::sys::signal::Signal;
 use super::diag::{Anchor, Diagnostic, KeyPath, Severity as Level, SourceFile};
 use super::model::*;
 use super::raw::*;
-use super::value::{HumanDuration, check_name, did_you_mean};
+use super::value::{Checked, HumanDuration, check_name, did_you_mean};
 
 /// Default listen address of the API: loopback only.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9184";
@@ -26,7 +26,8 @@ pub const DEFAULT_STATE_DIR: &str = "/var/lib/rvm-watchdog";
 /// Default policies directory.
 pub const DEFAULT_POLICIES_DIR: &str = "/etc/rvm-watchdog/policies";
 /// Default hook search path: site hooks first, then shipped ones.
-pub const DEFAULT_HOOKS_DIRS: [&str; 2] = ["/etc/rvm-watchdog/hooks", "/usr/share/rvm-watchdog/hooks"];
+pub const DEFAULT_HOOKS_DIRS: [&str; 2] =
+    ["/etc/rvm-watchdog/hooks", "/usr/share/rvm-watchdog/hooks"];
 
 const SECOND: Duration = Duration::from_secs(1);
 const MINUTE: Duration = Duration::from_secs(60);
@@ -47,7 +48,9 @@ impl<'a> Checker<'a> {
 
     /// Reports an error at a key's value.
     pub fn error(&mut self, path: &KeyPath, message: impl Into<String>) {
-        let d = self.src.at(path, Anchor::Value, Level::Error, message.into());
+        let d = self
+            .src
+            .at(path, Anchor::Value, Level::Error, message.into());
         self.out.push(d);
     }
 
@@ -59,7 +62,9 @@ impl<'a> Checker<'a> {
 
     /// Reports a warning at a key's value.
     pub fn warn(&mut self, path: &KeyPath, message: impl Into<String>) {
-        let d = self.src.at(path, Anchor::Value, Level::Warning, message.into());
+        let d = self
+            .src
+            .at(path, Anchor::Value, Level::Warning, message.into());
         self.out.push(d);
     }
 
@@ -78,30 +83,48 @@ impl<'a> Checker<'a> {
         );
         // A table that is absent altogether is reported at the top of the file.
         let d = if d.line == 0 {
-            Diagnostic { line: 1, col: 1, ..d }
+            Diagnostic {
+                line: 1,
+                col: 1,
+                ..d
+            }
         } else {
             d
         };
         self.out.push(d);
     }
 
+    /// A value that was parsed when the file was read: its error, if any, is reported here.
+    fn checked<T: Clone>(&mut self, path: &KeyPath, value: &Option<Checked<T>>) -> Option<T> {
+        match value {
+            None => None,
+            Some(Checked(Ok(v))) => Some(v.clone()),
+            Some(Checked(Err(message))) => {
+                self.error(path, message.clone());
+                None
+            }
+        }
+    }
+
     /// A duration within `[min, max]`, or the default.
     fn duration(
         &mut self,
         path: &KeyPath,
-        value: Option<HumanDuration>,
+        value: &Option<HumanDuration>,
         default: Duration,
         min: Duration,
         max: Duration,
     ) -> Duration {
-        let Some(v) = value else { return default };
-        let d = v.get();
+        let Some(d) = self.checked(path, value) else {
+            return default;
+        };
         if d < min || d > max {
             self.error(
                 path,
                 format!(
-                    "`{}` = \"{v}\" is out of range; expected {} to {}",
+                    "`{}` = {} is out of range; expected {} to {}",
                     path.last_key().unwrap_or("?"),
+                    fmt_duration(d),
                     fmt_duration(min),
                     fmt_duration(max)
                 ),
@@ -112,7 +135,14 @@ impl<'a> Checker<'a> {
     }
 
     /// A whole number within `[min, max]`, or the default.
-    fn count(&mut self, path: &KeyPath, value: Option<u32>, default: u32, min: u32, max: u32) -> u32 {
+    fn count(
+        &mut self,
+        path: &KeyPath,
+        value: Option<u32>,
+        default: u32,
+        min: u32,
+        max: u32,
+    ) -> u32 {
         let Some(v) = value else { return default };
         if v < min || v > max {
             self.error(
@@ -128,7 +158,14 @@ impl<'a> Checker<'a> {
     }
 
     /// A number within `[min, max]`, or the default.
-    fn number(&mut self, path: &KeyPath, value: Option<f64>, default: f64, min: f64, max: f64) -> f64 {
+    fn number(
+        &mut self,
+        path: &KeyPath,
+        value: Option<f64>,
+        default: f64,
+        min: f64,
+        max: f64,
+    ) -> f64 {
         let Some(v) = value else { return default };
         if !(min..=max).contains(&v) {
             self.error(
@@ -160,7 +197,10 @@ impl<'a> Checker<'a> {
             return Some(c);
         }
         let key = path.last_key().unwrap_or("?");
-        let mut message = format!("unknown {key} \"{value}\"; expected one of {}", quote_list(choices));
+        let mut message = format!(
+            "unknown {key} \"{value}\"; expected one of {}",
+            quote_list(choices)
+        );
         if let Some(s) = did_you_mean(value, choices.iter().copied()) {
             message = format!("unknown {key} \"{value}\"; did you mean \"{s}\"?");
         }
@@ -171,7 +211,10 @@ impl<'a> Checker<'a> {
     /// An absolute path.
     fn abs_path(&mut self, path: &KeyPath, value: &str) -> PathBuf {
         if !value.starts_with('/') {
-            self.error(path, format!("path \"{value}\" must be absolute (start with '/')"));
+            self.error(
+                path,
+                format!("path \"{value}\" must be absolute (start with '/')"),
+            );
         }
         PathBuf::from(value)
     }
@@ -212,11 +255,14 @@ impl<'a> Checker<'a> {
 
     /// A `host:port` address.
     fn host_port(&mut self, path: &KeyPath, value: &str) -> bool {
-        let ok = value
-            .rsplit_once(':')
-            .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0));
+        let ok = value.rsplit_once(':').is_some_and(|(host, port)| {
+            !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0)
+        });
         if !ok {
-            self.error(path, format!("invalid address \"{value}\"; expected HOST:PORT, like \"127.0.0.1:8001\""));
+            self.error(
+                path,
+                format!("invalid address \"{value}\"; expected HOST:PORT, like \"127.0.0.1:8001\""),
+            );
         }
         ok
     }
@@ -224,17 +270,31 @@ impl<'a> Checker<'a> {
     /// A systemd unit name with its type suffix.
     fn unit_name(&mut self, path: &KeyPath, value: &str) -> bool {
         const SUFFIXES: [&str; 11] = [
-            ".service", ".socket", ".target", ".timer", ".mount", ".path", ".device", ".swap",
-            ".slice", ".scope", ".automount",
+            ".service",
+            ".socket",
+            ".target",
+            ".timer",
+            ".mount",
+            ".path",
+            ".device",
+            ".swap",
+            ".slice",
+            ".scope",
+            ".automount",
         ];
         if value.contains('/') || value.chars().any(char::is_whitespace) || value.is_empty() {
             self.error(path, format!("invalid unit name \"{value}\""));
             return false;
         }
-        if !SUFFIXES.iter().any(|s| value.ends_with(s) && value.len() > s.len()) {
+        if !SUFFIXES
+            .iter()
+            .any(|s| value.ends_with(s) && value.len() > s.len())
+        {
             self.error(
                 path,
-                format!("unit name \"{value}\" lacks a type suffix; did you mean \"{value}.service\"?"),
+                format!(
+                    "unit name \"{value}\" lacks a type suffix; did you mean \"{value}.service\"?"
+                ),
             );
             return false;
         }
@@ -252,17 +312,26 @@ impl<'a> Checker<'a> {
         match Signal::from_str(&name) {
             Ok(s) => s,
             Err(_) => {
-                self.error(path, format!("unknown signal \"{text}\"; expected a name like \"SIGTERM\" or \"SIGKILL\""));
+                self.error(
+                    path,
+                    format!(
+                        "unknown signal \"{text}\"; expected a name like \"SIGTERM\" or \"SIGKILL\""
+                    ),
+                );
                 default
             }
         }
     }
 
-    /// Keys present in a table that do not apply to its kind.
-    fn inapplicable(&mut self, table: &KeyPath, allowed: &[&str], what: &str) {
+    /// Keys present in a table that do not apply to its kind. Keys that
+    /// are not `known` at all were already reported as unknown.
+    fn inapplicable(&mut self, table: &KeyPath, known: &[&str], allowed: &[&str], what: &str) {
         for key in self.src.keys_at(table) {
-            if !allowed.contains(&key.as_str()) {
-                self.error_at_key(&table.key(&key), format!("`{key}` does not apply to {what}"));
+            if known.contains(&key.as_str()) && !allowed.contains(&key.as_str()) {
+                self.error_at_key(
+                    &table.key(&key),
+                    format!("`{key}` does not apply to {what}"),
+                );
             }
         }
     }
@@ -277,7 +346,11 @@ fn fmt_duration(d: Duration) -> String {
 }
 
 fn quote_list(items: &[&str]) -> String {
-    items.iter().map(|i| format!("\"{i}\"")).collect::<Vec<_>>().join(", ")
+    items
+        .iter()
+        .map(|i| format!("\"{i}\""))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 // ---------------------------------------------------------------------------
@@ -336,7 +409,11 @@ pub fn config(src: &SourceFile, raw: RawConfig, out: &mut Vec<Diagnostic>) -> Co
     let l = root.key("log");
     let level = match raw.log.level.as_deref() {
         None => tracing::Level::INFO,
-        Some(v) => match c.choice(&l.key("level"), v, &["error", "warn", "info", "debug", "trace"]) {
+        Some(v) => match c.choice(
+            &l.key("level"),
+            v,
+            &["error", "warn", "info", "debug", "trace"],
+        ) {
             Some(v) => tracing::Level::from_str(v).unwrap_or(tracing::Level::INFO),
             None => tracing::Level::INFO,
         },
@@ -360,7 +437,9 @@ pub fn config(src: &SourceFile, raw: RawConfig, out: &mut Vec<Diagnostic>) -> Co
                 &a.key("listen"),
                 format!("invalid listen address \"{listen_text}\"; expected IP:PORT, like \"127.0.0.1:9184\" or \"0.0.0.0:9184\""),
             );
-            DEFAULT_LISTEN.parse().expect("default listen address parses")
+            DEFAULT_LISTEN
+                .parse()
+                .expect("default listen address parses")
         }
     };
     let token_file = raw
@@ -411,19 +490,46 @@ pub fn config(src: &SourceFile, raw: RawConfig, out: &mut Vec<Diagnostic>) -> Co
                 .api_key_file
                 .as_deref()
                 .map(|f| c.secret_file(&pp.key("api-key-file"), f)),
-            timeout: c.duration(&pp.key("timeout"), p.timeout, 5 * SECOND, 100 * Duration::from_millis(1), MINUTE),
+            timeout: c.duration(
+                &pp.key("timeout"),
+                &p.timeout,
+                5 * SECOND,
+                100 * Duration::from_millis(1),
+                MINUTE,
+            ),
             legacy_endpoints: p.legacy_endpoints.unwrap_or(false),
         })
     });
 
     let m = root.key("metrics");
     let metrics = Metrics {
-        interval: c.duration(&m.key("interval"), raw.metrics.interval, 10 * SECOND, SECOND, HOUR),
-        raw_retention: c.duration(&m.key("raw-retention"), raw.metrics.raw_retention, DAY, HOUR, 30 * DAY),
-        rollup_retention: c.duration(&m.key("rollup-retention"), raw.metrics.rollup_retention, 30 * DAY, DAY, 400 * DAY),
+        interval: c.duration(
+            &m.key("interval"),
+            &raw.metrics.interval,
+            10 * SECOND,
+            SECOND,
+            HOUR,
+        ),
+        raw_retention: c.duration(
+            &m.key("raw-retention"),
+            &raw.metrics.raw_retention,
+            DAY,
+            HOUR,
+            30 * DAY,
+        ),
+        rollup_retention: c.duration(
+            &m.key("rollup-retention"),
+            &raw.metrics.rollup_retention,
+            30 * DAY,
+            DAY,
+            400 * DAY,
+        ),
         max_disk_mib: match raw.metrics.max_disk_mib {
             Some(v) if !(8..=65536).contains(&v) => {
-                c.error(&m.key("max-disk-mib"), format!("`max-disk-mib` = {v} is out of range; expected 8 to 65536"));
+                c.error(
+                    &m.key("max-disk-mib"),
+                    format!("`max-disk-mib` = {v} is out of range; expected 8 to 65536"),
+                );
                 256
             }
             Some(v) => v,
@@ -432,16 +538,27 @@ pub fn config(src: &SourceFile, raw: RawConfig, out: &mut Vec<Diagnostic>) -> Co
     };
 
     let r = root.key("reboot");
-    let budget = raw.reboot.budget.unwrap_or(Budget { count: 2, window: DAY });
-    check_budget(&mut c, &r.key("budget"), raw.reboot.budget);
-    let boot_loop = raw.reboot.boot_loop.unwrap_or(Budget { count: 3, window: 30 * MINUTE });
-    check_budget(&mut c, &r.key("boot-loop"), raw.reboot.boot_loop);
+    let budget = check_budget(&mut c, &r.key("budget"), &raw.reboot.budget).unwrap_or(Budget {
+        count: 2,
+        window: DAY,
+    });
+    let boot_loop =
+        check_budget(&mut c, &r.key("boot-loop"), &raw.reboot.boot_loop).unwrap_or(Budget {
+            count: 3,
+            window: 30 * MINUTE,
+        });
     if let Some(cmd) = &raw.reboot.command {
         check_command(&mut c, &r.key("command"), cmd);
     }
     let reboot = Reboot {
         budget,
-        min_uptime: c.duration(&r.key("min-uptime"), raw.reboot.min_uptime, 15 * MINUTE, Duration::ZERO, DAY),
+        min_uptime: c.duration(
+            &r.key("min-uptime"),
+            &raw.reboot.min_uptime,
+            15 * MINUTE,
+            Duration::ZERO,
+            DAY,
+        ),
         boot_loop,
         command: raw.reboot.command.clone(),
     };
@@ -452,13 +569,22 @@ pub fn config(src: &SourceFile, raw: RawConfig, out: &mut Vec<Diagnostic>) -> Co
         notify_resolved: raw.alerts.notify_resolved.unwrap_or(true),
         outbox_max: match raw.alerts.outbox_max {
             Some(v) if !(10..=1_000_000).contains(&v) => {
-                c.error(&al.key("outbox-max"), format!("`outbox-max` = {v} is out of range; expected 10 to 1000000"));
+                c.error(
+                    &al.key("outbox-max"),
+                    format!("`outbox-max` = {v} is out of range; expected 10 to 1000000"),
+                );
                 10_000
             }
             Some(v) => v,
             None => 10_000,
         },
-        outbox_max_age: c.duration(&al.key("outbox-max-age"), raw.alerts.outbox_max_age, 7 * DAY, HOUR, 90 * DAY),
+        outbox_max_age: c.duration(
+            &al.key("outbox-max-age"),
+            &raw.alerts.outbox_max_age,
+            7 * DAY,
+            HOUR,
+            90 * DAY,
+        ),
     };
 
     let mut channels = BTreeMap::new();
@@ -480,13 +606,23 @@ pub fn config(src: &SourceFile, raw: RawConfig, out: &mut Vec<Diagnostic>) -> Co
         }
         let mut levels = Vec::new();
         if esc.levels.is_empty() {
-            c.missing(&path, "levels", ", like levels = [{ after = \"0s\", channels = [\"ops-webhook\"] }]");
+            c.missing(
+                &path,
+                "levels",
+                ", like levels = [{ after = \"0s\", channels = [\"ops-webhook\"] }]",
+            );
         }
         let mut last_after = Duration::ZERO;
         for (idx, level) in esc.levels.iter().enumerate() {
             let lp = path.key("levels").index(idx);
-            let after = match level.after {
-                Some(a) => a.get(),
+            let after = match &level.after {
+                Some(_) => c.duration(
+                    &lp.key("after"),
+                    &level.after,
+                    Duration::ZERO,
+                    Duration::ZERO,
+                    7 * DAY,
+                ),
                 None => {
                     c.missing(&lp, "after", "");
                     Duration::ZERO
@@ -523,12 +659,10 @@ pub fn config(src: &SourceFile, raw: RawConfig, out: &mut Vec<Diagnostic>) -> Co
                 channels: level.channels.clone(),
             });
         }
-        let repeat = esc.repeat.map(|r| r.get());
-        if let Some(r) = repeat
-            && r < MINUTE
-        {
-            c.error(&path.key("repeat"), format!("`repeat` = \"{}\" is too short; expected at least \"1m\"", humantime::format_duration(r)));
-        }
+        let repeat = esc
+            .repeat
+            .as_ref()
+            .map(|_| c.duration(&path.key("repeat"), &esc.repeat, HOUR, MINUTE, 7 * DAY));
         escalations.insert(
             name.clone(),
             Escalation {
@@ -555,10 +689,17 @@ pub fn config(src: &SourceFile, raw: RawConfig, out: &mut Vec<Diagnostic>) -> Co
             continue;
         }
         if !rule_names.insert(name.clone()) {
-            c.error(&path.key("name"), format!("rule \"{name}\" is defined twice"));
+            c.error(
+                &path.key("name"),
+                format!("rule \"{name}\" is defined twice"),
+            );
         }
         let Some(series) = &r.series else {
-            c.missing(&path, "series", ", like series = \"disk_used_ratio{mount=\\\"/\\\"}\"");
+            c.missing(
+                &path,
+                "series",
+                ", like series = \"disk_used_ratio{mount=\\\"/\\\"}\"",
+            );
             continue;
         };
         let condition = match (r.above, r.below, &r.predict) {
@@ -566,8 +707,8 @@ pub fn config(src: &SourceFile, raw: RawConfig, out: &mut Vec<Diagnostic>) -> Co
             (None, Some(b), None) => RuleCondition::Below(b),
             (None, None, Some(p)) => {
                 let pp = path.key("predict");
-                let within = match p.within {
-                    Some(w) => w.get(),
+                let within = match &p.within {
+                    Some(_) => c.duration(&pp.key("within"), &p.within, HOUR, MINUTE, 30 * DAY),
                     None => {
                         c.missing(&pp, "within", "");
                         HOUR
@@ -583,7 +724,10 @@ pub fn config(src: &SourceFile, raw: RawConfig, out: &mut Vec<Diagnostic>) -> Co
                 }
             }
             _ => {
-                c.error_at_key(&path.key("name"), format!("rule \"{name}\" needs exactly one of `above`, `below` or `predict`"));
+                c.error_at_key(
+                    &path.key("name"),
+                    format!("rule \"{name}\" needs exactly one of `above`, `below` or `predict`"),
+                );
                 continue;
             }
         };
@@ -594,9 +738,20 @@ pub fn config(src: &SourceFile, raw: RawConfig, out: &mut Vec<Diagnostic>) -> Co
             name: name.clone(),
             series: series.clone(),
             condition,
-            hold_for: r.r#for.map(|d| d.get()).unwrap_or_default(),
-            severity: r.severity.unwrap_or_default(),
-            escalation: r.escalation.clone().or_else(|| alerts.default_escalation.clone()),
+            hold_for: c.duration(
+                &path.key("for"),
+                &r.r#for,
+                Duration::ZERO,
+                Duration::ZERO,
+                DAY,
+            ),
+            severity: c
+                .checked(&path.key("severity"), &r.severity)
+                .unwrap_or_default(),
+            escalation: r
+                .escalation
+                .clone()
+                .or_else(|| alerts.default_escalation.clone()),
         });
     }
 
@@ -623,20 +778,38 @@ fn host_name() -> String {
         .unwrap_or_else(|| "rvm".to_owned())
 }
 
-fn check_budget(c: &mut Checker<'_>, path: &KeyPath, budget: Option<Budget>) {
-    if let Some(b) = budget {
-        if b.count == 0 || b.count > 100 {
-            c.error(path, format!("budget \"{b}\": count {} is out of range; expected 1 to 100", b.count));
-        }
-        if b.window < MINUTE || b.window > 30 * DAY {
-            c.error(path, format!("budget \"{b}\": window is out of range; expected \"1m\" to \"30days\""));
-        }
+fn check_budget(
+    c: &mut Checker<'_>,
+    path: &KeyPath,
+    budget: &Option<Checked<Budget>>,
+) -> Option<Budget> {
+    let b = c.checked(path, budget)?;
+    if b.count == 0 || b.count > 100 {
+        c.error(
+            path,
+            format!(
+                "budget \"{b}\": count {} is out of range; expected 1 to 100",
+                b.count
+            ),
+        );
+        return None;
     }
+    if b.window < MINUTE || b.window > 30 * DAY {
+        c.error(
+            path,
+            format!("budget \"{b}\": window is out of range; expected \"1m\" to \"30days\""),
+        );
+        return None;
+    }
+    Some(b)
 }
 
 fn check_command(c: &mut Checker<'_>, path: &KeyPath, command: &[String]) {
     match command.first() {
-        None => c.error(path, "command is empty; expected [\"/path/to/program\", \"arg\", ...]"),
+        None => c.error(
+            path,
+            "command is empty; expected [\"/path/to/program\", \"arg\", ...]",
+        ),
         Some(p) if !p.starts_with('/') => c.error(
             &path.index(0),
             format!("program \"{p}\" must be an absolute path (no shell, no PATH search)"),
@@ -655,7 +828,9 @@ fn check_escalation_ref(
         let mut msg = format!("escalation chain \"{name}\" is not defined");
         match did_you_mean(name, escalations.keys().map(String::as_str)) {
             Some(s) => msg.push_str(&format!("; did you mean \"{s}\"?")),
-            None if escalations.is_empty() => msg.push_str("; no chains are defined in watchdog.toml"),
+            None if escalations.is_empty() => {
+                msg.push_str("; no chains are defined in watchdog.toml")
+            }
             None => msg.push_str(&format!(
                 "; defined chains: {}",
                 quote_list(&escalations.keys().map(String::as_str).collect::<Vec<_>>())
@@ -667,10 +842,18 @@ fn check_escalation_ref(
 
 fn channel(c: &mut Checker<'_>, path: &KeyPath, name: &str, ch: &RawChannel) -> Option<Channel> {
     let Some(kind) = &ch.kind else {
-        c.missing(path, "kind", ": one of \"webhook\", \"email\", \"sms\", \"alertmanager\"");
+        c.missing(
+            path,
+            "kind",
+            ": one of \"webhook\", \"email\", \"sms\", \"alertmanager\"",
+        );
         return None;
     };
-    let kind = c.choice(&path.key("kind"), kind, &["webhook", "email", "sms", "alertmanager"])?;
+    let kind = c.choice(
+        &path.key("kind"),
+        kind,
+        &["webhook", "email", "sms", "alertmanager"],
+    )?;
     const COMMON: [&str; 3] = ["kind", "min-severity", "timeout"];
     let specific: &[&str] = match kind {
         "webhook" => &["url", "secret-file"],
@@ -679,7 +862,17 @@ fn channel(c: &mut Checker<'_>, path: &KeyPath, name: &str, ch: &RawChannel) -> 
         _ => &["url"],
     };
     let allowed: Vec<&str> = COMMON.iter().chain(specific).copied().collect();
-    c.inapplicable(path, &allowed, &format!("a {kind} channel"));
+    let article = if kind.starts_with(['a', 'e']) {
+        "an"
+    } else {
+        "a"
+    };
+    c.inapplicable(
+        path,
+        fields_of::<RawChannel>(),
+        &allowed,
+        &format!("{article} {kind} channel"),
+    );
     let url = |c: &mut Checker<'_>| match &ch.url {
         Some(u) => {
             c.url(&path.key("url"), u);
@@ -690,7 +883,9 @@ fn channel(c: &mut Checker<'_>, path: &KeyPath, name: &str, ch: &RawChannel) -> 
             None
         }
     };
-    let secret = |c: &mut Checker<'_>, key: &str, v: &Option<String>| v.as_deref().map(|f| c.secret_file(&path.key(key), f));
+    let secret = |c: &mut Checker<'_>, key: &str, v: &Option<String>| {
+        v.as_deref().map(|f| c.secret_file(&path.key(key), f))
+    };
     let kind = match kind {
         "webhook" => ChannelKind::Webhook {
             url: url(c)?,
@@ -751,8 +946,16 @@ fn channel(c: &mut Checker<'_>, path: &KeyPath, name: &str, ch: &RawChannel) -> 
     Some(Channel {
         name: name.to_owned(),
         kind,
-        min_severity: ch.min_severity.unwrap_or(Severity::Info),
-        timeout: c.duration(&path.key("timeout"), ch.timeout, 10 * SECOND, SECOND, 5 * MINUTE),
+        min_severity: c
+            .checked(&path.key("min-severity"), &ch.min_severity)
+            .unwrap_or(Severity::Info),
+        timeout: c.duration(
+            &path.key("timeout"),
+            &ch.timeout,
+            10 * SECOND,
+            SECOND,
+            5 * MINUTE,
+        ),
     })
 }
 
@@ -768,11 +971,17 @@ fn recipients(
         return None;
     };
     if to.is_empty() {
-        c.error(&path.key("to"), "`to` is empty; list at least one recipient");
+        c.error(
+            &path.key("to"),
+            "`to` is empty; list at least one recipient",
+        );
     }
     for (i, r) in to.iter().enumerate() {
         if !valid(r) {
-            c.error(&path.key("to").index(i), format!("recipient \"{r}\" is not {what}"));
+            c.error(
+                &path.key("to").index(i),
+                format!("recipient \"{r}\" is not {what}"),
+            );
         }
     }
     Some(to.clone())
@@ -784,7 +993,17 @@ fn recipients(
 
 /// Probe kinds and the keys each accepts beyond the common ones.
 const PROBE_KINDS: [(&str, &[&str]); 13] = [
-    ("http", &["url", "method", "expect-status", "body-contains", "json-pointer", "json-equals"]),
+    (
+        "http",
+        &[
+            "url",
+            "method",
+            "expect-status",
+            "body-contains",
+            "json-pointer",
+            "json-equals",
+        ],
+    ),
     ("tcp", &["address"]),
     ("exec", &["command"]),
     ("file-age", &["file", "max-age"]),
@@ -795,13 +1014,30 @@ const PROBE_KINDS: [(&str, &[&str]); 13] = [
     ("gpu", &["warn-above", "fail-above"]),
     (
         "camera",
-        &["device", "frame-heartbeat", "max-frame-age", "identical-frames", "kernel-errors"],
+        &[
+            "device",
+            "frame-heartbeat",
+            "max-frame-age",
+            "identical-frames",
+            "kernel-errors",
+        ],
     ),
-    ("network", &["interface", "default-route", "resolve", "address", "url"]),
+    (
+        "network",
+        &["interface", "default-route", "resolve", "address", "url"],
+    ),
     ("myrvm", &["path"]),
     ("process", &["stuck-for"]),
 ];
-const PROBE_COMMON: [&str; 7] = ["name", "kind", "role", "interval", "timeout", "fail-after", "pass-after"];
+const PROBE_COMMON: [&str; 7] = [
+    "name",
+    "kind",
+    "role",
+    "interval",
+    "timeout",
+    "fail-after",
+    "pass-after",
+];
 
 const ACTIONS: [(&str, &[&str]); 5] = [
     ("restart", &[]),
@@ -827,7 +1063,11 @@ pub fn policy(
     let root = KeyPath::root();
     let tp = root.key("target");
     let Some(t) = &raw.target else {
-        c.missing(&root, "[target]", ": every policy file describes one target");
+        c.missing(
+            &root,
+            "[target]",
+            ": every policy file describes one target",
+        );
         return None;
     };
     let name = match &t.name {
@@ -845,13 +1085,28 @@ pub fn policy(
 
     for (i, dep) in t.depends_on.iter().enumerate() {
         if dep == &name {
-            c.error(&tp.key("depends-on").index(i), format!("target \"{name}\" depends on itself"));
+            c.error(
+                &tp.key("depends-on").index(i),
+                format!("target \"{name}\" depends on itself"),
+            );
         }
     }
 
     let observe = t.observe.unwrap_or(config.daemon.observe);
-    let startup_grace = c.duration(&tp.key("startup-grace"), t.startup_grace, Duration::ZERO, Duration::ZERO, HOUR);
-    let reset_after = c.duration(&tp.key("reset-after"), t.reset_after, 10 * MINUTE, 10 * SECOND, 7 * DAY);
+    let startup_grace = c.duration(
+        &tp.key("startup-grace"),
+        &t.startup_grace,
+        Duration::ZERO,
+        Duration::ZERO,
+        HOUR,
+    );
+    let reset_after = c.duration(
+        &tp.key("reset-after"),
+        &t.reset_after,
+        10 * MINUTE,
+        10 * SECOND,
+        7 * DAY,
+    );
 
     let mut probes: Vec<Probe> = Vec::new();
     for (i, rp) in raw.probe.iter().enumerate() {
@@ -884,10 +1139,25 @@ pub fn policy(
         check_escalation_ref(&mut c, &ap.key("escalation"), e, &config.escalations);
     }
     let alert = AlertPolicy {
-        severity: raw.alert.severity.unwrap_or_default(),
-        escalation: raw.alert.escalation.clone().or_else(|| config.alerts.default_escalation.clone()),
-        delay: c.duration(&ap.key("delay"), raw.alert.delay, Duration::ZERO, Duration::ZERO, DAY),
-        notify_resolved: raw.alert.notify_resolved.unwrap_or(config.alerts.notify_resolved),
+        severity: c
+            .checked(&ap.key("severity"), &raw.alert.severity)
+            .unwrap_or_default(),
+        escalation: raw
+            .alert
+            .escalation
+            .clone()
+            .or_else(|| config.alerts.default_escalation.clone()),
+        delay: c.duration(
+            &ap.key("delay"),
+            &raw.alert.delay,
+            Duration::ZERO,
+            Duration::ZERO,
+            DAY,
+        ),
+        notify_resolved: raw
+            .alert
+            .notify_resolved
+            .unwrap_or(config.alerts.notify_resolved),
     };
 
     if t.enabled == Some(false) {
@@ -928,18 +1198,27 @@ fn target_kind(c: &mut Checker<'_>, tp: &KeyPath, t: &RawTarget) -> Option<Targe
         return None;
     }
     if let Some(unit) = &t.unit {
-        return c.unit_name(&tp.key("unit"), unit).then(|| TargetKind::Unit { unit: unit.clone() });
+        return c
+            .unit_name(&tp.key("unit"), unit)
+            .then(|| TargetKind::Unit { unit: unit.clone() });
     }
     if let Some(p) = &t.process {
         let pp = tp.key("process");
         if p.command.is_empty() {
-            c.missing(&pp, "command", ", like command = [\"/usr/bin/helper\", \"--port\", \"8001\"]");
+            c.missing(
+                &pp,
+                "command",
+                ", like command = [\"/usr/bin/helper\", \"--port\", \"8001\"]",
+            );
             return None;
         }
         check_command(c, &pp.key("command"), &p.command);
         for key in p.env.keys() {
             if key.is_empty() || key.contains('=') || key.contains('\0') {
-                c.error_at_key(&pp.key("env").key(key), format!("invalid environment variable name \"{key}\""));
+                c.error_at_key(
+                    &pp.key("env").key(key),
+                    format!("invalid environment variable name \"{key}\""),
+                );
             }
         }
         return Some(TargetKind::Process(ProcessSpec {
@@ -952,8 +1231,18 @@ fn target_kind(c: &mut Checker<'_>, tp: &KeyPath, t: &RawTarget) -> Option<Targe
                 .unwrap_or_else(|| PathBuf::from("/")),
             user: p.user.clone(),
             group: p.group.clone(),
-            stop_signal: c.signal(&pp.key("stop-signal"), p.stop_signal.as_deref(), Signal::SIGTERM),
-            stop_timeout: c.duration(&pp.key("stop-timeout"), p.stop_timeout, 10 * SECOND, Duration::ZERO, 10 * MINUTE),
+            stop_signal: c.signal(
+                &pp.key("stop-signal"),
+                p.stop_signal.as_deref(),
+                Signal::SIGTERM,
+            ),
+            stop_timeout: c.duration(
+                &pp.key("stop-timeout"),
+                &p.stop_timeout,
+                10 * SECOND,
+                Duration::ZERO,
+                10 * MINUTE,
+            ),
         }));
     }
     if let Some(a) = &t.adopt {
@@ -966,7 +1255,10 @@ fn target_kind(c: &mut Checker<'_>, tp: &KeyPath, t: &RawTarget) -> Option<Targe
                 return None;
             }
             (Some(_), Some(_)) => {
-                c.error_at_key(&ap.key("match"), "set one of `pidfile` or `match`, not both");
+                c.error_at_key(
+                    &ap.key("match"),
+                    "set one of `pidfile` or `match`, not both",
+                );
                 return None;
             }
             (None, None) => {
@@ -982,9 +1274,19 @@ fn target_kind(c: &mut Checker<'_>, tp: &KeyPath, t: &RawTarget) -> Option<Targe
     Some(TargetKind::Probed)
 }
 
-fn thresholds(c: &mut Checker<'_>, path: &KeyPath, p: &RawProbe, max: f64, default: (Option<f64>, Option<f64>)) -> Thresholds {
-    let warn = p.warn_above.map(|v| c.number(&path.key("warn-above"), Some(v), v, 0.0, max));
-    let fail = p.fail_above.map(|v| c.number(&path.key("fail-above"), Some(v), v, 0.0, max));
+fn thresholds(
+    c: &mut Checker<'_>,
+    path: &KeyPath,
+    p: &RawProbe,
+    max: f64,
+    default: (Option<f64>, Option<f64>),
+) -> Thresholds {
+    let warn = p
+        .warn_above
+        .map(|v| c.number(&path.key("warn-above"), Some(v), v, 0.0, max));
+    let fail = p
+        .fail_above
+        .map(|v| c.number(&path.key("fail-above"), Some(v), v, 0.0, max));
     let (warn, fail) = if warn.is_none() && fail.is_none() {
         default
     } else {
@@ -1004,16 +1306,35 @@ fn thresholds(c: &mut Checker<'_>, path: &KeyPath, p: &RawProbe, max: f64, defau
     }
 }
 
-fn probe(c: &mut Checker<'_>, path: &KeyPath, p: &RawProbe, target: &Option<TargetKind>, config: &Config) -> Option<Probe> {
+fn probe(
+    c: &mut Checker<'_>,
+    path: &KeyPath,
+    p: &RawProbe,
+    target: &Option<TargetKind>,
+    config: &Config,
+) -> Option<Probe> {
     let Some(kind) = &p.kind else {
-        c.missing(path, "kind", &format!(": one of {}", quote_list(&PROBE_KINDS.map(|(k, _)| k))));
+        c.missing(
+            path,
+            "kind",
+            &format!(": one of {}", quote_list(&PROBE_KINDS.map(|(k, _)| k))),
+        );
         return None;
     };
     let kinds = PROBE_KINDS.map(|(k, _)| k);
     let kind = c.choice(&path.key("kind"), kind, &kinds)?;
-    let specific = PROBE_KINDS.iter().find(|(k, _)| *k == kind).map(|(_, s)| *s).unwrap_or(&[]);
+    let specific = PROBE_KINDS
+        .iter()
+        .find(|(k, _)| *k == kind)
+        .map(|(_, s)| *s)
+        .unwrap_or(&[]);
     let allowed: Vec<&str> = PROBE_COMMON.iter().chain(specific).copied().collect();
-    c.inapplicable(path, &allowed, &format!("a {kind} probe"));
+    c.inapplicable(
+        path,
+        fields_of::<RawProbe>(),
+        &allowed,
+        &format!("a {kind} probe"),
+    );
 
     let name = p.name.clone().unwrap_or_else(|| kind.to_owned());
     if p.name.is_some() {
@@ -1026,8 +1347,20 @@ fn probe(c: &mut Checker<'_>, path: &KeyPath, p: &RawProbe, target: &Option<Targ
             _ => ProbeRole::Liveness,
         },
     };
-    let interval = c.duration(&path.key("interval"), p.interval, 10 * SECOND, Duration::from_millis(100), DAY);
-    let timeout = c.duration(&path.key("timeout"), p.timeout, (5 * SECOND).min(interval), Duration::from_millis(10), HOUR);
+    let interval = c.duration(
+        &path.key("interval"),
+        &p.interval,
+        10 * SECOND,
+        Duration::from_millis(100),
+        DAY,
+    );
+    let timeout = c.duration(
+        &path.key("timeout"),
+        &p.timeout,
+        (5 * SECOND).min(interval),
+        Duration::from_millis(10),
+        HOUR,
+    );
     if timeout > interval {
         c.error(
             &path.key("timeout"),
@@ -1055,13 +1388,19 @@ fn probe(c: &mut Checker<'_>, path: &KeyPath, p: &RawProbe, target: &Option<Targ
             c.choice(&path.key("method"), &method, &["GET", "HEAD"]);
             for (i, s) in p.expect_status.iter().flatten().enumerate() {
                 if !(100..=599).contains(s) {
-                    c.error(&path.key("expect-status").index(i), format!("HTTP status {s} is out of range; expected 100 to 599"));
+                    c.error(
+                        &path.key("expect-status").index(i),
+                        format!("HTTP status {s} is out of range; expected 100 to 599"),
+                    );
                 }
             }
             let json = match (&p.json_pointer, &p.json_equals) {
                 (Some(ptr), Some(v)) => {
                     if !ptr.is_empty() && !ptr.starts_with('/') {
-                        c.error(&path.key("json-pointer"), format!("JSON pointer \"{ptr}\" must start with '/', like \"/status\""));
+                        c.error(
+                            &path.key("json-pointer"),
+                            format!("JSON pointer \"{ptr}\" must start with '/', like \"/status\""),
+                        );
                     }
                     Some((ptr.clone(), v.clone()))
                 }
@@ -1084,27 +1423,38 @@ fn probe(c: &mut Checker<'_>, path: &KeyPath, p: &RawProbe, target: &Option<Targ
             }
         }
         "tcp" => {
-            let address = need(c, "address", &p.address, ", like address = \"127.0.0.1:8001\"")?;
+            let address = need(
+                c,
+                "address",
+                &p.address,
+                ", like address = \"127.0.0.1:8001\"",
+            )?;
             c.host_port(&path.key("address"), &address);
             Check::Tcp { address }
         }
         "exec" => {
             let Some(command) = &p.command else {
-                c.missing(path, "command", ", like command = [\"/usr/lib/nagios/plugins/check_load\", \"-w\", \"5\"]");
+                c.missing(
+                    path,
+                    "command",
+                    ", like command = [\"/usr/lib/nagios/plugins/check_load\", \"-w\", \"5\"]",
+                );
                 return None;
             };
             check_command(c, &path.key("command"), command);
-            Check::Exec { command: command.clone() }
+            Check::Exec {
+                command: command.clone(),
+            }
         }
         "file-age" => {
             let file = need(c, "file", &p.file, "")?;
-            let Some(max_age) = p.max_age else {
+            if p.max_age.is_none() {
                 c.missing(path, "max-age", ", like max-age = \"1m\"");
                 return None;
             };
             Check::FileAge {
                 file: c.abs_path(&path.key("file"), &file),
-                max_age: c.duration(&path.key("max-age"), Some(max_age), MINUTE, SECOND, 30 * DAY),
+                max_age: c.duration(&path.key("max-age"), &p.max_age, MINUTE, SECOND, 30 * DAY),
             }
         }
         "unit" => {
@@ -1140,15 +1490,32 @@ fn probe(c: &mut Checker<'_>, path: &KeyPath, p: &RawProbe, target: &Option<Targ
             thresholds: thresholds(c, path, p, 150.0, (Some(85.0), Some(95.0))),
         },
         "camera" => {
-            let device = need(c, "device", &p.device, ", like device = \"/dev/v4l/by-id/usb-...-video-index0\"")?;
+            let device = need(
+                c,
+                "device",
+                &p.device,
+                ", like device = \"/dev/v4l/by-id/usb-...-video-index0\"",
+            )?;
             Check::Camera {
                 device: c.abs_path(&path.key("device"), &device),
                 frame_heartbeat: p
                     .frame_heartbeat
                     .as_deref()
                     .map(|f| c.abs_path(&path.key("frame-heartbeat"), f)),
-                max_frame_age: c.duration(&path.key("max-frame-age"), p.max_frame_age, 10 * SECOND, Duration::from_millis(100), HOUR),
-                identical_frames: c.count(&path.key("identical-frames"), p.identical_frames, 5, 2, 10_000),
+                max_frame_age: c.duration(
+                    &path.key("max-frame-age"),
+                    &p.max_frame_age,
+                    10 * SECOND,
+                    Duration::from_millis(100),
+                    HOUR,
+                ),
+                identical_frames: c.count(
+                    &path.key("identical-frames"),
+                    p.identical_frames,
+                    5,
+                    2,
+                    10_000,
+                ),
                 kernel_errors: p.kernel_errors.unwrap_or(true),
             }
         }
@@ -1168,28 +1535,54 @@ fn probe(c: &mut Checker<'_>, path: &KeyPath, p: &RawProbe, target: &Option<Targ
             }
         }
         "myrvm" => {
-            let rp = need(c, "path", &p.path, ", a read-only endpoint under [platform] base-url")?;
+            let rp = need(
+                c,
+                "path",
+                &p.path,
+                ", a read-only endpoint under [platform] base-url",
+            )?;
             if !rp.starts_with('/') {
-                c.error(&path.key("path"), format!("path \"{rp}\" must start with '/'"));
+                c.error(
+                    &path.key("path"),
+                    format!("path \"{rp}\" must start with '/'"),
+                );
             }
             let lower = rp.to_ascii_lowercase();
-            if ["heartbeat", "handshake", "deposit", "sync-offline"].iter().any(|w| lower.contains(w)) {
+            if ["heartbeat", "handshake", "deposit", "sync-offline"]
+                .iter()
+                .any(|w| lower.contains(w))
+            {
                 c.error(
                     &path.key("path"),
                     format!("path \"{rp}\" is an edge endpoint that changes state on the platform (calling it would consume the edge client's commands); use a read-only endpoint"),
                 );
             }
             if config.platform.is_none() {
-                c.error_at_key(&path.key("kind"), "a myrvm probe needs [platform] base-url in watchdog.toml");
+                c.error_at_key(
+                    &path.key("kind"),
+                    "a myrvm probe needs [platform] base-url in watchdog.toml",
+                );
             }
             Check::Myrvm { path: rp }
         }
         _ => {
-            if !matches!(target, Some(TargetKind::Process(_) | TargetKind::Adopted(_))) {
-                c.error(&path.key("kind"), "a process probe needs a process target ([target.process] or [target.adopt])");
+            if !matches!(
+                target,
+                Some(TargetKind::Process(_) | TargetKind::Adopted(_))
+            ) {
+                c.error(
+                    &path.key("kind"),
+                    "a process probe needs a process target ([target.process] or [target.adopt])",
+                );
             }
             Check::Process {
-                stuck_for: c.duration(&path.key("stuck-for"), p.stuck_for, 30 * SECOND, SECOND, HOUR),
+                stuck_for: c.duration(
+                    &path.key("stuck-for"),
+                    &p.stuck_for,
+                    30 * SECOND,
+                    SECOND,
+                    HOUR,
+                ),
             }
         }
     };
@@ -1218,9 +1611,18 @@ fn step(
         return None;
     };
     let action = c.choice(&path.key("action"), action, &names)?;
-    let specific = ACTIONS.iter().find(|(a, _)| *a == action).map(|(_, k)| *k).unwrap_or(&[]);
+    let specific = ACTIONS
+        .iter()
+        .find(|(a, _)| *a == action)
+        .map(|(_, k)| *k)
+        .unwrap_or(&[]);
     let allowed: Vec<&str> = STEP_COMMON.iter().chain(specific).copied().collect();
-    c.inapplicable(path, &allowed, &format!("a {action} step"));
+    c.inapplicable(
+        path,
+        fields_of::<RawStep>(),
+        &allowed,
+        &format!("a {action} step"),
+    );
 
     let action = match action {
         "restart" => {
@@ -1230,7 +1632,10 @@ fn step(
             if let Some(TargetKind::Adopted(a)) = target
                 && !a.may_signal
             {
-                c.error(&path.key("action"), "`restart` of an adopted process needs `may-signal = true` in [target.adopt]");
+                c.error(
+                    &path.key("action"),
+                    "`restart` of an adopted process needs `may-signal = true` in [target.adopt]",
+                );
             }
             Action::Restart
         }
@@ -1267,26 +1672,39 @@ fn step(
                 name: name.clone(),
                 path: hook_path,
                 args,
-                timeout: c.duration(&path.key("timeout"), s.timeout, 30 * SECOND, SECOND, HOUR),
+                timeout: c.duration(&path.key("timeout"), &s.timeout, 30 * SECOND, SECOND, HOUR),
             }
         }
         "kill" => {
             if matches!(target, Some(TargetKind::Probed)) {
-                c.error(&path.key("action"), "`kill` needs a target with a process or unit");
+                c.error(
+                    &path.key("action"),
+                    "`kill` needs a target with a process or unit",
+                );
             }
             Action::Kill(c.signal(&path.key("signal"), s.signal.as_deref(), Signal::SIGKILL))
         }
         _ => {
-            check_budget(c, &path.key("budget"), s.budget);
-            Action::Reboot { budget: s.budget }
+            let budget = check_budget(c, &path.key("budget"), &s.budget);
+            Action::Reboot { budget }
         }
     };
-    let default_attempts = if matches!(action, Action::Reboot { .. }) { 1 } else { 3 };
+    let default_attempts = if matches!(action, Action::Reboot { .. }) {
+        1
+    } else {
+        3
+    };
     let attempts = c.count(&path.key("attempts"), s.attempts, default_attempts, 1, 100);
     let bp = path.key("backoff");
     let b = s.backoff.clone().unwrap_or_default();
-    let initial = c.duration(&bp.key("initial"), b.initial, SECOND, Duration::ZERO, HOUR);
-    let max = c.duration(&bp.key("max"), b.max, (5 * MINUTE).max(initial), Duration::ZERO, DAY);
+    let initial = c.duration(&bp.key("initial"), &b.initial, SECOND, Duration::ZERO, HOUR);
+    let max = c.duration(
+        &bp.key("max"),
+        &b.max,
+        (5 * MINUTE).max(initial),
+        Duration::ZERO,
+        DAY,
+    );
     if max < initial {
         c.error(
             &bp.key("max"),
@@ -1307,12 +1725,30 @@ fn step(
         action,
         attempts,
         backoff,
-        healthy_for: c.duration(&path.key("healthy-for"), s.healthy_for, 30 * SECOND, Duration::ZERO, DAY),
-        cooldown: c.duration(&path.key("cooldown"), s.cooldown, Duration::ZERO, Duration::ZERO, DAY),
+        healthy_for: c.duration(
+            &path.key("healthy-for"),
+            &s.healthy_for,
+            30 * SECOND,
+            Duration::ZERO,
+            DAY,
+        ),
+        cooldown: c.duration(
+            &path.key("cooldown"),
+            &s.cooldown,
+            Duration::ZERO,
+            Duration::ZERO,
+            DAY,
+        ),
     })
 }
 
-fn check_placeholders(c: &mut Checker<'_>, path: &KeyPath, arg: &str, target: &Option<TargetKind>, probes: &[Probe]) {
+fn check_placeholders(
+    c: &mut Checker<'_>,
+    path: &KeyPath,
+    arg: &str,
+    target: &Option<TargetKind>,
+    probes: &[Probe],
+) {
     let mut rest = arg;
     while let Some(open) = rest.find('{') {
         let Some(close) = rest[open..].find('}') else {
@@ -1323,65 +1759,130 @@ fn check_placeholders(c: &mut Checker<'_>, path: &KeyPath, arg: &str, target: &O
         if !HOOK_PLACEHOLDERS.contains(&name) {
             c.error(
                 path,
-                format!("unknown placeholder {{{name}}} in \"{arg}\"; expected one of {}", HOOK_PLACEHOLDERS.map(|p| format!("{{{p}}}")).join(", ")),
+                format!(
+                    "unknown placeholder {{{name}}} in \"{arg}\"; expected one of {}",
+                    HOOK_PLACEHOLDERS.map(|p| format!("{{{p}}}")).join(", ")
+                ),
             );
         } else if name == "unit" && !matches!(target, Some(TargetKind::Unit { .. })) {
-            c.error(path, format!("{{unit}} in \"{arg}\" needs a target with a `unit`"));
-        } else if name == "device" && !probes.iter().any(|p| matches!(p.check, Check::Camera { .. })) {
-            c.error(path, format!("{{device}} in \"{arg}\" needs a camera probe in this target"));
+            c.error(
+                path,
+                format!("{{unit}} in \"{arg}\" needs a target with a `unit`"),
+            );
+        } else if name == "device"
+            && !probes
+                .iter()
+                .any(|p| matches!(p.check, Check::Camera { .. }))
+        {
+            c.error(
+                path,
+                format!("{{device}} in \"{arg}\" needs a camera probe in this target"),
+            );
         }
         rest = &rest[open + close + 1..];
     }
 }
 
+/// A target name as declared in a policy file, whether or not the rest of
+/// the file was valid: cross-file checks use these so that one bad file does
+/// not make its dependents look wrong too.
+pub struct Declared<'a> {
+    /// The name.
+    pub name: String,
+    /// `enabled` as written (default true).
+    pub enabled: bool,
+    /// The file.
+    pub src: &'a SourceFile,
+}
+
 /// Checks that span files: duplicate targets, dependencies, cycles.
-pub fn cross_check(targets: &[(Target, &SourceFile)], out: &mut Vec<Diagnostic>) {
+/// `unreadable` lists policy files that could not be parsed at all: a
+/// dependency on an unknown name may be defined in one of them.
+pub fn cross_check(
+    targets: &[(Target, &SourceFile)],
+    declared: &[Declared<'_>],
+    unreadable: &[&Path],
+    out: &mut Vec<Diagnostic>,
+) {
+    let name_path = KeyPath::root().key("target").key("name");
     let mut first_seen: HashMap<&str, &Path> = HashMap::new();
-    for (t, src) in targets {
-        if let Some(first) = first_seen.get(t.name.as_str()) {
-            let d = src.at(
-                &KeyPath::root().key("target").key("name"),
+    for d in declared {
+        if let Some(first) = first_seen.get(d.name.as_str()) {
+            out.push(d.src.at(
+                &name_path,
                 Anchor::Value,
                 Level::Error,
-                format!("target \"{}\" is already defined in {}", t.name, first.display()),
-            );
-            out.push(d);
+                format!(
+                    "target \"{}\" is already defined in {}",
+                    d.name,
+                    first.display()
+                ),
+            ));
         } else {
-            first_seen.insert(&t.name, src.path());
+            first_seen.insert(&d.name, d.src.path());
         }
     }
-    let names: BTreeSet<&str> = targets.iter().map(|(t, _)| t.name.as_str()).collect();
     for (t, src) in targets {
         for (i, dep) in t.depends_on.iter().enumerate() {
-            if dep != &t.name && !names.contains(dep.as_str()) {
-                let mut msg = format!("target \"{}\" depends on \"{dep}\", which is not defined", t.name);
-                if let Some(s) = did_you_mean(dep, names.iter().copied()) {
-                    msg.push_str(&format!("; did you mean \"{s}\"?"));
-                }
-                out.push(src.at(
-                    &KeyPath::root().key("target").key("depends-on").index(i),
+            if dep == &t.name {
+                continue;
+            }
+            let path = KeyPath::root().key("target").key("depends-on").index(i);
+            match declared.iter().find(|d| &d.name == dep) {
+                Some(d) if !d.enabled => out.push(src.at(
+                    &path,
                     Anchor::Value,
-                    Level::Error,
-                    msg,
-                ));
+                    Level::Warning,
+                    format!(
+                        "target \"{}\" depends on \"{dep}\", which is disabled in {}; the dependency is ignored",
+                        t.name,
+                        d.src.path().display()
+                    ),
+                )),
+                Some(_) => {}
+                None => {
+                    let mut msg = format!("target \"{}\" depends on \"{dep}\", which is not defined", t.name);
+                    if let Some(s) = did_you_mean(dep, declared.iter().map(|d| d.name.as_str())) {
+                        msg.push_str(&format!("; did you mean \"{s}\"?"));
+                    } else if !unreadable.is_empty() {
+                        msg.push_str(&format!(
+                            " (unless in {}, which could not be read)",
+                            unreadable.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+                        ));
+                    }
+                    out.push(src.at(&path, Anchor::Value, Level::Error, msg));
+                }
             }
         }
     }
     // Cycles: depth-first search; each cycle reported once, at its first member.
-    let deps: BTreeMap<&str, Vec<&str>> = targets
-        .iter()
-        .map(|(t, _)| (t.name.as_str(), t.depends_on.iter().map(String::as_str).filter(|d| *d != t.name).collect()))
-        .collect();
+    let mut deps: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for (t, _) in targets {
+        deps.entry(t.name.as_str()).or_default().extend(
+            t.depends_on
+                .iter()
+                .map(String::as_str)
+                .filter(|d| *d != t.name),
+        );
+    }
     let mut reported: BTreeSet<BTreeSet<&str>> = BTreeSet::new();
     for (t, src) in targets {
         if let Some(cycle) = find_cycle(&t.name, &deps) {
             let members: BTreeSet<&str> = cycle.iter().copied().collect();
-            if cycle[0] == t.name && reported.insert(members) {
+            if reported.insert(members) {
                 out.push(src.at(
                     &KeyPath::root().key("target").key("depends-on"),
                     Anchor::Value,
                     Level::Error,
-                    format!("dependency cycle: {}", cycle.iter().chain(std::iter::once(&cycle[0])).copied().collect::<Vec<_>>().join(" -> ")),
+                    format!(
+                            "dependency cycle: {}",
+                            cycle
+                                .iter()
+                                .chain(std::iter::once(&cycle[0]))
+                                .copied()
+                                .collect::<Vec<_>>()
+                                .join(" -> ")
+                        ),
                 ));
             }
         }

@@ -6,22 +6,70 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, de};
 
-/// A duration written for humans: `"500ms"`, `"30s"`, `"5m"`, `"1h30m"`, `"2d"`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
-pub struct HumanDuration(pub Duration);
+/// A value as written in a file, parsed but not yet judged: `Err` holds
+/// the message for a value that could not be parsed. Reading such values
+/// never stops deserialization, so one bad duration does not hide the
+/// other problems of its file; validation reports the error at its key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Checked<T>(pub Result<T, String>);
 
-impl HumanDuration {
-    /// The duration.
-    pub fn get(self) -> Duration {
-        self.0
+/// Types read from a scalar in a file through [`Checked`].
+pub trait FromScalar: Sized {
+    /// What is expected, for messages.
+    const EXPECTED: &'static str;
+    /// Parses text.
+    fn from_text(text: &str) -> Result<Self, String>;
+    /// Parses a number; by default numbers are refused.
+    fn from_number(n: &str) -> Result<Self, String> {
+        Err(format!("invalid value {n}; expected {}", Self::EXPECTED))
     }
 }
 
-impl fmt::Display for HumanDuration {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", humantime::format_duration(self.0))
+impl FromScalar for Duration {
+    const EXPECTED: &'static str = "a duration string like \"30s\"";
+    fn from_text(text: &str) -> Result<Self, String> {
+        parse_duration(text)
+    }
+    fn from_number(n: &str) -> Result<Self, String> {
+        Err(format!(
+            "invalid duration {n}: write it as a string with a unit, like \"{n}s\""
+        ))
     }
 }
+
+impl<'de, T: FromScalar> Deserialize<'de> for Checked<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor<T>(std::marker::PhantomData<T>);
+        impl<T: FromScalar> de::Visitor<'_> for Visitor<T> {
+            type Value = Checked<T>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(T::EXPECTED)
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Checked<T>, E> {
+                Ok(Checked(T::from_text(v)))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Checked<T>, E> {
+                Ok(Checked(T::from_number(&v.to_string())))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Checked<T>, E> {
+                Ok(Checked(T::from_number(&v.to_string())))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Checked<T>, E> {
+                Ok(Checked(T::from_number(&v.to_string())))
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Checked<T>, E> {
+                Ok(Checked(Err(format!(
+                    "invalid value {v}; expected {}",
+                    T::EXPECTED
+                ))))
+            }
+        }
+        deserializer.deserialize_any(Visitor(std::marker::PhantomData))
+    }
+}
+
+/// A duration as written: `"500ms"`, `"30s"`, `"5m"`, `"1h30m"`, `"2d"`.
+pub type HumanDuration = Checked<Duration>;
 
 /// Parses a human duration, with an error that says what is accepted.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -34,40 +82,11 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             "invalid duration \"{text}\": a unit is required, like \"{trimmed}s\" or \"{trimmed}ms\""
         ));
     }
-    humantime::parse_duration(trimmed).map_err(|e| {
+    humantime::parse_duration(trimmed).map_err(|_| {
         format!(
-            "invalid duration \"{text}\" ({e}); expected a number and a unit (ms, s, m, h, d), like \"500ms\", \"30s\", \"5m\", \"1h30m\""
+            "invalid duration \"{text}\"; expected a number and a unit (ms, s, m, h, d), like \"500ms\", \"30s\", \"5m\", \"1h30m\""
         )
     })
-}
-
-impl<'de> Deserialize<'de> for HumanDuration {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Visitor;
-        impl de::Visitor<'_> for Visitor {
-            type Value = HumanDuration;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a duration string like \"30s\"")
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<HumanDuration, E> {
-                parse_duration(v).map(HumanDuration).map_err(E::custom)
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<HumanDuration, E> {
-                Err(E::custom(format!(
-                    "invalid duration {v}: write it as a string with a unit, like \"{v}s\""
-                )))
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<HumanDuration, E> {
-                self.visit_i64(v as i64)
-            }
-            fn visit_f64<E: de::Error>(self, v: f64) -> Result<HumanDuration, E> {
-                Err(E::custom(format!(
-                    "invalid duration {v}: write it as a string with a unit, like \"{v}s\""
-                )))
-            }
-        }
-        deserializer.deserialize_any(Visitor)
-    }
 }
 
 /// "At most `count` times within `window`", written `"1/6h"`.
@@ -93,7 +112,9 @@ impl fmt::Display for Budget {
 /// Parses `"N/DURATION"`.
 pub fn parse_budget(text: &str) -> Result<Budget, String> {
     let bad = |why: &str| {
-        format!("invalid budget \"{text}\": {why}; expected COUNT/WINDOW, like \"1/6h\" or \"3/1d\"")
+        format!(
+            "invalid budget \"{text}\": {why}; expected COUNT/WINDOW, like \"1/6h\" or \"3/1d\""
+        )
     };
     let (count, window) = text.split_once('/').ok_or_else(|| bad("no `/`"))?;
     let count: u32 = count
@@ -102,7 +123,11 @@ pub fn parse_budget(text: &str) -> Result<Budget, String> {
         .map_err(|_| bad(&format!("count \"{}\" is not a whole number", count.trim())))?;
     let window_text = window.trim();
     // "1/h" reads naturally as once an hour.
-    let window = if window_text.chars().next().is_some_and(|c| c.is_ascii_alphabetic()) {
+    let window = if window_text
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic())
+    {
         parse_duration(&format!("1{window_text}"))
     } else {
         parse_duration(window_text)
@@ -111,16 +136,15 @@ pub fn parse_budget(text: &str) -> Result<Budget, String> {
     Ok(Budget { count, window })
 }
 
-impl<'de> Deserialize<'de> for Budget {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        parse_budget(&text).map_err(de::Error::custom)
+impl FromScalar for Budget {
+    const EXPECTED: &'static str = "a budget like \"1/6h\"";
+    fn from_text(text: &str) -> Result<Self, String> {
+        parse_budget(text)
     }
 }
 
 /// How urgent an alert is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Default)]
-#[serde(rename_all = "kebab-case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub enum Severity {
     /// Worth knowing; nobody needs to act now.
     Info,
@@ -129,6 +153,21 @@ pub enum Severity {
     Warning,
     /// The machine cannot serve customers; act now.
     Critical,
+}
+
+impl FromScalar for Severity {
+    const EXPECTED: &'static str = "one of \"info\", \"warning\", \"critical\"";
+    fn from_text(text: &str) -> Result<Self, String> {
+        match text {
+            "info" => Ok(Severity::Info),
+            "warning" => Ok(Severity::Warning),
+            "critical" => Ok(Severity::Critical),
+            other => Err(format!(
+                "unknown severity \"{other}\"; expected {}",
+                Self::EXPECTED
+            )),
+        }
+    }
 }
 
 impl Severity {
@@ -166,7 +205,10 @@ pub fn check_name(name: &str) -> Result<(), String> {
 }
 
 /// The closest of `candidates` to `word`, if it is close enough to be a typo.
-pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+pub fn did_you_mean<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
     candidates
         .into_iter()
         .map(|c| (edit_distance(word, c), c))
@@ -199,8 +241,16 @@ mod tests {
         assert_eq!(parse_duration("30s").unwrap(), Duration::from_secs(30));
         assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_secs(5400));
         assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
-        assert!(parse_duration("30").unwrap_err().contains("a unit is required"));
-        assert!(parse_duration("30x").unwrap_err().contains("invalid duration \"30x\""));
+        assert!(
+            parse_duration("30")
+                .unwrap_err()
+                .contains("a unit is required")
+        );
+        assert!(
+            parse_duration("30x")
+                .unwrap_err()
+                .contains("invalid duration \"30x\"")
+        );
         assert!(parse_duration("").is_err());
     }
 
@@ -208,12 +258,22 @@ mod tests {
     fn budgets_parse() {
         assert_eq!(
             parse_budget("1/6h").unwrap(),
-            Budget { count: 1, window: Duration::from_secs(6 * 3600) }
+            Budget {
+                count: 1,
+                window: Duration::from_secs(6 * 3600)
+            }
         );
-        assert_eq!(parse_budget("2/h").unwrap().window, Duration::from_secs(3600));
+        assert_eq!(
+            parse_budget("2/h").unwrap().window,
+            Duration::from_secs(3600)
+        );
         assert!(parse_budget("6h").unwrap_err().contains("no `/`"));
         assert!(parse_budget("x/6h").unwrap_err().contains("count \"x\""));
-        assert!(parse_budget("1/soon").unwrap_err().contains("window \"soon\""));
+        assert!(
+            parse_budget("1/soon")
+                .unwrap_err()
+                .contains("window \"soon\"")
+        );
     }
 
     #[test]

@@ -1,0 +1,276 @@
+//! `rvm-watchdog check`: golden tests of invalid files, the shipped files,
+//! and the command's exit codes.
+//!
+//! Each directory under `tests/fixtures/check/` is one case: a
+//! `watchdog.toml`, a `policies/` directory, and `expected.txt`, the exact
+//! report. The case is copied to a temporary directory first (the `hooks`
+//! case adds hook files with modes and owners git cannot store), and that
+//! directory's path is shown as `$CASE` in the report. Run with
+//! `UPDATE_GOLDEN=1` to rewrite the expected files after a deliberate change,
+//! then read the diff.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use rvm_watchdog::cli::{self, FileArgs};
+use rvm_watchdog::config::{self, Sources};
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/check")
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+/// Runs `check` on a copy of the case, after `prepare` may add files to it.
+fn report(case: &str, prepare: impl FnOnce(&Path)) -> (String, bool) {
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path().join(case);
+    copy_dir(&fixtures().join(case), &dir);
+    std::fs::remove_file(dir.join("expected.txt")).ok();
+    prepare(&dir);
+    let args = FileArgs {
+        config: Some(dir.join("watchdog.toml")).filter(|p| p.exists()),
+        policies: Some(dir.join("policies")).filter(|p| p.exists()),
+    };
+    let mut out = Vec::new();
+    let ok = cli::check(&args, &mut out).unwrap();
+    let text = String::from_utf8(out).unwrap();
+    (text.replace(&dir.display().to_string(), "$CASE"), ok)
+}
+
+fn golden(case: &str, prepare: impl FnOnce(&Path)) {
+    let (text, ok) = report(case, prepare);
+    assert!(!ok, "case {case} should be invalid:\n{text}");
+    let expected_path = fixtures().join(case).join("expected.txt");
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(&expected_path, &text).unwrap();
+    }
+    let expected = std::fs::read_to_string(&expected_path)
+        .unwrap_or_else(|e| panic!("{}: {e}; run with UPDATE_GOLDEN=1", expected_path.display()));
+    assert_eq!(
+        text,
+        expected,
+        "report for case {case} differs from {}",
+        expected_path.display()
+    );
+}
+
+#[test]
+fn syntax_error_is_located_and_other_files_still_checked() {
+    golden("syntax-error", |_| {});
+}
+
+#[test]
+fn every_unknown_key_is_reported_with_a_suggestion() {
+    golden("unknown-keys", |_| {});
+}
+
+#[test]
+fn bad_values_name_the_value_and_what_is_accepted() {
+    golden("bad-values", |_| {});
+}
+
+#[test]
+fn cross_file_problems_duplicates_dependencies_cycles_chains() {
+    golden("cross-file", |_| {});
+}
+
+#[test]
+fn channel_problems_per_kind() {
+    golden("channels", |_| {});
+}
+
+#[test]
+fn a_named_policies_directory_must_exist() {
+    golden("missing-dir", |_| {});
+}
+
+fn hook(dir: &Path, name: &str, mode: u32, uid: Option<u32>) {
+    let path = dir.join(name);
+    std::fs::write(&path, "#!/bin/sh\nexit 0\n").unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+    if let Some(uid) = uid {
+        std::os::unix::fs::chown(&path, Some(uid), None).unwrap();
+    }
+}
+
+#[test]
+fn unsafe_or_missing_hooks_are_refused() {
+    if !nix::unistd::Uid::effective().is_root() {
+        // Hooks must be root-owned; without root no file here can pass.
+        assert!(std::env::var_os("CI").is_none(), "CI runs as root");
+        eprintln!("skipped: needs root to create root-owned hooks");
+        return;
+    }
+    golden("hooks", |dir| {
+        let hooks = dir.join("hooks");
+        std::fs::create_dir_all(&hooks).unwrap();
+        hook(&hooks, "world-writable", 0o777, None);
+        hook(&hooks, "not-root", 0o755, Some(65534));
+        hook(&hooks, "not-executable", 0o644, None);
+        hook(&hooks, "usb-reset", 0o755, None);
+        std::fs::write(
+            dir.join("watchdog.toml"),
+            format!("[daemon]\nhooks-dirs = [\"{}\"]\n", hooks.display()),
+        )
+        .unwrap();
+    });
+}
+
+/// A configuration that every shipped policy can load against: the shipped
+/// hooks directory and a platform for the `myrvm` probe.
+fn shipped_config(dir: &Path) -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let path = dir.join("watchdog.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[daemon]\nhooks-dirs = [\"{}\"]\n\n[platform]\nbase-url = \"https://myrvm.example/api/v1\"\n",
+            root.join("hooks").display()
+        ),
+    )
+    .unwrap();
+    path
+}
+
+#[test]
+fn every_shipped_policy_loads_without_problems() {
+    let temp = tempfile::tempdir().unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let loaded = config::load(&Sources {
+        config_file: Some(shipped_config(temp.path())),
+        policies_dir: Some(root.join("policies")),
+        ..Sources::default()
+    });
+    let problems: Vec<String> = loaded.diagnostics.iter().map(ToString::to_string).collect();
+    assert!(
+        problems.is_empty(),
+        "shipped policies have problems:\n{}",
+        problems.join("\n")
+    );
+    let config = loaded.config.expect("shipped policies load");
+    let shipped = std::fs::read_dir(root.join("policies"))
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "toml")
+        })
+        .count();
+    assert_eq!(loaded.files.len(), shipped + 1, "every file was read");
+    assert!(loaded.files.iter().all(|f| f.ok));
+    // nvargus-daemon ships disabled; every other policy is a target.
+    assert_eq!(config.targets.len(), shipped - 1);
+    let camera = config.target("camera").unwrap();
+    assert_eq!(camera.ladder.len(), 3);
+    assert_eq!(camera.ladder[1].action.as_str(), "hook");
+    assert!(config.target("nvargus-daemon").is_none());
+}
+
+#[test]
+fn the_shipped_watchdog_toml_is_the_embedded_default_and_loads_cleanly() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let shipped = std::fs::read_to_string(root.join("packaging/watchdog.toml")).unwrap();
+    assert_eq!(shipped, config::EMBEDDED_CONFIG);
+    let host = std::fs::read_to_string(root.join("policies/host.toml")).unwrap();
+    assert_eq!(host, config::EMBEDDED_POLICIES[0].1);
+
+    // The file itself, with an empty policies directory.
+    let temp = tempfile::tempdir().unwrap();
+    let loaded = config::load(&Sources {
+        config_file: Some(root.join("packaging/watchdog.toml")),
+        policies_dir: Some(temp.path().to_owned()),
+        ..Sources::default()
+    });
+    assert!(loaded.diagnostics.is_empty(), "{:?}", loaded.diagnostics);
+    let config = loaded.config.unwrap();
+    assert_eq!(config.api.listen.to_string(), "127.0.0.1:9184");
+    assert!(config.targets.is_empty());
+}
+
+#[test]
+fn no_files_at_all_runs_on_the_embedded_default() {
+    if Path::new(config::DEFAULT_CONFIG_PATH).exists() {
+        eprintln!("skipped: this machine has {}", config::DEFAULT_CONFIG_PATH);
+        return;
+    }
+    let loaded = config::load(&Sources::default());
+    assert!(loaded.diagnostics.is_empty(), "{:?}", loaded.diagnostics);
+    let config = loaded.config.unwrap();
+    assert_eq!(config.targets.len(), 1);
+    assert_eq!(config.targets[0].name, "host");
+    assert_eq!(loaded.files[0].path, Path::new("<embedded>/watchdog.toml"));
+}
+
+fn binary() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_rvm-watchdog"))
+}
+
+#[test]
+fn exit_codes_are_0_valid_1_problems_2_usage() {
+    let temp = tempfile::tempdir().unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let good = binary()
+        .arg("check")
+        .arg("--config")
+        .arg(shipped_config(temp.path()))
+        .arg("--policies")
+        .arg(root.join("policies"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&good.stdout);
+    assert_eq!(good.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("policies/camera.toml' SUCCESS"), "{stdout}");
+
+    let bad = binary()
+        .arg("check")
+        .arg("--config")
+        .arg(fixtures().join("bad-values/watchdog.toml"))
+        .arg("--policies")
+        .arg(fixtures().join("bad-values/policies"))
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad.stdout).contains("FAILED"));
+
+    let missing = binary()
+        .args(["check", "--config", "/nonexistent/watchdog.toml"])
+        .output()
+        .unwrap();
+    assert_eq!(missing.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&missing.stdout);
+    assert!(
+        text.contains(
+            "/nonexistent/watchdog.toml: error: cannot read file: No such file or directory"
+        ),
+        "{text}"
+    );
+
+    let usage = binary().args(["check", "--no-such-flag"]).output().unwrap();
+    assert_eq!(usage.status.code(), Some(2));
+
+    for sub in ["run", "check", "version"] {
+        let help = binary().args([sub, "--help"]).output().unwrap();
+        assert_eq!(help.status.code(), Some(0), "{sub} --help");
+        assert!(String::from_utf8_lossy(&help.stdout).contains("Usage: rvm-watchdog"));
+    }
+    let version = binary().arg("version").output().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&version.stdout).trim(),
+        format!("rvm-watchdog {}", env!("CARGO_PKG_VERSION"))
+    );
+}
