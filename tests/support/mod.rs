@@ -1,4 +1,6 @@
 //! Helpers shared by the integration tests. Each test file that needs them
-//! declares `mod support;`.
+//! declares `mod support;` and uses what it needs, so the rest is unused there.
+#![allow(dead_code)]
 
+pub mod daemon;
 pub mod systemd;

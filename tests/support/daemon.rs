@@ -1,0 +1,167 @@
+//! The daemon as a child process: started with arguments, its stderr read
+//! line by line, its HTTP API queried, killed by pid when dropped.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// A running `rvm-watchdog run`.
+pub struct Daemon {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    /// Every stderr line seen so far.
+    pub seen: Vec<String>,
+    /// The API address, read from the start-up line.
+    pub addr: SocketAddr,
+}
+
+/// The binary under test.
+pub fn binary() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_rvm-watchdog"))
+}
+
+impl Daemon {
+    /// Starts `rvm-watchdog run` on files under `dir` (`dir/watchdog.toml`,
+    /// `dir/policies`, state in `dir/state`), on a free loopback port, and
+    /// waits for it to serve.
+    pub fn start(dir: &Path) -> Daemon {
+        let mut child = binary()
+            .arg("run")
+            .arg("--config")
+            .arg(dir.join("watchdog.toml"))
+            .arg("--policies")
+            .arg(dir.join("policies"))
+            .arg("--state-dir")
+            .arg(dir.join("state"))
+            .args(["--listen", "127.0.0.1:0", "--log-level", "debug"])
+            .env_remove("NOTIFY_SOCKET")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start rvm-watchdog");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut daemon = Daemon {
+            child,
+            lines: rx,
+            seen: Vec::new(),
+            addr: "127.0.0.1:1".parse().unwrap(),
+        };
+        let line = daemon.wait_for_line("started", Duration::from_secs(20));
+        let listen = line
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("listen="))
+            .expect("the start-up line names the listen address");
+        daemon.addr = listen.parse().unwrap();
+        daemon.wait_for_line("ready", Duration::from_secs(20));
+        daemon
+    }
+
+    /// Waits for a stderr line containing `needle` (seen before or arriving
+    /// within `timeout`), and returns it.
+    pub fn wait_for_line(&mut self, needle: &str, timeout: Duration) -> String {
+        self.wait_for_line_after(0, needle, timeout)
+    }
+
+    /// Like [`Daemon::wait_for_line`], ignoring the first `skip` lines.
+    pub fn wait_for_line_after(&mut self, skip: usize, needle: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(l) = self.seen.iter().skip(skip).find(|l| l.contains(needle)) {
+                return l.clone();
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => self.seen.push(line),
+                Err(_) => panic!(
+                    "no line containing {needle:?} within {timeout:?}; stderr so far:\n{}",
+                    self.seen.join("\n")
+                ),
+            }
+        }
+    }
+
+    /// Sends a signal to the daemon (by its pid).
+    pub fn signal(&self, signal: nix::sys::signal::Signal) {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.child.id() as i32), signal).unwrap();
+    }
+
+    /// Waits for the daemon to exit.
+    pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the daemon did not exit within {timeout:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// GET `path` from the API: (status code, content type, body).
+    pub fn get(&self, path: &str) -> (u16, String, String) {
+        http_get(self.addr, path)
+    }
+
+    /// GET `path` and parse the body as JSON.
+    pub fn get_json(&self, path: &str) -> serde_json::Value {
+        let (code, _, body) = self.get(path);
+        assert!(code == 200 || code == 503, "GET {path}: {code} {body}");
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {path}: {e}: {body}"))
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// A minimal HTTP/1.1 GET: (status code, content type, body).
+pub fn http_get(addr: SocketAddr, path: &str) -> (u16, String, String) {
+    let mut stream =
+        TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect to the API");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").expect("an HTTP response");
+    let code = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .expect("a status code");
+    let content_type = head
+        .lines()
+        .find_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            name.eq_ignore_ascii_case("content-type")
+                .then(|| value.trim().to_owned())
+        })
+        .unwrap_or_default();
+    (code, content_type, body.to_owned())
+}
