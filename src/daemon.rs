@@ -13,7 +13,7 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::Context as _;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::api::{self, ApiState};
 use crate::config::{self, Config, Level, Loaded, Sources};
@@ -182,6 +182,11 @@ pub async fn run(
         log,
         snapshot: snapshot_tx,
     };
+    debug!(
+        tick_every_ms = tick_every.as_millis() as u64,
+        systemd_watchdog_ms = notify::watchdog_interval().map(|w| w.as_millis() as u64),
+        "core loop timing"
+    );
     notify::ready(&core.status_line());
     info!(startup_ms = started.elapsed().as_millis() as u64, "ready");
 
