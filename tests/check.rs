@@ -274,3 +274,87 @@ fn exit_codes_are_0_valid_1_problems_2_usage() {
         format!("rvm-watchdog {}", env!("CARGO_PKG_VERSION"))
     );
 }
+
+#[test]
+fn unreadable_and_non_utf8_files_are_errors_with_a_path() {
+    let temp = tempfile::tempdir().unwrap();
+    let policies = temp.path().join("policies");
+    std::fs::create_dir_all(policies.join("folder.toml")).unwrap();
+    std::fs::write(
+        policies.join("latin1.toml"),
+        b"[target]\nname = \"caf\xe9\"\n",
+    )
+    .unwrap();
+    std::fs::write(policies.join("notes.txt"), "not a policy: ignored").unwrap();
+    let loaded = config::load(&Sources {
+        policies_dir: Some(policies.clone()),
+        ..Sources::default()
+    });
+    let lines: Vec<String> = loaded.diagnostics.iter().map(ToString::to_string).collect();
+    let dir = policies.display();
+    assert_eq!(
+        lines,
+        [
+            format!("{dir}/folder.toml: error: cannot read file: Is a directory (os error 21)"),
+            format!(
+                "{dir}/latin1.toml:2:12: error: file is not valid UTF-8 (byte 0xe9); save it as UTF-8"
+            ),
+        ]
+    );
+    assert!(loaded.config.is_none());
+    let checked: Vec<(String, bool)> = loaded
+        .files
+        .iter()
+        .map(|f| {
+            (
+                f.path.file_name().unwrap().to_string_lossy().into_owned(),
+                f.ok,
+            )
+        })
+        .collect();
+    assert_eq!(
+        checked,
+        [
+            ("watchdog.toml".to_owned(), true),
+            ("folder.toml".to_owned(), false),
+            ("latin1.toml".to_owned(), false),
+        ]
+    );
+}
+
+/// Every prefix of every shipped policy: whatever an editor leaves half
+/// written, loading reports problems and never panics.
+#[test]
+fn truncated_files_never_panic() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let base = config::load(&Sources {
+        config_file: Some(root.join("packaging/watchdog.toml")),
+        policies_dir: Some(root.join("tests/fixtures/check/channels/policies")),
+        ..Sources::default()
+    })
+    .config
+    .unwrap();
+    let mut checked = 0;
+    for entry in std::fs::read_dir(root.join("policies")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "toml") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        for cut in (0..text.len())
+            .filter(|i| text.is_char_boundary(*i))
+            .step_by(5)
+        {
+            let src = config::SourceFile::new(&path, text[..cut].to_owned());
+            let mut out = Vec::new();
+            if let Some(raw) = src.deserialize::<config::raw::RawPolicy>(&mut out, |_| None) {
+                let _ = config::validate::policy(&src, raw, &base, &mut out);
+            }
+            for d in &out {
+                assert!(d.line >= 1 && d.col >= 1, "{d} has a position");
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked > 500, "checked {checked} prefixes");
+}

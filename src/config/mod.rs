@@ -90,11 +90,13 @@ pub fn load(sources: &Sources) -> Loaded {
     let mut files = Vec::new();
 
     // The daemon's file.
-    let config_src = match &sources.config_file {
+    let config_path = match &sources.config_file {
+        Some(path) => Some(path.clone()),
+        None if Path::new(DEFAULT_CONFIG_PATH).exists() => Some(PathBuf::from(DEFAULT_CONFIG_PATH)),
+        None => None,
+    };
+    let config_src = match &config_path {
         Some(path) => read(path, &mut diagnostics),
-        None if Path::new(DEFAULT_CONFIG_PATH).exists() => {
-            read(Path::new(DEFAULT_CONFIG_PATH), &mut diagnostics)
-        }
         None => Some(SourceFile::new(
             format!("{EMBEDDED_PREFIX}/watchdog.toml"),
             EMBEDDED_CONFIG.to_owned(),
@@ -102,21 +104,22 @@ pub fn load(sources: &Sources) -> Loaded {
     };
     let mut config = None;
     let mut policies_dir_set = false;
-    if let Some(src) = &config_src {
-        let before = diagnostics.len();
-        if let Some(raw) = src.deserialize::<RawConfig>(&mut diagnostics, describe_config_key) {
-            policies_dir_set = raw.daemon.policies_dir.is_some();
-            config = Some(validate::config(src, raw, &mut diagnostics));
+    match &config_src {
+        Some(src) => {
+            let before = diagnostics.len();
+            if let Some(raw) = src.deserialize::<RawConfig>(&mut diagnostics, describe_config_key) {
+                policies_dir_set = raw.daemon.policies_dir.is_some();
+                config = Some(validate::config(src, raw, &mut diagnostics));
+            }
+            files.push(FileCheck {
+                path: src.path().to_owned(),
+                ok: !has_errors(&diagnostics[before..]),
+            });
         }
-        files.push(FileCheck {
-            path: src.path().to_owned(),
-            ok: !has_errors(&diagnostics[before..]),
-        });
-    } else if let Some(path) = &sources.config_file {
-        files.push(FileCheck {
-            path: path.clone(),
+        None => files.push(FileCheck {
+            path: config_path.clone().unwrap_or_default(),
             ok: false,
-        });
+        }),
     }
 
     // Command-line overrides, before policies are read (hooks dirs and the
@@ -148,8 +151,9 @@ pub fn load(sources: &Sources) -> Loaded {
         None if default_dir.is_dir() => Some(default_dir),
         None => None,
     };
+    let mut unread_policies = Vec::new();
     let policy_srcs: Vec<SourceFile> = match &policy_dir {
-        Some(dir) => read_dir(dir, &mut diagnostics),
+        Some(dir) => read_dir(dir, &mut diagnostics, &mut unread_policies),
         None => EMBEDDED_POLICIES
             .iter()
             .map(|(name, text)| {
@@ -205,6 +209,11 @@ pub fn load(sources: &Sources) -> Loaded {
         });
     }
 
+    for path in unread_policies {
+        files.push(FileCheck { path, ok: false });
+    }
+    files[1..].sort_by(|a, b| a.path.cmp(&b.path));
+
     // Keep diagnostics in file order: the cross-file ones join their file.
     let order: Vec<PathBuf> = files.iter().map(|f| f.path.clone()).collect();
     diagnostics.sort_by_key(|d| {
@@ -254,7 +263,12 @@ fn read(path: &Path, out: &mut Vec<Diagnostic>) -> Option<SourceFile> {
             Err(e) => {
                 let src = SourceFile::new(path, String::from_utf8_lossy(e.as_bytes()).into_owned());
                 let at = e.utf8_error().valid_up_to();
-                out.push(src.at_span(Some(at..at), Level::Error, "file is not valid UTF-8".into()));
+                let byte = e.as_bytes()[at];
+                out.push(src.at_span(
+                    Some(at..at),
+                    Level::Error,
+                    format!("file is not valid UTF-8 (byte 0x{byte:02x}); save it as UTF-8"),
+                ));
                 None
             }
         },
@@ -265,8 +279,9 @@ fn read(path: &Path, out: &mut Vec<Diagnostic>) -> Option<SourceFile> {
     }
 }
 
-/// Reads every `*.toml` file of a directory, sorted by name.
-fn read_dir(dir: &Path, out: &mut Vec<Diagnostic>) -> Vec<SourceFile> {
+/// Reads every `*.toml` file of a directory, sorted by name. Files that
+/// cannot be read are reported and listed in `unread`.
+fn read_dir(dir: &Path, out: &mut Vec<Diagnostic>, unread: &mut Vec<PathBuf>) -> Vec<SourceFile> {
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) => {
@@ -280,7 +295,14 @@ fn read_dir(dir: &Path, out: &mut Vec<Diagnostic>) -> Vec<SourceFile> {
         .filter(|p| p.extension().is_some_and(|e| e == "toml"))
         .collect();
     paths.sort();
-    paths.iter().filter_map(|p| read(p, out)).collect()
+    let mut files = Vec::new();
+    for path in paths {
+        match read(&path, out) {
+            Some(src) => files.push(src),
+            None => unread.push(path),
+        }
+    }
+    files
 }
 
 /// "expected one of …" / "did you mean …" for an unknown key, from the
