@@ -358,3 +358,76 @@ fn truncated_files_never_panic() {
     }
     assert!(checked > 500, "checked {checked} prefixes");
 }
+
+/// Every key the files accept is documented in `policies/README.md`.
+#[test]
+fn every_key_is_documented_in_the_policies_readme() {
+    use rvm_watchdog::config::raw::*;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("policies/README.md")).unwrap();
+    let tables: [(&str, &[&str]); 21] = [
+        ("watchdog.toml", fields_of::<RawConfig>()),
+        ("[daemon]", fields_of::<RawDaemon>()),
+        ("[log]", fields_of::<RawLog>()),
+        ("[api]", fields_of::<RawApi>()),
+        ("[identity]", fields_of::<RawIdentity>()),
+        ("[platform]", fields_of::<RawPlatform>()),
+        ("[metrics]", fields_of::<RawMetrics>()),
+        ("[reboot]", fields_of::<RawReboot>()),
+        ("[alerts]", fields_of::<RawAlerts>()),
+        ("[channels.NAME]", fields_of::<RawChannel>()),
+        ("[escalation.NAME]", fields_of::<RawEscalation>()),
+        ("escalation levels", fields_of::<RawEscalationLevel>()),
+        ("[[rule]]", fields_of::<RawRule>()),
+        ("predict", fields_of::<RawPredict>()),
+        ("policy", fields_of::<RawPolicy>()),
+        ("[target]", fields_of::<RawTarget>()),
+        ("[target.process]", fields_of::<RawProcess>()),
+        ("[target.adopt]", fields_of::<RawAdopt>()),
+        ("[[probe]]", fields_of::<RawProbe>()),
+        ("[[recovery]]", fields_of::<RawStep>()),
+        ("backoff", fields_of::<RawBackoff>()),
+    ];
+    let mut missing = Vec::new();
+    let mut total = 0;
+    for (table, keys) in tables {
+        assert!(!keys.is_empty(), "{table} has keys");
+        for key in keys {
+            total += 1;
+            let documented = [format!("`{key}`"), format!("[{key}"), format!("[[{key}]]")]
+                .iter()
+                .any(|form| readme.contains(form.as_str()));
+            if !documented {
+                missing.push(format!("{table} {key}"));
+            }
+        }
+    }
+    assert!(missing.is_empty(), "undocumented keys: {missing:?}");
+    assert!(total > 100, "{total} keys checked");
+    for kind in [
+        "http",
+        "tcp",
+        "exec",
+        "file-age",
+        "unit",
+        "disk",
+        "memory",
+        "temperature",
+        "gpu",
+        "camera",
+        "network",
+        "myrvm",
+        "process",
+    ] {
+        assert!(
+            readme.contains(&format!("### {kind}")),
+            "probe kind {kind} has a section"
+        );
+    }
+    for action in ["restart", "restart-units", "hook", "kill", "reboot"] {
+        assert!(
+            readme.contains(&format!("### {action}")),
+            "action {action} has a section"
+        );
+    }
+}

@@ -7,6 +7,7 @@ mod support;
 
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use nix::sys::signal::{Signal, kill};
@@ -15,6 +16,20 @@ use serde_json::Value;
 use support::systemd::{PrivateSystemd, journal_field, wait_until};
 
 const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Tests that only start and stop their own units hold this for reading;
+/// the test that kills the bus holds it for writing, so that no unit changes
+/// state around the bus's death: systemd 252 can then block its whole main
+/// loop for 90 s (systemd/systemd#21177), failing every test that talks to it.
+static BUS_KILL: RwLock<()> = RwLock::new(());
+
+fn unit_activity() -> RwLockReadGuard<'static, ()> {
+    BUS_KILL.read().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn no_unit_activity() -> RwLockWriteGuard<'static, ()> {
+    BUS_KILL.write().unwrap_or_else(PoisonError::into_inner)
+}
 
 /// The shared manager, or `None` (with a notice) where it cannot run here.
 fn manager() -> Option<&'static PrivateSystemd> {
@@ -61,6 +76,7 @@ fn start(sd: &PrivateSystemd, unit: &str) {
 #[test]
 fn killed_unit_fails_with_result_signal() {
     let Some(sd) = manager() else { return };
+    let _guard = unit_activity();
     let unit = format!("{}.service", unique("rvmwd-sleep"));
     sd.write_unit(&unit, "[Service]\nExecStart=/bin/sleep 300\n");
     start(sd, &unit);
@@ -91,6 +107,7 @@ fn killed_unit_fails_with_result_signal() {
 #[test]
 fn unit_stdout_reaches_the_journal() {
     let Some(sd) = manager() else { return };
+    let _guard = unit_activity();
     let marker = unique("rvmwd-marker");
     let unit = format!("{}.service", unique("rvmwd-echo"));
     sd.write_unit(&unit, &format!("[Service]\nExecStart=/bin/echo {marker}\n"));
@@ -112,6 +129,7 @@ fn unit_stdout_reaches_the_journal() {
 #[test]
 fn notify_unit_becomes_active() {
     let Some(sd) = manager() else { return };
+    let _guard = unit_activity();
     let unit = format!("{}.service", unique("rvmwd-notify"));
     sd.write_unit(
         &unit,
@@ -154,6 +172,7 @@ fn systemd_on_bus(sd: &PrivateSystemd) -> Option<String> {
 #[test]
 fn killed_bus_comes_back_with_systemd_on_it() {
     let Some(sd) = manager() else { return };
+    let _guard = no_unit_activity();
     assert!(systemd_on_bus(sd).is_some(), "systemd is not on the bus");
     let old = sd.bus_daemon_pid();
     assert_ne!(old, 0, "dbus.service has no MainPID");

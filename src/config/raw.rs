@@ -317,7 +317,8 @@ pub struct RawProcess {
 pub struct RawAdopt {
     /// File holding the pid.
     pub pidfile: Option<String>,
-    /// Or: a pattern matched against the full command line.
+    /// Or: text that must occur in the process's full command line
+    /// (arguments joined by spaces; a plain substring, not a pattern).
     pub r#match: Option<String>,
     /// The watchdog may signal it. Default false (watch only).
     pub may_signal: Option<bool>,
@@ -390,7 +391,7 @@ pub struct RawProbe {
     /// disk: mount point. Default `/`.
     pub mount: Option<String>,
 
-    // --- temperature, gpu ---
+    // --- temperature ---
     /// temperature: thermal zone type, e.g. `"tj-thermal"`. Default: the hottest zone.
     pub zone: Option<String>,
 
@@ -411,7 +412,8 @@ pub struct RawProbe {
     pub stuck_for: Option<HumanDuration>,
 
     // --- thresholds: disk, memory (percent), temperature, gpu (°C) ---
-    /// Warn when the value is above this.
+    /// Warn when the value is above this. Setting either bound replaces
+    /// both defaults (85/95 % disk, 90/97 % memory, 85/95 °C).
     pub warn_above: Option<f64>,
     /// Fail when the value is above this.
     pub fail_above: Option<f64>,
@@ -433,7 +435,8 @@ pub struct RawStep {
     pub cooldown: Option<HumanDuration>,
     /// hook: name of the hook file in a hooks directory.
     pub hook: Option<String>,
-    /// hook: arguments; `{target}`, `{unit}`, `{device}` are filled in.
+    /// hook: arguments, each passed as one argument (no shell);
+    /// `{target}`, `{unit}`, `{device}`, `{incident}` are filled in.
     pub args: Option<Vec<String>>,
     /// hook: the hook is killed after this. Default `"30s"`.
     pub timeout: Option<HumanDuration>,

@@ -220,17 +220,25 @@ impl<'a> Checker<'a> {
     }
 
     /// A file holding a secret: it must exist, and should not be readable by others.
-    fn secret_file(&mut self, path: &KeyPath, value: &str) -> PathBuf {
+    /// `strict`: a file readable by group or others is an error (keys that
+    /// grant control of the machine), otherwise a warning.
+    fn secret_file(&mut self, path: &KeyPath, value: &str, strict: bool) -> PathBuf {
         use std::os::unix::fs::PermissionsExt;
         let file = self.abs_path(path, value);
         match std::fs::metadata(&file) {
-            Ok(meta) if !meta.is_file() => self.error(path, format!("\"{value}\" is not a regular file")),
-            Ok(meta) if meta.permissions().mode() & 0o044 != 0 => self.warn(
-                path,
-                format!(
+            Ok(meta) if !meta.is_file() => {
+                self.error(path, format!("\"{value}\" is not a regular file"))
+            }
+            Ok(meta) if meta.permissions().mode() & 0o044 != 0 => {
+                let message = format!(
                     "secret file \"{value}\" is readable by group or others (fix: chmod 600 {value})"
-                ),
-            ),
+                );
+                if strict {
+                    self.error(path, message);
+                } else {
+                    self.warn(path, message);
+                }
+            }
             Ok(_) => {}
             Err(e) => self.error(path, format!("cannot read secret file \"{value}\": {e}")),
         }
@@ -446,7 +454,7 @@ pub fn config(src: &SourceFile, raw: RawConfig, out: &mut Vec<Diagnostic>) -> Co
         .api
         .token_file
         .as_deref()
-        .map(|t| c.secret_file(&a.key("token-file"), t));
+        .map(|t| c.secret_file(&a.key("token-file"), t, true));
     if !listen.ip().is_loopback() && token_file.is_none() {
         c.warn(
             &a.key("listen"),
@@ -489,7 +497,7 @@ pub fn config(src: &SourceFile, raw: RawConfig, out: &mut Vec<Diagnostic>) -> Co
             api_key_file: p
                 .api_key_file
                 .as_deref()
-                .map(|f| c.secret_file(&pp.key("api-key-file"), f)),
+                .map(|f| c.secret_file(&pp.key("api-key-file"), f, true)),
             timeout: c.duration(
                 &pp.key("timeout"),
                 &p.timeout,
@@ -884,7 +892,8 @@ fn channel(c: &mut Checker<'_>, path: &KeyPath, name: &str, ch: &RawChannel) -> 
         }
     };
     let secret = |c: &mut Checker<'_>, key: &str, v: &Option<String>| {
-        v.as_deref().map(|f| c.secret_file(&path.key(key), f))
+        v.as_deref()
+            .map(|f| c.secret_file(&path.key(key), f, false))
     };
     let kind = match kind {
         "webhook" => ChannelKind::Webhook {
@@ -1682,6 +1691,14 @@ fn step(
                     "`kill` needs a target with a process or unit",
                 );
             }
+            if let Some(TargetKind::Adopted(a)) = target
+                && !a.may_signal
+            {
+                c.error(
+                    &path.key("action"),
+                    "`kill` of an adopted process needs `may-signal = true` in [target.adopt]",
+                );
+            }
             Action::Kill(c.signal(&path.key("signal"), s.signal.as_deref(), Signal::SIGKILL))
         }
         _ => {
@@ -1769,15 +1786,24 @@ fn check_placeholders(
                 path,
                 format!("{{unit}} in \"{arg}\" needs a target with a `unit`"),
             );
-        } else if name == "device"
-            && !probes
+        } else if name == "device" {
+            let cameras = probes
                 .iter()
-                .any(|p| matches!(p.check, Check::Camera { .. }))
-        {
-            c.error(
-                path,
-                format!("{{device}} in \"{arg}\" needs a camera probe in this target"),
-            );
+                .filter(|p| matches!(p.check, Check::Camera { .. }))
+                .count();
+            if cameras == 0 {
+                c.error(
+                    path,
+                    format!("{{device}} in \"{arg}\" needs a camera probe in this target"),
+                );
+            } else if cameras > 1 {
+                c.error(
+                    path,
+                    format!(
+                        "{{device}} in \"{arg}\" is ambiguous: this target has {cameras} camera probes"
+                    ),
+                );
+            }
         }
         rest = &rest[open + close + 1..];
     }

@@ -33,10 +33,10 @@
 //! * **Teardown, by pid only.** A `static` is never dropped, so teardown
 //!   cannot live in `Drop`. Instead the wrapper stays alive as the parent of
 //!   journald and the manager and traps `TERM`/`INT`/`HUP`/`EXIT`: it
-//!   SIGTERMs the manager (which stops its units and its bus) and waits for
-//!   it, SIGTERMs its journald, SIGKILLs by pid anything still left in its
-//!   own cgroups (SIGKILLing the manager first if it has not exited 10 s
-//!   after SIGTERM), removes those cgroups depth-first and deletes `$H`. The
+//!   sends SIGTERM to the manager (which stops its units and its bus) and
+//!   waits for it (sending SIGKILL after 10 s), sends SIGTERM to its
+//!   journald, sends SIGKILL by pid to anything still left in its own
+//!   cgroups, removes those cgroups depth-first and deletes `$H`. The
 //!   wrapper is told to do this
 //!   - at normal process exit, by an `atexit` handler that sends it SIGTERM
 //!     and waits until it has finished, so nothing is left behind when the
@@ -48,21 +48,25 @@
 //!     until the wrapper exits (it sits in `wait()` on it).
 //!
 //! One manager is shared by all tests of a test binary
-//! ([`PrivateSystemd::shared`]; starting one takes about a second), so each
-//! test must use unit names of its own.
+//! ([`PrivateSystemd::shared`]; starting one takes about 0.2 s here), so
+//! each test must use unit names of its own.
 //!
 //! Things a test should know:
 //! * The manager's environment (and so the units') is minimal: `PATH`,
 //!   `LANG=C.UTF-8`, `HOME=$H`, `XDG_RUNTIME_DIR`, `XDG_CONFIG_HOME` and
 //!   `DBUS_SESSION_BUS_ADDRESS`. Anything else a unit needs goes in its
 //!   `Environment=`.
-//! * journald reads a process's unit from `/proc/<pid>/cgroup` relative to
-//!   the host's PID 1, so entries carry `_SYSTEMD_CGROUP=/rvmwd-test-…/app.slice/<unit>`
-//!   (only while the process is still alive when journald reads it) but no
-//!   `_SYSTEMD_UNIT`. Match on `MESSAGE` or `SYSLOG_IDENTIFIER`, or on
-//!   `USER_UNIT` for the manager's own messages about a unit.
+//! * journald takes a process's unit from its cgroup path, which here starts
+//!   with the wrapper's `/rvmwd-test-…` rather than a slice it knows, so
+//!   entries carry `_SYSTEMD_CGROUP=/rvmwd-test-…/app.slice/<unit>` (and only
+//!   when the process was still alive as journald read it) but neither
+//!   `_SYSTEMD_UNIT` nor `_SYSTEMD_USER_UNIT`. Match on `MESSAGE` or
+//!   `SYSLOG_IDENTIFIER`, or on `USER_UNIT` for the manager's own messages
+//!   about a unit.
 //! * `MESSAGE` and other fields can be JSON strings or, for non-UTF-8 or
 //!   binary data, arrays of bytes: read them with [`journal_field`].
+//! * Killing the bus while other units change state stalls systemd 252 for
+//!   90 s; see [`PrivateSystemd::bus_daemon_pid`].
 //! * `org.freedesktop.systemd1` is on the session bus at
 //!   [`PrivateSystemd::bus_address`]; `systemctl --user` (with
 //!   [`PrivateSystemd::env`]) talks to the manager over its private socket
@@ -422,7 +426,15 @@ impl PrivateSystemd {
     }
 
     /// The pid of the bus daemon (`MainPID` of `dbus.service`), for tests
-    /// that kill the bus.
+    /// that kill the bus. After a kill, the next client that connects to the
+    /// bus socket starts a new daemon and systemd gets back onto it.
+    ///
+    /// Kill the bus only while no unit of this manager changes state: if one
+    /// does around the bus's death, systemd 252 blocks its whole main loop
+    /// for 90 s (systemd/systemd#21177; seen here whenever a unit was killed
+    /// within milliseconds of the bus), and every test talking to the manager
+    /// meanwhile times out. Give such tests a test binary (and so a manager)
+    /// of their own, or serialize them against the others.
     pub fn bus_daemon_pid(&self) -> u32 {
         self.main_pid("dbus.service")
     }
@@ -657,18 +669,79 @@ fn start_in(home: &Path, hierarchies: &[(PathBuf, String)]) -> Result<PrivateSys
     // Kept open so that the log stays readable after the wrapper removed $H.
     let mut log_reader =
         File::open(&log_path).map_err(|e| format!("cannot open {}: {e}", log_path.display()))?;
-    let log_tail = move |reader: &mut File| {
-        let mut text = String::new();
-        let _ = reader.read_to_string(&mut text);
-        text
-    };
 
+    let command = wrapper_command(home, &cgroup_name, hierarchies, log)?;
+    let started = Instant::now();
+    let (wrapper_pid, wrapper_exit) = spawn_wrapper(command)?;
+
+    let bus_address = format!("unix:path={}", home.join("xdg/bus").display());
+    let ready = wait_until(
+        "org.freedesktop.systemd1 to answer on the bus with SystemState running",
+        STARTUP_TIMEOUT,
+        || {
+            if let Some(exit) = wrapper_exit.get() {
+                return Some(Err(format!("the wrapper exited early: {exit}")));
+            }
+            matches!(
+                system_state(&bus_address).as_deref(),
+                Some("running" | "degraded")
+            )
+            .then_some(Ok(()))
+        },
+    )
+    .and_then(|r| r);
+    let startup_time = started.elapsed();
+
+    let manager = ready.and_then(|()| {
+        Ok(PrivateSystemd {
+            home: home.to_path_buf(),
+            cgroup_dirs: hierarchies
+                .iter()
+                .map(|(mount_point, _)| mount_point.join(&cgroup_name))
+                .collect(),
+            wrapper_pid,
+            manager_pid: read_pid(&home.join("manager.pid"))?,
+            journald_pid: read_pid(&home.join("journald.pid"))?,
+            wrapper_exit: Arc::clone(&wrapper_exit),
+            startup_time,
+        })
+    });
+    match manager {
+        Ok(manager) => {
+            register_teardown_at_exit();
+            Ok(manager)
+        }
+        Err(why) => {
+            let _ = kill(pid(wrapper_pid), Signal::SIGTERM);
+            let stopped = wait_until("the wrapper to exit", TEARDOWN_TIMEOUT, || {
+                wrapper_exit.get().cloned()
+            });
+            let mut log = String::new();
+            let _ = log_reader.read_to_string(&mut log);
+            let teardown = match stopped {
+                Ok(_) => String::new(),
+                Err(e) => format!("\nand its teardown failed: {e}"),
+            };
+            Err(format!("{why}; wrapper log:\n{log}{teardown}"))
+        }
+    }
+}
+
+/// `unshare --mount --propagation private bash $H/manager.sh ...` in a new
+/// session, with a minimal environment, its output going to `log`, and
+/// SIGTERM as its parent-death signal.
+fn wrapper_command(
+    home: &Path,
+    cgroup_name: &str,
+    hierarchies: &[(PathBuf, String)],
+    log: File,
+) -> Result<Command, String> {
     let mut command = Command::new(find_program("unshare").expect("checked in preflight"));
     command
         .args(["--mount", "--propagation", "private", BASH])
         .arg(home.join("manager.sh"))
         .arg(home)
-        .arg(&cgroup_name);
+        .arg(cgroup_name);
     for (mount_point, current) in hierarchies {
         command.arg(mount_point).arg(current);
     }
@@ -700,11 +773,15 @@ fn start_in(home: &Path, hierarchies: &[(PathBuf, String)]) -> Result<PrivateSys
             Ok(())
         });
     }
+    Ok(command)
+}
 
-    let started = Instant::now();
+/// Spawns the wrapper from a thread of its own and returns its pid and a
+/// cell that is set (to how it exited) once it has exited.
+fn spawn_wrapper(mut command: Command) -> Result<(u32, Arc<OnceLock<String>>), String> {
     let wrapper_exit = Arc::new(OnceLock::new());
-    let (spawned_tx, spawned_rx) = mpsc::channel();
     let exit_cell = Arc::clone(&wrapper_exit);
+    let (spawned_tx, spawned_rx) = mpsc::channel();
     // The wrapper's parent-death signal fires when this thread ends, so it
     // lives exactly as long as the wrapper: it waits for it to exit.
     thread::Builder::new()
@@ -726,64 +803,16 @@ fn start_in(home: &Path, hierarchies: &[(PathBuf, String)]) -> Result<PrivateSys
     let wrapper_pid = spawned_rx
         .recv()
         .map_err(|_| "the wrapper's thread ended without a word".to_string())??;
+    Ok((wrapper_pid, wrapper_exit))
+}
 
-    let bus_address = format!("unix:path={}", runtime_dir.join("bus").display());
-    let ready = wait_until(
-        "org.freedesktop.systemd1 to answer on the bus with SystemState running",
-        STARTUP_TIMEOUT,
-        || {
-            if let Some(exit) = wrapper_exit.get() {
-                return Some(Err(format!("the wrapper exited early: {exit}")));
-            }
-            matches!(
-                system_state(&bus_address).as_deref(),
-                Some("running" | "degraded")
-            )
-            .then_some(Ok(()))
-        },
-    )
-    .and_then(|r| r);
-    let startup_time = started.elapsed();
-
-    let read_pid = |name: &str| -> Result<u32, String> {
-        let path = home.join(name);
-        let text = fs::read_to_string(&path)
-            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        text.trim()
-            .parse()
-            .map_err(|e| format!("{} holds {text:?}: {e}", path.display()))
-    };
-    let manager = ready.and_then(|()| {
-        Ok(PrivateSystemd {
-            home: home.to_path_buf(),
-            cgroup_dirs: hierarchies
-                .iter()
-                .map(|(mount_point, _)| mount_point.join(&cgroup_name))
-                .collect(),
-            wrapper_pid,
-            manager_pid: read_pid("manager.pid")?,
-            journald_pid: read_pid("journald.pid")?,
-            wrapper_exit: Arc::clone(&wrapper_exit),
-            startup_time,
-        })
-    });
-    match manager {
-        Ok(manager) => {
-            register_teardown_at_exit();
-            Ok(manager)
-        }
-        Err(why) => {
-            let _ = kill(pid(wrapper_pid), Signal::SIGTERM);
-            let stopped = wait_until("the wrapper to exit", TEARDOWN_TIMEOUT, || {
-                wrapper_exit.get().cloned()
-            });
-            let mut why = format!("{why}; wrapper log:\n{}", log_tail(&mut log_reader));
-            if let Err(e) = stopped {
-                why.push_str(&format!("\nand its teardown failed: {e}"));
-            }
-            Err(why)
-        }
-    }
+/// A pid the wrapper wrote to a file.
+fn read_pid(path: &Path) -> Result<u32, String> {
+    let text =
+        fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    text.trim()
+        .parse()
+        .map_err(|e| format!("{} holds {text:?}: {e}", path.display()))
 }
 
 /// The manager's `SystemState` as read over the bus, if it answers.
