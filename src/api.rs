@@ -98,13 +98,82 @@ pub fn health_body(s: &Snapshot, now: Instant, wall: SystemTime) -> (Value, Stat
         ));
     }
     let loop_status = if stale { "fail" } else { "pass" };
-    let status = if stale {
-        "fail"
-    } else if config_status == "warn" {
-        "warn"
-    } else {
-        "pass"
-    };
+    let mut checks = serde_json::Map::new();
+    checks.insert(
+        "config:targets".into(),
+        json!([{
+            "componentType": "component",
+            "status": config_status,
+            "observedValue": s.config.targets.len(),
+            "observedUnit": "targets",
+            "time": time,
+            "output": config_output,
+        }]),
+    );
+    checks.insert(
+        "core-loop:age".into(),
+        json!([{
+            "componentType": "component",
+            "status": loop_status,
+            "observedValue": (age.as_secs_f64() * 1000.0).round() / 1000.0,
+            "observedUnit": "s",
+            "time": time,
+        }]),
+    );
+    let mut statuses = vec![config_status, loop_status];
+    if let Some(bus) = &s.supervisor {
+        // Not connected: the daemon is up but cannot see or heal units.
+        let status = if bus.connected { "pass" } else { "warn" };
+        statuses.push(status);
+        let mut output = if bus.connected {
+            format!(
+                "connected to systemd on the {} since {}",
+                bus.bus,
+                rfc3339(bus.since)
+            )
+        } else {
+            format!(
+                "not connected to systemd on the {} since {}; retrying",
+                bus.bus,
+                rfc3339(bus.since)
+            )
+        };
+        if let Some(e) = &bus.last_error {
+            output.push_str(&format!("; last error: {e}"));
+        }
+        checks.insert(
+            "systemd:connection".into(),
+            json!([{
+                "componentType": "system",
+                "status": status,
+                "observedValue": bus.connected,
+                "time": time,
+                "output": output,
+                "reconnects": bus.reconnects,
+            }]),
+        );
+    }
+    let status = ["fail", "warn"]
+        .into_iter()
+        .find(|worst| statuses.contains(worst))
+        .unwrap_or("pass");
+    let targets: Vec<Value> = s
+        .config
+        .targets
+        .iter()
+        .map(|t| {
+            let mut value = serde_json::to_value(t).unwrap_or(Value::Null);
+            if let (Some(unit), Some(map)) = (&t.unit, value.as_object_mut())
+                && let Some(state) = s.units.get(unit)
+            {
+                map.insert(
+                    "unitState".into(),
+                    serde_json::to_value(state).unwrap_or(Value::Null),
+                );
+            }
+            value
+        })
+        .collect();
     let body = json!({
         "status": status,
         "version": env!("CARGO_PKG_VERSION").split('.').next().unwrap_or("0"),
@@ -112,24 +181,8 @@ pub fn health_body(s: &Snapshot, now: Instant, wall: SystemTime) -> (Value, Stat
         "serviceId": s.identity.hardware_id.clone().unwrap_or_else(|| s.identity.name.clone()),
         "description": format!("rvm-watchdog on {}", s.identity.name),
         "identity": s.identity,
-        "checks": {
-            "config:targets": [{
-                "componentType": "component",
-                "status": config_status,
-                "observedValue": s.config.targets.len(),
-                "observedUnit": "targets",
-                "time": time,
-                "output": config_output,
-            }],
-            "core-loop:age": [{
-                "componentType": "component",
-                "status": loop_status,
-                "observedValue": (age.as_secs_f64() * 1000.0).round() / 1000.0,
-                "observedUnit": "s",
-                "time": time,
-            }],
-        },
-        "targets": s.config.targets,
+        "checks": checks,
+        "targets": targets,
         "stateDir": s.state_dir,
         "log": s.log_destination,
         "startedAt": rfc3339(s.started_at),

@@ -16,10 +16,11 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
 use crate::api::{self, ApiState};
-use crate::config::{self, Config, Level, Loaded, Sources};
+use crate::config::{self, Bus, Config, Level, Loaded, Sources};
 use crate::logging::{self, LogHandle};
 use crate::notify;
 use crate::status::{ConfigView, IdentityView, RejectedReload, Snapshot};
+use crate::supervisor::{BusStatus, BusTarget, Supervisor, UnitChanged};
 
 /// How long the API gets to finish requests at shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -149,6 +150,8 @@ pub async fn run(
         tick_every,
         state_dir: state_dir.display().to_string(),
         log_destination: log.as_ref().map(|l| l.destination).unwrap_or("stderr"),
+        supervisor: None,
+        units: Default::default(),
     };
     let (snapshot_tx, snapshot_rx) = watch::channel(snapshot);
 
@@ -175,13 +178,19 @@ pub async fn run(
     );
     announce_targets(&config);
 
+    let (unit_events_tx, mut unit_events) = mpsc::channel(256);
     let mut core = Core {
         sources,
         config,
         generation: 1,
         log,
         snapshot: snapshot_tx,
+        supervisor: None,
+        unit_events: unit_events_tx,
+        shutdown: shutdown.clone(),
     };
+    core.start_supervisor_if_needed();
+    let mut bus_status = core.supervisor.as_ref().map(|s| s.status());
     debug!(
         tick_every_ms = tick_every.as_millis() as u64,
         systemd_watchdog_ms = notify::watchdog_interval().map(|w| w.as_millis() as u64),
@@ -200,8 +209,13 @@ pub async fn run(
                 Command::Reload { reply } => {
                     let outcome = core.reload().await;
                     let _ = reply.send(outcome);
+                    if bus_status.is_none() {
+                        bus_status = core.supervisor.as_ref().map(|s| s.status());
+                    }
                 }
             },
+            Some(event) = unit_events.recv() => core.on_unit_changed(event),
+            Some(status) = next_bus_status(&mut bus_status) => core.on_bus_status(status),
         }
     }
 
@@ -216,6 +230,16 @@ pub async fn run(
     Ok(())
 }
 
+/// The next status of the supervisor's connection; never resolves without a supervisor.
+async fn next_bus_status(status: &mut Option<watch::Receiver<BusStatus>>) -> Option<BusStatus> {
+    if let Some(rx) = status
+        && rx.changed().await.is_ok()
+    {
+        return Some(rx.borrow_and_update().clone());
+    }
+    std::future::pending().await
+}
+
 /// The core loop's own state.
 struct Core {
     sources: Sources,
@@ -223,9 +247,70 @@ struct Core {
     generation: u64,
     log: Option<LogHandle>,
     snapshot: watch::Sender<Snapshot>,
+    supervisor: Option<Supervisor>,
+    unit_events: mpsc::Sender<UnitChanged>,
+    shutdown: CancellationToken,
 }
 
 impl Core {
+    /// Starts the supervisor once the configuration names a unit.
+    fn start_supervisor_if_needed(&mut self) {
+        let units = self.config.watched_units();
+        if self.supervisor.is_some() || units.is_empty() {
+            return;
+        }
+        let bus = match self.config.daemon.bus {
+            Bus::System => BusTarget::System,
+            Bus::User => BusTarget::Session,
+        };
+        info!(bus = %bus.describe(), units = units.len(), "supervising systemd units");
+        let supervisor =
+            Supervisor::spawn(bus, units, self.unit_events.clone(), self.shutdown.clone());
+        let status = supervisor.status().borrow().clone();
+        self.snapshot.send_modify(|s| s.supervisor = Some(status));
+        self.supervisor = Some(supervisor);
+    }
+
+    fn on_unit_changed(&mut self, event: UnitChanged) {
+        let state = &event.state;
+        let target_name = self
+            .config
+            .targets_of_unit(&state.unit)
+            .map(|t| t.name.clone())
+            .next();
+        match event.failure() {
+            Some(why) => warn!(
+                object_systemd_unit = %state.unit,
+                target_name,
+                active_state = %state.active_state,
+                sub_state = %state.sub_state,
+                result = %state.result,
+                n_restarts = state.n_restarts,
+                "unit {} failed: {why}",
+                state.unit
+            ),
+            None => info!(
+                object_systemd_unit = %state.unit,
+                target_name,
+                active_state = %state.active_state,
+                sub_state = %state.sub_state,
+                main_pid = state.main_pid,
+                "unit {} is {}",
+                state.unit,
+                state.summary()
+            ),
+        }
+        let state = event.state;
+        self.snapshot.send_modify(|s| {
+            s.units.insert(state.unit.clone(), state);
+        });
+    }
+
+    fn on_bus_status(&mut self, status: BusStatus) {
+        self.snapshot.send_modify(|s| s.supervisor = Some(status));
+        notify::status(&self.status_line());
+    }
+
     fn tick(&mut self) {
         notify::watchdog_ping();
         self.snapshot.send_modify(|s| s.last_tick = Instant::now());
@@ -240,6 +325,11 @@ impl Core {
         );
         if let Some(r) = &s.rejected_reload {
             line.push_str(&format!("; last reload refused ({} error(s))", r.errors));
+        }
+        if let Some(bus) = &s.supervisor
+            && !bus.connected
+        {
+            line.push_str("; not connected to systemd");
         }
         line
     }
@@ -266,12 +356,7 @@ impl Core {
                     .filter(|d| d.severity == Level::Error)
                     .map(ToString::to_string)
                     .collect();
-                error!(
-                    errors = problems.len(),
-                    generation = self.generation,
-                    "reload refused: the configuration has {} error(s); running configuration kept",
-                    problems.len()
-                );
+                // Observers see the refusal before the log says so.
                 self.snapshot.send_modify(|s| {
                     s.rejected_reload = Some(RejectedReload {
                         at: SystemTime::now(),
@@ -279,6 +364,12 @@ impl Core {
                         problems: problems.iter().take(5).cloned().collect(),
                     })
                 });
+                error!(
+                    errors = problems.len(),
+                    generation = self.generation,
+                    "reload refused: the configuration has {} error(s); running configuration kept",
+                    problems.len()
+                );
                 ReloadOutcome::Refused { problems }
             }
             Some(new) => {
@@ -333,6 +424,19 @@ impl Core {
             .map(|t| t.name.as_str())
             .collect();
         self.generation += 1;
+        let warnings = loaded
+            .diagnostics
+            .iter()
+            .filter(|d| d.severity == Level::Warning)
+            .count();
+        let view = ConfigView::new(&new, self.generation, warnings, config_source(loaded));
+        let identity = identity_view(&new);
+        // Observers see the new configuration before the log says it applied.
+        self.snapshot.send_modify(|s| {
+            s.config = view;
+            s.identity = identity;
+            s.rejected_reload = None;
+        });
         info!(
             generation = self.generation,
             targets = new.targets.len(),
@@ -341,18 +445,6 @@ impl Core {
             changed = ?changed,
             "reload applied"
         );
-        let warnings = loaded
-            .diagnostics
-            .iter()
-            .filter(|d| d.severity == Level::Warning)
-            .count();
-        let view = ConfigView::new(&new, self.generation, warnings, config_source(loaded));
-        let identity = identity_view(&new);
-        self.snapshot.send_modify(|s| {
-            s.config = view;
-            s.identity = identity;
-            s.rejected_reload = None;
-        });
         for t in new
             .targets
             .iter()
@@ -360,7 +452,17 @@ impl Core {
         {
             announce_target(t);
         }
+        let units = new.watched_units();
         self.config = new;
+        match &self.supervisor {
+            Some(supervisor) => {
+                let supervisor = supervisor.clone();
+                self.snapshot
+                    .send_modify(|s| s.units.retain(|u, _| units.contains(u)));
+                tokio::spawn(async move { supervisor.watch(units).await });
+            }
+            None => self.start_supervisor_if_needed(),
+        }
     }
 }
 

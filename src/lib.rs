@@ -14,3 +14,4 @@ pub mod hook;
 pub mod logging;
 pub mod notify;
 pub mod status;
+pub mod supervisor;

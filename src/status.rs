@@ -6,7 +6,10 @@ use std::time::{Instant, SystemTime};
 
 use serde::Serialize;
 
+use std::collections::BTreeMap;
+
 use crate::config::{Config, Target};
+use crate::supervisor::{BusStatus, UnitState};
 
 /// The daemon as observers see it.
 #[derive(Debug, Clone)]
@@ -27,6 +30,10 @@ pub struct Snapshot {
     pub state_dir: String,
     /// Where log lines go.
     pub log_destination: &'static str,
+    /// The systemd connection, when units are supervised.
+    pub supervisor: Option<BusStatus>,
+    /// The last known state of every watched unit.
+    pub units: BTreeMap<String, UnitState>,
 }
 
 /// The machine's identity.

@@ -93,7 +93,7 @@ fn a_broken_reload_keeps_the_running_configuration_and_a_good_one_applies() {
     // Fixed: everything applies at once.
     write(
         &dir.join("policies/beta.toml"),
-        "[target]\nname = \"beta\"\nunit = \"beta.service\"\n",
+        "[target]\nname = \"beta\"\n\n[[probe]]\nkind = \"tcp\"\naddress = \"127.0.0.1:8001\"\n",
     );
     let mark = daemon.seen.len();
     daemon.signal(Signal::SIGHUP);
@@ -109,7 +109,7 @@ fn a_broken_reload_keeps_the_running_configuration_and_a_good_one_applies() {
         health["targets"][0]["probes"],
         serde_json::json!(["memory", "disk"])
     );
-    assert_eq!(health["targets"][1]["unit"], "beta.service");
+    assert_eq!(health["targets"][1]["probes"], serde_json::json!(["tcp"]));
     let output = health["checks"]["config:targets"][0]["output"]
         .as_str()
         .unwrap();

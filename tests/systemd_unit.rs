@@ -25,7 +25,11 @@ fn free_port() -> u16 {
 /// Writes the daemon's files and its unit; returns the unit name and API port.
 fn install(sd: &PrivateSystemd, dir: &Path, name: &str, port: u16, extra: &str) -> String {
     std::fs::create_dir_all(dir.join("policies")).unwrap();
-    std::fs::write(dir.join("watchdog.toml"), "[log]\nlevel = \"debug\"\n").unwrap();
+    std::fs::write(
+        dir.join("watchdog.toml"),
+        "[daemon]\nbus = \"user\"\n\n[log]\nlevel = \"debug\"\n",
+    )
+    .unwrap();
     std::fs::write(
         dir.join("policies/camera.toml"),
         format!("[target]\nname = \"camera\"\nunit = \"{name}-camera.service\"\n"),

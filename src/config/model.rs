@@ -47,6 +47,33 @@ impl Config {
     pub fn target(&self, name: &str) -> Option<&Target> {
         self.targets.iter().find(|t| t.name == name)
     }
+
+    /// Every systemd unit the configuration names: unit targets, `unit`
+    /// probes and `restart-units` steps. The supervisor watches these.
+    pub fn watched_units(&self) -> std::collections::BTreeSet<String> {
+        let mut units = std::collections::BTreeSet::new();
+        for t in &self.targets {
+            if let Some(u) = t.unit() {
+                units.insert(u.to_owned());
+            }
+            for p in &t.probes {
+                if let Check::Unit { unit } = &p.check {
+                    units.insert(unit.clone());
+                }
+            }
+            for s in &t.ladder {
+                if let Action::RestartUnits(list) = &s.action {
+                    units.extend(list.iter().cloned());
+                }
+            }
+        }
+        units
+    }
+
+    /// The targets whose own unit is `unit`.
+    pub fn targets_of_unit<'a>(&'a self, unit: &'a str) -> impl Iterator<Item = &'a Target> + 'a {
+        self.targets.iter().filter(move |t| t.unit() == Some(unit))
+    }
 }
 
 /// Which D-Bus systemd is reached on.
