@@ -135,26 +135,36 @@ impl Drop for Daemon {
     }
 }
 
-/// A minimal HTTP/1.1 GET: (status code, content type, body).
+/// A minimal HTTP/1.1 GET: (status code, content type, body). Panics when
+/// the server does not answer.
 pub fn http_get(addr: SocketAddr, path: &str) -> (u16, String, String) {
+    try_http_get(addr, path).unwrap_or_else(|e| panic!("GET http://{addr}{path}: {e}"))
+}
+
+/// [`http_get`] that reports failure instead of panicking.
+pub fn try_http_get(addr: SocketAddr, path: &str) -> Result<(u16, String, String), String> {
     let mut stream =
-        TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect to the API");
+        TcpStream::connect_timeout(&addr, Duration::from_secs(5)).map_err(|e| e.to_string())?;
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
+        .map_err(|e| e.to_string())?;
     write!(
         stream,
         "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
     )
-    .unwrap();
+    .map_err(|e| e.to_string())?;
     let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let (head, body) = response.split_once("\r\n\r\n").expect("an HTTP response");
+    stream
+        .read_to_string(&mut response)
+        .map_err(|e| e.to_string())?;
+    let (head, body) = response
+        .split_once("\r\n\r\n")
+        .ok_or("not an HTTP response")?;
     let code = head
         .split_whitespace()
         .nth(1)
         .and_then(|c| c.parse().ok())
-        .expect("a status code");
+        .ok_or("no status code")?;
     let content_type = head
         .lines()
         .find_map(|l| {
@@ -163,5 +173,5 @@ pub fn http_get(addr: SocketAddr, path: &str) -> (u16, String, String) {
                 .then(|| value.trim().to_owned())
         })
         .unwrap_or_default();
-    (code, content_type, body.to_owned())
+    Ok((code, content_type, body.to_owned()))
 }
