@@ -8,7 +8,6 @@ mod support;
 
 use std::collections::BTreeSet;
 use std::process::{Command, Stdio};
-use std::sync::Mutex;
 use std::time::Duration;
 
 use rvm_watchdog::supervisor::{BusTarget, Supervisor};
@@ -18,7 +17,8 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 const WAIT: Duration = Duration::from_secs(30);
-static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+/// The tests take turns (one async, one not: a Tokio mutex serves both).
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 fn kill9(pid: u32) {
     nix::sys::signal::kill(
@@ -41,7 +41,7 @@ async fn the_supervisor_reconnects_and_sees_the_next_failure() {
     let Some(sd) = PrivateSystemd::shared() else {
         return;
     };
-    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _turn = ONE_AT_A_TIME.lock().await;
     let unit = "bl-crash.service";
     sd.write_unit(unit, "[Service]\nExecStart=/bin/sleep 300\n");
     assert!(sd.systemctl(&["start", unit]).status.success());
@@ -102,7 +102,7 @@ fn the_daemon_shows_the_gap_on_health_and_keeps_running() {
     let Some(sd) = PrivateSystemd::shared() else {
         return;
     };
-    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _turn = ONE_AT_A_TIME.blocking_lock();
     let unit = "bl-daemon.service";
     sd.write_unit(unit, "[Service]\nExecStart=/bin/sleep 300\n");
     assert!(sd.systemctl(&["start", unit]).status.success());
