@@ -6,14 +6,15 @@ use std::num::NonZeroUsize;
 use std::time::{Duration, Instant, SystemTime};
 
 use futures_util::StreamExt;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 use zbus::message::Type as MessageType;
 use zbus::{Connection, MatchRule, MessageStream, OwnedVariant, Variant};
 
 use super::dbus::{
-    self, ManagerProxy, ReloadingStream, SERVICE_INTERFACE, UNIT_INTERFACE, UnitNewStream,
+    self, JobRemovedStream, ManagerProxy, ReloadingStream, SERVICE_INTERFACE, UNIT_INTERFACE,
+    UnitNewStream,
 };
 use super::{
     ActionDone, ActionError, BusStatus, BusTarget, KillWhom, Request, SAFETY_POLL, UnitAccounting,
@@ -134,6 +135,16 @@ struct Session {
     props: MessageStream,
     unit_new: UnitNewStream,
     reloading: ReloadingStream,
+    /// Every job's end, followed once for all actions (a stream per action
+    /// would cost a match rule and a name lookup on the bus each time).
+    job_removed: JobRemovedStream,
+    /// Actions waiting for their job's end, by job path.
+    jobs_waiting: HashMap<String, oneshot::Sender<String>>,
+    /// Jobs that ended before their action asked: the reply to `StartUnit`
+    /// and the `JobRemoved` signal may be handled in either order.
+    jobs_ended: JobsEnded,
+    jobs_tx: mpsc::UnboundedSender<JobWait>,
+    jobs: mpsc::UnboundedReceiver<JobWait>,
     /// Object path → unit name, for the watched units.
     paths: HashMap<String, String>,
     reads_tx: mpsc::UnboundedSender<ReadDone>,
@@ -144,6 +155,39 @@ struct Session {
     serials: HashMap<String, u32>,
     /// Units with a read in flight; `true` when another was asked for meanwhile.
     inflight: HashMap<String, bool>,
+}
+
+/// An action's request to hear how its job ended.
+struct JobWait {
+    job: String,
+    reply: oneshot::Sender<String>,
+}
+
+/// Results of jobs no action has asked about yet, the most recent few.
+#[derive(Default)]
+struct JobsEnded {
+    results: HashMap<String, String>,
+    order: std::collections::VecDeque<String>,
+}
+
+impl JobsEnded {
+    const KEEP: usize = 256;
+
+    fn insert(&mut self, job: String, result: String) {
+        if self.order.len() == Self::KEEP
+            && let Some(oldest) = self.order.pop_front()
+        {
+            self.results.remove(&oldest);
+        }
+        self.order.push_back(job.clone());
+        self.results.insert(job, result);
+    }
+
+    fn take(&mut self, job: &str) -> Option<String> {
+        let result = self.results.remove(job)?;
+        self.order.retain(|j| j != job);
+        Some(result)
+    }
 }
 
 /// How a read finds the unit.
@@ -213,17 +257,27 @@ impl Session {
             .receive_reloading()
             .await
             .map_err(|e| fail("watch reloads", e))?;
+        let job_removed = manager
+            .receive_job_removed()
+            .await
+            .map_err(|e| fail("watch jobs", e))?;
         manager
             .subscribe()
             .await
             .map_err(|e| fail("subscribe to systemd", e))?;
         let (reads_tx, reads) = mpsc::unbounded_channel();
+        let (jobs_tx, jobs) = mpsc::unbounded_channel();
         Ok(Session {
             conn,
             manager,
             props,
             unit_new,
             reloading,
+            job_removed,
+            jobs_waiting: HashMap::new(),
+            jobs_ended: JobsEnded::default(),
+            jobs_tx,
+            jobs,
             paths: HashMap::new(),
             reads_tx,
             reads,
@@ -286,6 +340,23 @@ impl Session {
                             self.read_all(task);
                         }
                     }
+                },
+                signal = self.job_removed.next() => match signal {
+                    None => return Err(Ended::Lost("the bus closed the connection".into())),
+                    Some(signal) => {
+                        if let Ok(args) = signal.args() {
+                            let job = args.job().to_string();
+                            let result = args.result().clone();
+                            match self.jobs_waiting.remove(&job) {
+                                Some(waiter) => { let _ = waiter.send(result); }
+                                None => self.jobs_ended.insert(job, result),
+                            }
+                        }
+                    }
+                },
+                Some(wait) = self.jobs.recv() => match self.jobs_ended.take(&wait.job) {
+                    Some(result) => { let _ = wait.reply.send(result); }
+                    None => { self.jobs_waiting.insert(wait.job, wait.reply); }
                 },
                 Some(done) = self.reads.recv() => self.on_read(task, cache, done).await?,
                 request = task.requests.recv() => match request {
@@ -378,8 +449,9 @@ impl Session {
             } => {
                 let conn = self.conn.clone();
                 let manager = self.manager.clone();
+                let jobs = self.jobs_tx.clone();
                 tokio::spawn(async move {
-                    let outcome = perform(&conn, &manager, &unit, action, timeout).await;
+                    let outcome = perform(&conn, &manager, &jobs, &unit, action, timeout).await;
                     let _ = reply.send(outcome);
                 });
             }
@@ -679,6 +751,7 @@ async fn within<T>(
 async fn perform(
     conn: &Connection,
     manager: &ManagerProxy<'static>,
+    jobs: &mpsc::UnboundedSender<JobWait>,
     unit: &str,
     action: UnitAction,
     limit: Duration,
@@ -692,10 +765,6 @@ async fn perform(
     );
     let outcome = match action {
         UnitAction::Start | UnitAction::Stop | UnitAction::Restart => {
-            // Listen before asking, so the job's end cannot be missed.
-            let mut removed = within(deadline, limit, manager.receive_job_removed())
-                .await?
-                .map_err(|e| classify(unit, e))?;
             let job = match action {
                 UnitAction::Start => {
                     within(deadline, limit, manager.start_unit(unit, "replace")).await?
@@ -706,35 +775,32 @@ async fn perform(
                 _ => within(deadline, limit, manager.restart_unit(unit, "replace")).await?,
             }
             .map_err(|e| classify(unit, e))?;
-            loop {
-                let Some(signal) = within(deadline, limit, removed.next()).await? else {
-                    break Err(ActionError::BusLost(
-                        "the bus closed while the job ran".into(),
-                    ));
-                };
-                let Ok(args) = signal.args() else { continue };
-                if args.job() != &job {
-                    continue;
-                }
-                let result = args.result().clone();
-                if result == "done" {
-                    break Ok(ActionDone {
-                        job_result: Some(result),
-                        took: started.elapsed(),
-                    });
-                }
+            let (reply, ended) = oneshot::channel();
+            let lost = || ActionError::BusLost("the connection was lost while the job ran".into());
+            jobs.send(JobWait {
+                job: job.to_string(),
+                reply,
+            })
+            .map_err(|_| lost())?;
+            let result = within(deadline, limit, ended).await?.map_err(|_| lost())?;
+            if result == "done" {
+                Ok(ActionDone {
+                    job_result: Some(result),
+                    took: started.elapsed(),
+                })
+            } else {
                 let detail = match read_state(conn, manager, unit, ReadMode::IfLoaded).await {
                     Ok(Some((s, _))) if !s.result.is_empty() && s.result != "success" => {
                         format!(" (unit result {})", s.result)
                     }
                     _ => String::new(),
                 };
-                break Err(ActionError::JobFailed {
+                Err(ActionError::JobFailed {
                     unit: unit.to_owned(),
                     action: action.as_str(),
                     result,
                     detail,
-                });
+                })
             }
         }
         UnitAction::ResetFailed => within(deadline, limit, manager.reset_failed_unit(unit))
