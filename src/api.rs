@@ -171,6 +171,14 @@ pub fn health_body(s: &Snapshot, now: Instant, wall: SystemTime) -> (Value, Stat
                     serde_json::to_value(state).unwrap_or(Value::Null),
                 );
             }
+            if let (Some(unit), Some(map)) = (&t.unit, value.as_object_mut())
+                && let Some(accounting) = s.accounting.get(unit)
+            {
+                map.insert(
+                    "accounting".into(),
+                    serde_json::to_value(accounting).unwrap_or(Value::Null),
+                );
+            }
             value
         })
         .collect();

@@ -20,7 +20,7 @@ use crate::config::{self, Bus, Config, Level, Loaded, Sources};
 use crate::logging::{self, LogHandle};
 use crate::notify;
 use crate::status::{ConfigView, IdentityView, RejectedReload, Snapshot};
-use crate::supervisor::{BusStatus, BusTarget, Supervisor, UnitChanged};
+use crate::supervisor::{BusStatus, BusTarget, Supervisor, UnitAccounting, UnitChanged};
 
 /// How long the API gets to finish requests at shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -152,6 +152,7 @@ pub async fn run(
         log_destination: log.as_ref().map(|l| l.destination).unwrap_or("stderr"),
         supervisor: None,
         units: Default::default(),
+        accounting: Default::default(),
     };
     let (snapshot_tx, snapshot_rx) = watch::channel(snapshot);
 
@@ -179,6 +180,7 @@ pub async fn run(
     announce_targets(&config);
 
     let (unit_events_tx, mut unit_events) = mpsc::channel(256);
+    let (accounting_tx, mut accounting) = mpsc::channel(64);
     let mut core = Core {
         sources,
         config,
@@ -187,6 +189,7 @@ pub async fn run(
         snapshot: snapshot_tx,
         supervisor: None,
         unit_events: unit_events_tx,
+        accounting: accounting_tx,
         shutdown: shutdown.clone(),
     };
     core.start_supervisor_if_needed();
@@ -199,6 +202,8 @@ pub async fn run(
     notify::ready(&core.status_line());
     info!(startup_ms = started.elapsed().as_millis() as u64, "ready");
 
+    let mut metrics_tick = tokio::time::interval(core.config.metrics.interval);
+    metrics_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut ticker = tokio::time::interval(tick_every);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -215,6 +220,10 @@ pub async fn run(
                 }
             },
             Some(event) = unit_events.recv() => core.on_unit_changed(event),
+            _ = metrics_tick.tick() => core.read_accounting(),
+            Some((unit, figures)) = accounting.recv() => core.snapshot.send_modify(|s| {
+                s.accounting.insert(unit, figures);
+            }),
             Some(status) = next_bus_status(&mut bus_status) => core.on_bus_status(status),
         }
     }
@@ -249,6 +258,7 @@ struct Core {
     snapshot: watch::Sender<Snapshot>,
     supervisor: Option<Supervisor>,
     unit_events: mpsc::Sender<UnitChanged>,
+    accounting: mpsc::Sender<(String, UnitAccounting)>,
     shutdown: CancellationToken,
 }
 
@@ -304,6 +314,29 @@ impl Core {
         self.snapshot.send_modify(|s| {
             s.units.insert(state.unit.clone(), state);
         });
+    }
+
+    /// Reads resource use of every unit target off the loop; the figures
+    /// come back on the accounting channel.
+    fn read_accounting(&self) {
+        let Some(supervisor) = &self.supervisor else {
+            return;
+        };
+        for unit in self.config.targets.iter().filter_map(|t| t.unit()) {
+            let supervisor = supervisor.clone();
+            let tx = self.accounting.clone();
+            let unit = unit.to_owned();
+            tokio::spawn(async move {
+                match supervisor.accounting(&unit).await {
+                    Ok(figures) => {
+                        let _ = tx.send((unit, figures)).await;
+                    }
+                    Err(e) => {
+                        debug!(object_systemd_unit = %unit, error = %e, "cannot read accounting")
+                    }
+                }
+            });
+        }
     }
 
     fn on_bus_status(&mut self, status: BusStatus) {
@@ -457,8 +490,10 @@ impl Core {
         match &self.supervisor {
             Some(supervisor) => {
                 let supervisor = supervisor.clone();
-                self.snapshot
-                    .send_modify(|s| s.units.retain(|u, _| units.contains(u)));
+                self.snapshot.send_modify(|s| {
+                    s.units.retain(|u, _| units.contains(u));
+                    s.accounting.retain(|u, _| units.contains(u));
+                });
                 tokio::spawn(async move { supervisor.watch(units).await });
             }
             None => self.start_supervisor_if_needed(),

@@ -9,7 +9,7 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 
 use crate::config::{Config, Target};
-use crate::supervisor::{BusStatus, UnitState};
+use crate::supervisor::{BusStatus, UnitAccounting, UnitState};
 
 /// The daemon as observers see it.
 #[derive(Debug, Clone)]
@@ -34,6 +34,8 @@ pub struct Snapshot {
     pub supervisor: Option<BusStatus>,
     /// The last known state of every watched unit.
     pub units: BTreeMap<String, UnitState>,
+    /// Resource use of unit targets, read every `[metrics] interval`.
+    pub accounting: BTreeMap<String, UnitAccounting>,
 }
 
 /// The machine's identity.

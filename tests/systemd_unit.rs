@@ -218,3 +218,69 @@ fn a_wedged_daemon_stops_pinging_and_systemd_notices() {
         .unwrap();
     sd.systemctl(&["reset-failed", &unit]);
 }
+
+#[test]
+fn health_follows_the_supervised_unit_and_its_restart_count() {
+    let Some(sd) = PrivateSystemd::shared() else {
+        return;
+    };
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path();
+    let port = free_port();
+    let app = "wd-acct-app.service";
+    sd.write_unit(
+        app,
+        "[Service]\nExecStart=/bin/sleep 300\nRestart=always\nRestartSec=100ms\n",
+    );
+    assert!(sd.systemctl(&["start", app]).status.success());
+    let unit = install(sd, dir, "wd-acct", port, "");
+    std::fs::write(
+        dir.join("watchdog.toml"),
+        "[daemon]\nbus = \"user\"\n\n[metrics]\ninterval = \"1s\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("policies/camera.toml"),
+        format!("[target]\nname = \"app\"\nunit = \"{app}\"\n"),
+    )
+    .unwrap();
+    assert!(sd.systemctl(&["start", &unit]).status.success());
+    let addr = format!("127.0.0.1:{port}").parse().unwrap();
+    let health = || -> Option<Value> {
+        let (_, _, body) = support::daemon::try_http_get(addr, "/health").ok()?;
+        serde_json::from_str(&body).ok()
+    };
+    let up = wait_until("the unit running on /health", WAIT, || {
+        health().filter(|h| h["targets"][0]["unitState"]["activeState"] == "active")
+    })
+    .unwrap();
+    assert_eq!(up["checks"]["systemd:connection"][0]["status"], "pass");
+    assert_eq!(up["status"], "pass");
+
+    let pid = sd.main_pid(app);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let after = wait_until("one restart counted on /health", WAIT, || {
+        health().filter(|h| {
+            h["targets"][0]["unitState"]["nRestarts"] == 1
+                && h["targets"][0]["unitState"]["activeState"] == "active"
+                && h["targets"][0]["accounting"]["nRestarts"] == 1
+        })
+    })
+    .unwrap();
+    assert_ne!(after["targets"][0]["unitState"]["mainPid"], pid);
+    // The crash is in the unit's own story in the journal.
+    sd.wait_for_journal(
+        |e| {
+            journal_field(e, "OBJECT_SYSTEMD_UNIT").as_deref() == Some(app)
+                && journal_field(e, "MESSAGE")
+                    .is_some_and(|m| m == format!("unit {app} failed: signal"))
+        },
+        WAIT,
+    )
+    .unwrap();
+    sd.systemctl(&["stop", &unit, app]);
+}
