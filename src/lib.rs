@@ -13,5 +13,6 @@ pub mod daemon;
 pub mod hook;
 pub mod logging;
 pub mod notify;
+pub mod recovery;
 pub mod status;
 pub mod supervisor;
