@@ -171,6 +171,12 @@ pub fn health_body(s: &Snapshot, now: Instant, wall: SystemTime) -> (Value, Stat
                     serde_json::to_value(state).unwrap_or(Value::Null),
                 );
             }
+            if let (Some(ladder), Some(map)) = (s.ladders.get(&t.name), value.as_object_mut()) {
+                map.insert(
+                    "recovery".into(),
+                    serde_json::to_value(ladder).unwrap_or(Value::Null),
+                );
+            }
             if let (Some(unit), Some(map)) = (&t.unit, value.as_object_mut())
                 && let Some(accounting) = s.accounting.get(unit)
             {

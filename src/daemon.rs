@@ -7,6 +7,7 @@
 //! daemon. A **reload** reads and validates everything off the loop and
 //! applies it whole, or not at all.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -19,8 +20,10 @@ use crate::api::{self, ApiState};
 use crate::config::{self, Bus, Config, Level, Loaded, Sources};
 use crate::logging::{self, LogHandle};
 use crate::notify;
+use crate::recovery::perform::{Performed, perform, unit_health};
+use crate::recovery::{Decision, Engine, LadderState, Ms};
 use crate::status::{ConfigView, IdentityView, RejectedReload, Snapshot};
-use crate::supervisor::{BusStatus, BusTarget, Supervisor, UnitAccounting, UnitChanged};
+use crate::supervisor::{BusStatus, BusTarget, Supervisor, UnitAccounting, UnitChanged, UnitState};
 
 /// How long the API gets to finish requests at shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -153,6 +156,7 @@ pub async fn run(
         supervisor: None,
         units: Default::default(),
         accounting: Default::default(),
+        ladders: Default::default(),
     };
     let (snapshot_tx, snapshot_rx) = watch::channel(snapshot);
 
@@ -181,6 +185,10 @@ pub async fn run(
 
     let (unit_events_tx, mut unit_events) = mpsc::channel(256);
     let (accounting_tx, mut accounting) = mpsc::channel(64);
+    let (actions_tx, mut actions) = mpsc::channel(64);
+    let seed = now_ms() ^ u64::from(std::process::id());
+    let mut engine = Engine::new(&config, |_| None, seed);
+    engine.start_grace(now_ms());
     let mut core = Core {
         sources,
         config,
@@ -191,6 +199,9 @@ pub async fn run(
         unit_events: unit_events_tx,
         accounting: accounting_tx,
         shutdown: shutdown.clone(),
+        engine,
+        actions: actions_tx,
+        units: BTreeMap::new(),
     };
     core.start_supervisor_if_needed();
     let mut bus_status = core.supervisor.as_ref().map(|s| s.status());
@@ -221,6 +232,11 @@ pub async fn run(
             },
             Some(event) = unit_events.recv() => core.on_unit_changed(event),
             _ = metrics_tick.tick() => core.read_accounting(),
+            Some(finished) = actions.recv() => core.on_action_finished(finished),
+            _ = sleep_until_ms(core.engine.next_wakeup(now_ms())) => {
+                let decisions = core.engine.tick(now_ms());
+                core.handle(decisions);
+            }
             Some((unit, figures)) = accounting.recv() => core.snapshot.send_modify(|s| {
                 s.accounting.insert(unit, figures);
             }),
@@ -260,6 +276,27 @@ struct Core {
     unit_events: mpsc::Sender<UnitChanged>,
     accounting: mpsc::Sender<(String, UnitAccounting)>,
     shutdown: CancellationToken,
+    engine: Engine,
+    actions: mpsc::Sender<ActionFinished>,
+    /// Each unit's last known state, for health after an action.
+    units: BTreeMap<String, UnitState>,
+}
+
+/// An action of a ladder finished (sent by the task that ran it).
+struct ActionFinished {
+    target: String,
+    action: &'static str,
+    step: usize,
+    attempt: u32,
+    performed: Performed,
+    took: Duration,
+}
+
+fn now_ms() -> Ms {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_millis() as Ms)
+        .unwrap_or(0)
 }
 
 impl Core {
@@ -310,10 +347,163 @@ impl Core {
                 state.summary()
             ),
         }
+        let restarted_by_systemd = event
+            .previous
+            .as_ref()
+            .is_some_and(|p| state.n_restarts > p.n_restarts);
+        let health = unit_health(state);
+        let targets: Vec<String> = self
+            .config
+            .targets_of_unit(&state.unit)
+            .map(|t| t.name.clone())
+            .collect();
+        let now = now_ms();
+        for target in &targets {
+            if restarted_by_systemd {
+                let decisions = self.engine.systemd_restarted(target, now);
+                self.handle(decisions);
+            }
+            let decisions = self.engine.health(target, health.clone(), now);
+            self.handle(decisions);
+        }
         let state = event.state;
+        self.units.insert(state.unit.clone(), state.clone());
         self.snapshot.send_modify(|s| {
             s.units.insert(state.unit.clone(), state);
         });
+    }
+
+    /// Logs each decision and starts the actions.
+    fn handle(&mut self, decisions: Vec<(String, Decision)>) {
+        for (name, decision) in decisions {
+            let Some(target) = self.config.target(&name).cloned() else {
+                continue;
+            };
+            let unit = target.unit().map(str::to_owned);
+            let incident = self
+                .engine
+                .state(&name)
+                .and_then(|s| s.incident.as_ref())
+                .map(|i| i.id.clone());
+            log_decision(&target, unit.as_deref(), incident.as_deref(), &decision);
+            if let Decision::Act {
+                step,
+                attempt,
+                action,
+                ..
+            } = decision
+            {
+                self.start_action(&target, step, attempt, action);
+            }
+        }
+        let ladders: BTreeMap<String, LadderState> = self
+            .engine
+            .states()
+            .map(|(n, s)| (n.to_owned(), s.clone()))
+            .collect();
+        self.snapshot.send_modify(|s| s.ladders = ladders);
+    }
+
+    fn start_action(
+        &mut self,
+        target: &config::Target,
+        step: usize,
+        attempt: u32,
+        action: config::Action,
+    ) {
+        let name = action.as_str();
+        if target.observe {
+            info!(
+                target_name = %target.name,
+                object_systemd_unit = target.unit(),
+                step = step + 1,
+                attempt,
+                action = name,
+                observe = true,
+                "observe mode: would {name} {} (step {}, attempt {attempt}); doing nothing",
+                target.name,
+                step + 1
+            );
+            let _ = self.actions.try_send(ActionFinished {
+                target: target.name.clone(),
+                action: name,
+                step,
+                attempt,
+                performed: Performed {
+                    ok: true,
+                    detail: "observe mode: not performed".into(),
+                },
+                took: Duration::ZERO,
+            });
+            return;
+        }
+        let supervisor = self.supervisor.clone();
+        let unit_state = target.unit().and_then(|u| self.units.get(u)).cloned();
+        let tx = self.actions.clone();
+        let target = target.clone();
+        tokio::spawn(async move {
+            let started = Instant::now();
+            let performed =
+                perform(supervisor.as_ref(), &target, &action, unit_state.as_ref()).await;
+            let _ = tx
+                .send(ActionFinished {
+                    target: target.name.clone(),
+                    action: name,
+                    step,
+                    attempt,
+                    performed,
+                    took: started.elapsed(),
+                })
+                .await;
+        });
+    }
+
+    fn on_action_finished(&mut self, finished: ActionFinished) {
+        let Some(target) = self.config.target(&finished.target).cloned() else {
+            return;
+        };
+        let unit = target.unit();
+        let took_ms = finished.took.as_millis() as u64;
+        if finished.performed.ok {
+            info!(
+                target_name = %target.name,
+                object_systemd_unit = unit,
+                step = finished.step + 1,
+                attempt = finished.attempt,
+                action = finished.action,
+                result = "ok",
+                took_ms,
+                "{} of {}: {}",
+                finished.action,
+                target.name,
+                finished.performed.detail
+            );
+        } else {
+            warn!(
+                target_name = %target.name,
+                object_systemd_unit = unit,
+                step = finished.step + 1,
+                attempt = finished.attempt,
+                action = finished.action,
+                result = "failed",
+                took_ms,
+                "{} of {} failed: {}",
+                finished.action,
+                target.name,
+                finished.performed.detail
+            );
+        }
+        let now = now_ms();
+        let decisions = self
+            .engine
+            .action_finished(&target.name, finished.performed.ok, now);
+        self.handle(decisions);
+        // The health known so far predates the action: observe it again.
+        if let Some(state) = unit.and_then(|u| self.units.get(u)) {
+            let health = unit_health(state);
+            let decisions = self.engine.health(&target.name, health, now);
+            self.handle(decisions);
+        }
     }
 
     /// Reads resource use of every unit target off the loop; the figures
@@ -486,6 +676,7 @@ impl Core {
             announce_target(t);
         }
         let units = new.watched_units();
+        self.engine.reconfigure(&new);
         self.config = new;
         match &self.supervisor {
             Some(supervisor) => {
@@ -590,4 +781,138 @@ fn writable_dir(dir: &Path) -> bool {
     let ok = std::fs::write(&probe, b"").is_ok();
     let _ = std::fs::remove_file(&probe);
     ok
+}
+
+/// Sleeps until a wall-clock time in milliseconds; forever when there is none.
+async fn sleep_until_ms(at: Option<Ms>) {
+    match at {
+        Some(at) => {
+            let wait = at.saturating_sub(now_ms());
+            tokio::time::sleep(Duration::from_millis(wait)).await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+/// One journald record per decision, with the ladder's fields.
+fn log_decision(
+    target: &config::Target,
+    unit: Option<&str>,
+    incident: Option<&str>,
+    decision: &Decision,
+) {
+    let name = target.name.as_str();
+    let action_of = |step: usize| {
+        target
+            .ladder
+            .get(step)
+            .map(|s| s.action.as_str())
+            .unwrap_or("-")
+    };
+    match decision {
+        Decision::Act {
+            step,
+            attempt,
+            action,
+            reason,
+        } => warn!(
+            target_name = name,
+            object_systemd_unit = unit,
+            incident,
+            step = step + 1,
+            attempt,
+            action = action.as_str(),
+            reason = %reason,
+            "recovering {name}: {} (step {}, attempt {attempt}) because {reason}",
+            action.as_str(),
+            step + 1
+        ),
+        Decision::Scheduled {
+            step,
+            attempt,
+            delay,
+        } => info!(
+            target_name = name,
+            object_systemd_unit = unit,
+            incident,
+            step = step + 1,
+            attempt,
+            action = action_of(*step),
+            delay_ms = delay.as_millis() as u64,
+            "{name}: {} (step {}, attempt {attempt}) in {}",
+            action_of(*step),
+            step + 1,
+            humantime::format_duration(Duration::from_millis(delay.as_millis() as u64))
+        ),
+        Decision::SystemdRestartCounted { step, attempt } => info!(
+            target_name = name,
+            object_systemd_unit = unit,
+            incident,
+            step = step + 1,
+            attempt,
+            "systemd restarted {name} itself; counted as attempt {attempt} of step {}",
+            step + 1
+        ),
+        Decision::Held { by } => info!(
+            target_name = name,
+            object_systemd_unit = unit,
+            incident,
+            held_by = %by,
+            "holding {name}'s recovery: it depends on {by}, which is being healed first"
+        ),
+        Decision::Released => info!(
+            target_name = name,
+            object_systemd_unit = unit,
+            incident,
+            "{name}'s recovery resumes: its dependencies are healthy"
+        ),
+        Decision::Escalated { from, to } => warn!(
+            target_name = name,
+            object_systemd_unit = unit,
+            incident,
+            step = to + 1,
+            "{name}: step {} ({}) used up its attempts; escalating to step {} ({})",
+            from + 1,
+            action_of(*from),
+            to + 1,
+            action_of(*to)
+        ),
+        Decision::Recovered { step } => info!(
+            target_name = name,
+            object_systemd_unit = unit,
+            incident,
+            step = step + 1,
+            "{name} recovered after step {} ({})",
+            step + 1,
+            action_of(*step)
+        ),
+        Decision::LadderReset => info!(
+            target_name = name,
+            object_systemd_unit = unit,
+            "{name} has been healthy for {}; its ladder starts over",
+            humantime::format_duration(target.reset_after)
+        ),
+        Decision::GaveUp { reason } => error!(
+            target_name = name,
+            object_systemd_unit = unit,
+            incident,
+            reason = %reason,
+            "gave up on {name}: {reason}; probing goes on, no more actions until an operator resets it"
+        ),
+        Decision::IncidentOpened { id, reason } => warn!(
+            target_name = name,
+            object_systemd_unit = unit,
+            incident = %id,
+            reason = %reason,
+            "{name} is failing: {reason}"
+        ),
+        Decision::IncidentClosed { id, lasted } => info!(
+            target_name = name,
+            object_systemd_unit = unit,
+            incident = %id,
+            lasted_ms = lasted.as_millis() as u64,
+            "{name} is healthy again after {}",
+            humantime::format_duration(Duration::from_secs(lasted.as_secs()))
+        ),
+    }
 }

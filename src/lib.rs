@@ -15,4 +15,5 @@ pub mod logging;
 pub mod notify;
 pub mod recovery;
 pub mod status;
+pub mod store;
 pub mod supervisor;

@@ -9,6 +9,7 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 
 use crate::config::{Config, Target};
+use crate::recovery::LadderState;
 use crate::supervisor::{BusStatus, UnitAccounting, UnitState};
 
 /// The daemon as observers see it.
@@ -36,6 +37,8 @@ pub struct Snapshot {
     pub units: BTreeMap<String, UnitState>,
     /// Resource use of unit targets, read every `[metrics] interval`.
     pub accounting: BTreeMap<String, UnitAccounting>,
+    /// Each target's recovery ladder.
+    pub ladders: BTreeMap<String, LadderState>,
 }
 
 /// The machine's identity.

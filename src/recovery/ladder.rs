@@ -44,6 +44,7 @@ impl Health {
 
 /// An action started and not yet finished.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct InFlight {
     /// Ladder step (0-based).
     pub step: usize,
@@ -55,6 +56,7 @@ pub struct InFlight {
 
 /// The ladder ran out: actions stop until an operator resets it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct GaveUp {
     /// When.
     pub at: Ms,
@@ -64,6 +66,7 @@ pub struct GaveUp {
 
 /// A failing period of a target.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Incident {
     /// Unique id: `<target>-<opened ms>`.
     pub id: String,
@@ -73,6 +76,7 @@ pub struct Incident {
 
 /// A target's ladder position and timers. Persisted after every change.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
 pub struct LadderState {
     /// Current health.
     pub health: Health,

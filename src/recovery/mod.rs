@@ -14,6 +14,7 @@
 
 pub mod backoff;
 pub mod ladder;
+pub mod perform;
 
 use std::collections::BTreeMap;
 

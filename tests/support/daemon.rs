@@ -28,6 +28,11 @@ impl Daemon {
     /// `dir/policies`, state in `dir/state`), on a free loopback port, and
     /// waits for it to serve.
     pub fn start(dir: &Path) -> Daemon {
+        Self::start_with_env(dir, &[])
+    }
+
+    /// [`Daemon::start`] with extra environment variables (e.g. the bus address).
+    pub fn start_with_env(dir: &Path, env: &[(String, String)]) -> Daemon {
         let mut child = binary()
             .arg("run")
             .arg("--config")
@@ -38,6 +43,7 @@ impl Daemon {
             .arg(dir.join("state"))
             .args(["--listen", "127.0.0.1:0", "--log-level", "debug"])
             .env_remove("NOTIFY_SOCKET")
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

@@ -1,0 +1,229 @@
+//! Recovery end to end, against a real systemd: a crash-looping unit is
+//! restarted along its ladder with the configured backoff until the watchdog
+//! gives up, and nothing else is touched; observe mode acts on nothing but
+//! logs every decision; a unit systemd gave up on (start-limit-hit) is
+//! brought back, and systemd's own pending restart is never raced.
+
+mod support;
+
+use std::path::Path;
+use std::time::Duration;
+
+use support::daemon::Daemon;
+use support::systemd::{PrivateSystemd, wait_until};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn setup(sd: &PrivateSystemd, dir: &Path, policies: &[(&str, String)]) -> Daemon {
+    std::fs::create_dir_all(dir.join("policies")).unwrap();
+    std::fs::write(
+        dir.join("watchdog.toml"),
+        "[daemon]\nbus = \"user\"\n\n[log]\noutput = \"stderr\"\n",
+    )
+    .unwrap();
+    for (name, text) in policies {
+        std::fs::write(dir.join("policies").join(format!("{name}.toml")), text).unwrap();
+    }
+    Daemon::start_with_env(
+        dir,
+        &[("DBUS_SESSION_BUS_ADDRESS".into(), sd.bus_address())],
+    )
+}
+
+/// The lines of the daemon's log containing all of `needles`.
+fn lines_with<'a>(daemon: &'a Daemon, needles: &[&str]) -> Vec<&'a String> {
+    daemon
+        .seen
+        .iter()
+        .filter(|l| needles.iter().all(|n| l.contains(n)))
+        .collect()
+}
+
+/// The time stamp of a log line, in seconds (the fmt layer's RFC 3339 prefix).
+fn stamp(line: &str) -> f64 {
+    let time = line.split_whitespace().next().unwrap();
+    let t = time.split('T').nth(1).unwrap().trim_end_matches('Z');
+    let mut parts = t.split(':');
+    let h: f64 = parts.next().unwrap().parse().unwrap();
+    let m: f64 = parts.next().unwrap().parse().unwrap();
+    let s: f64 = parts.next().unwrap().parse().unwrap();
+    h * 3600.0 + m * 60.0 + s
+}
+
+#[test]
+fn a_crash_looping_unit_is_restarted_with_backoff_until_the_ladder_gives_up() {
+    let Some(sd) = PrivateSystemd::shared() else {
+        return;
+    };
+    let unit = "rec-crashloop.service";
+    let bystander = "rec-bystander.service";
+    sd.write_unit(
+        unit,
+        "[Unit]\nStartLimitIntervalSec=0\n[Service]\nExecStart=/bin/sh -c 'sleep 0.3; exit 3'\n",
+    );
+    sd.write_unit(bystander, "[Service]\nExecStart=/bin/sleep 300\n");
+    assert!(sd.systemctl(&["start", unit, bystander]).status.success());
+    let bystander_pid = sd.main_pid(bystander);
+    let temp = tempfile::tempdir().unwrap();
+    let policy = format!(
+        "[target]\nname = \"crashloop\"\nunit = \"{unit}\"\n\n[[recovery]]\naction = \"restart\"\nattempts = 3\n\
+         backoff = {{ initial = \"1s\", factor = 2.0, max = \"10s\", jitter = 0.0 }}\nhealthy-for = \"5s\"\n"
+    );
+    let other = format!(
+        "[target]\nname = \"bystander\"\nunit = \"{bystander}\"\n\n[[recovery]]\naction = \"restart\"\n"
+    );
+    let mut daemon = setup(
+        sd,
+        temp.path(),
+        &[("crashloop", policy), ("bystander", other)],
+    );
+
+    daemon.wait_for_line("gave up on crashloop", WAIT);
+    let restarts = lines_with(&daemon, &["recovering crashloop: restart"]);
+    assert_eq!(
+        restarts.len(),
+        3,
+        "three restarts, then no more: {restarts:#?}"
+    );
+    for (i, line) in restarts.iter().enumerate() {
+        assert!(line.contains(&format!("attempt {}", i + 1)), "{line}");
+    }
+    // The delays follow the policy: 1 s, then 2 s, then 4 s after each
+    // attempt (each attempt's run of 0.3 s adds to the gap between them).
+    let times: Vec<f64> = restarts.iter().map(|l| stamp(l)).collect();
+    let gaps: Vec<f64> = times.windows(2).map(|w| w[1] - w[0]).collect();
+    assert!(
+        gaps[0] >= 2.0 && gaps[0] < 4.0,
+        "second restart 2 s after the first crash: {gaps:?}"
+    );
+    assert!(
+        gaps[1] >= 4.0 && gaps[1] < 6.5,
+        "third restart 4 s after the second crash: {gaps:?}"
+    );
+    let scheduled = lines_with(&daemon, &["crashloop: restart (step 1, attempt 1) in 1s"]);
+    assert!(
+        !scheduled.is_empty(),
+        "the first delay is the policy's initial backoff"
+    );
+
+    // It stays given up, and says so on /health.
+    let health = daemon.get_json("/health");
+    let target = health["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "crashloop")
+        .unwrap()
+        .clone();
+    assert!(
+        target["recovery"]["gaveUp"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("every step of the ladder was tried")
+    );
+    assert_eq!(
+        lines_with(&daemon, &["recovering bystander"]).len(),
+        0,
+        "nothing else was restarted"
+    );
+    assert_eq!(sd.main_pid(bystander), bystander_pid);
+    sd.systemctl(&["stop", unit, bystander]);
+    sd.systemctl(&["reset-failed", unit]);
+}
+
+#[test]
+fn observe_mode_acts_on_nothing_but_logs_each_decision() {
+    let Some(sd) = PrivateSystemd::shared() else {
+        return;
+    };
+    let unit = "rec-observed.service";
+    sd.write_unit(unit, "[Service]\nExecStart=/bin/sleep 300\n");
+    assert!(sd.systemctl(&["start", unit]).status.success());
+    let temp = tempfile::tempdir().unwrap();
+    let policy = format!(
+        "[target]\nname = \"observed\"\nunit = \"{unit}\"\nobserve = true\n\n[[recovery]]\naction = \"restart\"\nattempts = 2\n\
+         backoff = {{ initial = \"200ms\", jitter = 0.0 }}\n"
+    );
+    let mut daemon = setup(sd, temp.path(), &[("observed", policy)]);
+    daemon.wait_for_line("unit rec-observed.service is active/running", WAIT);
+    let pid = sd.main_pid(unit);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+
+    daemon.wait_for_line("gave up on observed", WAIT);
+    let would = lines_with(&daemon, &["observe mode: would restart observed"]);
+    assert_eq!(would.len(), 2, "{would:#?}");
+    assert!(
+        lines_with(&daemon, &["restart of observed:"])
+            .iter()
+            .all(|l| l.contains("not performed"))
+    );
+    // Nothing was done: the unit is still failed, never restarted.
+    assert_eq!(sd.show(unit, "ActiveState"), "failed");
+    assert_eq!(sd.show(unit, "NRestarts"), "0");
+    sd.systemctl(&["reset-failed", unit]);
+}
+
+#[test]
+fn a_unit_systemd_gave_up_on_is_brought_back_without_racing_systemd() {
+    let Some(sd) = PrivateSystemd::shared() else {
+        return;
+    };
+    let unit = "rec-startlimit.service";
+    let flag = tempfile::NamedTempFile::new().unwrap();
+    // Crashes until the flag file is removed; systemd restarts it 3 times, then
+    // gives up (start limit: 3 starts a minute).
+    sd.write_unit(
+        unit,
+        &format!(
+            "[Unit]\nStartLimitIntervalSec=60\nStartLimitBurst=3\n[Service]\nRestart=always\nRestartSec=100ms\n\
+             ExecStart=/bin/sh -c 'if [ -e {} ]; then exit 1; fi; exec sleep 300'\n",
+            flag.path().display()
+        ),
+    );
+    let temp = tempfile::tempdir().unwrap();
+    let policy = format!(
+        "[target]\nname = \"limited\"\nunit = \"{unit}\"\n\n[[recovery]]\naction = \"restart\"\nattempts = 10\n\
+         backoff = {{ initial = \"500ms\", jitter = 0.0 }}\n"
+    );
+    let mut daemon = setup(sd, temp.path(), &[("limited", policy)]);
+    daemon.wait_for_line("watching target limited", WAIT);
+    assert!(
+        sd.systemctl(&["start", "--no-block", unit])
+            .status
+            .success()
+    );
+    // systemd 252 leaves such a unit failed with its last result; it gave
+    // up once it made its 3 restarts.
+    wait_until("systemd to give up", WAIT, || {
+        (sd.show(unit, "NRestarts") == "3" && sd.show(unit, "ActiveState") == "failed")
+            .then_some(())
+    })
+    .unwrap();
+    // Fixed in the field: the next start will hold.
+    std::fs::remove_file(flag.path()).unwrap();
+
+    daemon.wait_for_line("restart of limited: restarted", WAIT);
+    wait_until("the unit running again", WAIT, || {
+        (sd.show(unit, "ActiveState") == "active").then_some(())
+    })
+    .unwrap();
+    let ours = lines_with(&daemon, &["recovering limited: restart"]);
+    assert_eq!(
+        ours.len(),
+        1,
+        "one restart of ours, after systemd gave up: {ours:#?}"
+    );
+    let counted = lines_with(&daemon, &["systemd restarted limited itself"]);
+    assert!(
+        counted.len() >= 2,
+        "systemd's own restarts were counted: {counted:#?}"
+    );
+    // Ours came after systemd's last restart and its give-up, never during a pending one.
+    let last_systemd = counted.iter().map(|l| stamp(l)).fold(0.0, f64::max);
+    assert!(stamp(ours[0]) > last_systemd);
+    sd.systemctl(&["stop", unit]);
+}
