@@ -153,6 +153,19 @@ pub fn health_body(s: &Snapshot, now: Instant, wall: SystemTime) -> (Value, Stat
             }]),
         );
     }
+    if let Some(mode) = &s.safe_mode {
+        statuses.push("warn");
+        checks.insert(
+            "recovery:safe-mode".into(),
+            json!([{
+                "componentType": "component",
+                "status": "warn",
+                "observedValue": true,
+                "time": time,
+                "output": format!("safe mode: no automatic reboots; {}", mode.reason),
+            }]),
+        );
+    }
     let status = ["fail", "warn"]
         .into_iter()
         .find(|worst| statuses.contains(worst))
@@ -200,6 +213,7 @@ pub fn health_body(s: &Snapshot, now: Instant, wall: SystemTime) -> (Value, Stat
         "stateDir": s.state_dir,
         "log": s.log_destination,
         "startedAt": rfc3339(s.started_at),
+        "previousBoot": s.previous_boot.as_ref().map(describe_boot),
     });
     let code = if status == "fail" {
         StatusCode::SERVICE_UNAVAILABLE
@@ -207,4 +221,23 @@ pub fn health_body(s: &Snapshot, now: Instant, wall: SystemTime) -> (Value, Stat
         StatusCode::OK
     };
     (body, code)
+}
+
+/// How the previous boot ended, for `/health`.
+fn describe_boot(boot: &crate::store::PreviousBoot) -> Value {
+    use crate::store::BootEnd;
+    let (ended, detail) = match &boot.ended {
+        BootEnd::WatchdogReboot { target, reason, at } => (
+            "watchdog-reboot",
+            json!({ "target": target, "reason": reason, "at": rfc3339(*at) }),
+        ),
+        BootEnd::CleanShutdown { at } => ("clean-shutdown", json!({ "at": rfc3339(*at) })),
+        BootEnd::Unexpected => ("unexpected", Value::Null),
+    };
+    json!({
+        "bootId": boot.boot_id,
+        "startedAt": rfc3339(boot.started_at),
+        "ended": ended,
+        "detail": detail,
+    })
 }

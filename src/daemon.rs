@@ -20,9 +20,11 @@ use crate::api::{self, ApiState};
 use crate::config::{self, Bus, Config, Level, Loaded, Sources};
 use crate::logging::{self, LogHandle};
 use crate::notify;
-use crate::recovery::perform::{Performed, perform, unit_health};
+use crate::recovery::perform::{ActionContext, Attempt, Performed, perform, unit_health};
 use crate::recovery::{Decision, Engine, LadderState, Ms};
+use crate::status::SafeMode;
 use crate::status::{ConfigView, IdentityView, RejectedReload, Snapshot};
+use crate::store::{BootEnd, NewEvent, PreviousBoot, Store, StoreThread};
 use crate::supervisor::{BusStatus, BusTarget, Supervisor, UnitAccounting, UnitChanged, UnitState};
 
 /// How long the API gets to finish requests at shutdown.
@@ -122,6 +124,7 @@ pub async fn run(
         .context("run() needs a valid configuration")?;
     let started = Instant::now();
     let state_dir = prepare_state_dir(&config.daemon.state_dir)?;
+    let boot = open_store(&state_dir, &config);
 
     let listener = tokio::net::TcpListener::bind(config.api.listen)
         .await
@@ -157,6 +160,8 @@ pub async fn run(
         units: Default::default(),
         accounting: Default::default(),
         ladders: Default::default(),
+        safe_mode: None,
+        previous_boot: None,
     };
     let (snapshot_tx, snapshot_rx) = watch::channel(snapshot);
 
@@ -187,7 +192,7 @@ pub async fn run(
     let (accounting_tx, mut accounting) = mpsc::channel(64);
     let (actions_tx, mut actions) = mpsc::channel(64);
     let seed = now_ms() ^ u64::from(std::process::id());
-    let mut engine = Engine::new(&config, |_| None, seed);
+    let mut engine = Engine::new(&config, |name| boot.ladders.get(name).cloned(), seed);
     engine.start_grace(now_ms());
     let mut core = Core {
         sources,
@@ -202,7 +207,14 @@ pub async fn run(
         engine,
         actions: actions_tx,
         units: BTreeMap::new(),
+        store: boot.store.clone(),
+        safe_mode: boot.safe_mode.clone(),
+        boot_id: boot.boot_id.clone(),
     };
+    core.snapshot.send_modify(|s| {
+        s.safe_mode = core.safe_mode.clone();
+        s.previous_boot = boot.previous.clone();
+    });
     core.start_supervisor_if_needed();
     let mut bus_status = core.supervisor.as_ref().map(|s| s.status());
     debug!(
@@ -245,6 +257,16 @@ pub async fn run(
     }
 
     notify::stopping();
+    if let Some(store) = &core.store {
+        let boot_id = core.boot_id.clone();
+        let (done, wait) = oneshot::channel();
+        store.write("record the clean stop", move |s| {
+            let result = s.mark_shutdown(&boot_id, SystemTime::now());
+            let _ = done.send(());
+            result
+        });
+        let _ = tokio::time::timeout(Duration::from_secs(5), wait).await;
+    }
     match tokio::time::timeout(SHUTDOWN_GRACE, server).await {
         Ok(Ok(Ok(()))) => {}
         Ok(Ok(Err(e))) => warn!(error = %e, "the API server ended with an error"),
@@ -280,6 +302,10 @@ struct Core {
     actions: mpsc::Sender<ActionFinished>,
     /// Each unit's last known state, for health after an action.
     units: BTreeMap<String, UnitState>,
+    store: Option<StoreThread>,
+    /// Safe mode: no more automatic reboots.
+    safe_mode: Option<SafeMode>,
+    boot_id: String,
 }
 
 /// An action of a ladder finished (sent by the task that ran it).
@@ -386,14 +412,23 @@ impl Core {
                 .and_then(|s| s.incident.as_ref())
                 .map(|i| i.id.clone());
             log_decision(&target, unit.as_deref(), incident.as_deref(), &decision);
+            let (kind, result) = decision_kind(&decision);
+            self.record_event(
+                kind,
+                &target,
+                incident.as_deref(),
+                decision_step(&decision),
+                result,
+                decision_message(&target, &decision),
+            );
             if let Decision::Act {
                 step,
                 attempt,
                 action,
-                ..
+                reason,
             } = decision
             {
-                self.start_action(&target, step, attempt, action);
+                self.start_action(&target, step, attempt, action, reason);
             }
         }
         let ladders: BTreeMap<String, LadderState> = self
@@ -401,6 +436,19 @@ impl Core {
             .states()
             .map(|(n, s)| (n.to_owned(), s.clone()))
             .collect();
+        if let Some(store) = &self.store {
+            let changed: Vec<(String, LadderState)> = ladders
+                .iter()
+                .filter(|(name, state)| self.snapshot.borrow().ladders.get(*name) != Some(*state))
+                .map(|(n, s)| (n.clone(), s.clone()))
+                .collect();
+            for (name, state) in changed {
+                let value = serde_json::to_value(&state).unwrap_or_default();
+                store.write("save a ladder's state", move |s| {
+                    s.put_state(&format!("{LADDER_KEY}{name}"), &value)
+                });
+            }
+        }
         self.snapshot.send_modify(|s| s.ladders = ladders);
     }
 
@@ -410,8 +458,27 @@ impl Core {
         step: usize,
         attempt: u32,
         action: config::Action,
+        reason: String,
     ) {
         let name = action.as_str();
+        let incident = self
+            .engine
+            .state(&target.name)
+            .and_then(|s| s.incident.as_ref())
+            .map(|i| i.id.clone())
+            .unwrap_or_default();
+        self.record_event(
+            "action-started",
+            target,
+            Some(&incident),
+            Some((step, attempt)),
+            None,
+            format!(
+                "{name} of {} (step {}, attempt {attempt}): {reason}",
+                target.name,
+                step + 1
+            ),
+        );
         if target.observe {
             info!(
                 target_name = %target.name,
@@ -432,19 +499,33 @@ impl Core {
                 performed: Performed {
                     ok: true,
                     detail: "observe mode: not performed".into(),
+                    safe_mode: None,
                 },
                 took: Duration::ZERO,
             });
             return;
         }
-        let supervisor = self.supervisor.clone();
+        let ctx = ActionContext {
+            supervisor: self.supervisor.clone(),
+            store: self.store.clone(),
+            reboot: self.config.reboot.clone(),
+            host_root: self.config.daemon.host_root.clone(),
+            safe_mode: self.safe_mode.as_ref().map(|m| m.reason.clone()),
+            dashboard_url: None,
+        };
+        let attempt_info = Attempt {
+            step,
+            attempt,
+            reason,
+            incident,
+        };
         let unit_state = target.unit().and_then(|u| self.units.get(u)).cloned();
         let tx = self.actions.clone();
         let target = target.clone();
         tokio::spawn(async move {
             let started = Instant::now();
             let performed =
-                perform(supervisor.as_ref(), &target, &action, unit_state.as_ref()).await;
+                perform(&ctx, &target, &action, &attempt_info, unit_state.as_ref()).await;
             let _ = tx
                 .send(ActionFinished {
                     target: target.name.clone(),
@@ -456,6 +537,53 @@ impl Core {
                 })
                 .await;
         });
+    }
+
+    /// Appends to the persisted event log.
+    fn record_event(
+        &self,
+        kind: &'static str,
+        target: &config::Target,
+        incident: Option<&str>,
+        step: Option<(usize, u32)>,
+        result: Option<&str>,
+        message: String,
+    ) {
+        let Some(store) = &self.store else { return };
+        let mut event = NewEvent::new(SystemTime::now(), kind, message);
+        event.target = Some(target.name.clone());
+        event.unit = target.unit().map(str::to_owned);
+        event.incident = incident.map(str::to_owned);
+        event.step = step.map(|(s, _)| s as u32);
+        event.attempt = step.map(|(_, a)| a);
+        event.result = result.map(str::to_owned);
+        store.write("append to the event log", move |s| {
+            s.append_event(&event).map(|_| ())
+        });
+    }
+
+    /// Enters safe mode: no more automatic reboots, persisted.
+    fn enter_safe_mode(&mut self, reason: String) {
+        if self.safe_mode.is_some() {
+            return;
+        }
+        error!(
+            reason = %reason,
+            "entering safe mode: {reason}; no more automatic reboots, probing, recovery and alerts go on"
+        );
+        let mode = SafeMode {
+            since: now_ms(),
+            reason,
+        };
+        if let Some(store) = &self.store {
+            let value = serde_json::to_value(&mode).unwrap_or_default();
+            store.write("record safe mode", move |s| {
+                s.put_state(SAFE_MODE_KEY, &value)
+            });
+        }
+        self.safe_mode = Some(mode.clone());
+        self.snapshot.send_modify(|s| s.safe_mode = Some(mode));
+        notify::status(&self.status_line());
     }
 
     fn on_action_finished(&mut self, finished: ActionFinished) {
@@ -492,6 +620,29 @@ impl Core {
                 target.name,
                 finished.performed.detail
             );
+        }
+        let incident = self
+            .engine
+            .state(&target.name)
+            .and_then(|s| s.incident.as_ref())
+            .map(|i| i.id.clone());
+        self.record_event(
+            "action-finished",
+            &target,
+            incident.as_deref(),
+            Some((finished.step, finished.attempt)),
+            Some(if finished.performed.ok {
+                "ok"
+            } else {
+                "failed"
+            }),
+            format!(
+                "{} of {}: {}",
+                finished.action, target.name, finished.performed.detail
+            ),
+        );
+        if let Some(reason) = finished.performed.safe_mode.clone() {
+            self.enter_safe_mode(reason);
         }
         let now = now_ms();
         let decisions = self
@@ -914,5 +1065,174 @@ fn log_decision(
             "{name} is healthy again after {}",
             humantime::format_duration(Duration::from_secs(lasted.as_secs()))
         ),
+    }
+}
+
+/// Store key of a target's ladder state (followed by the target's name).
+const LADDER_KEY: &str = "ladder/";
+/// Store key of safe mode.
+const SAFE_MODE_KEY: &str = "safe-mode";
+
+/// What the store said at start.
+struct Boot {
+    store: Option<StoreThread>,
+    boot_id: String,
+    ladders: BTreeMap<String, LadderState>,
+    safe_mode: Option<SafeMode>,
+    previous: Option<PreviousBoot>,
+}
+
+/// Opens the state store, records this boot, reports how the previous one
+/// ended, detects a boot loop and loads the saved ladders. A store that
+/// cannot be opened is reported and the daemon runs without it (and makes
+/// no automatic reboot: their budget must survive reboots).
+fn open_store(state_dir: &Path, config: &Config) -> Boot {
+    let boot_id = crate::store::current_boot_id(&config.daemon.host_root);
+    let mut boot = Boot {
+        store: None,
+        boot_id: boot_id.clone(),
+        ladders: BTreeMap::new(),
+        safe_mode: None,
+        previous: None,
+    };
+    let store = match Store::open_or_recover(state_dir) {
+        Ok(s) => s,
+        Err(e) => {
+            error!(
+                error = %e,
+                "cannot open the state store; running without it: ladders start over at every restart and no automatic reboot is made"
+            );
+            return boot;
+        }
+    };
+    let now = SystemTime::now();
+    match store.record_boot(&boot_id, now) {
+        Ok(record) => {
+            if let Some(previous) = &record.previous {
+                match &previous.ended {
+                    BootEnd::WatchdogReboot { target, reason, .. } => warn!(
+                        previous_boot = %previous.boot_id,
+                        target_name = target.as_deref(),
+                        reason = %reason,
+                        "the previous boot ended with a reboot by the watchdog: {reason}"
+                    ),
+                    BootEnd::CleanShutdown { .. } => info!(
+                        previous_boot = %previous.boot_id,
+                        "the previous boot ended with a clean shutdown"
+                    ),
+                    BootEnd::Unexpected => warn!(
+                        previous_boot = %previous.boot_id,
+                        "the previous boot ended unexpectedly (power loss, crash, or a reboot the watchdog did not see)"
+                    ),
+                }
+            }
+            boot.previous = record.previous;
+        }
+        Err(e) => warn!(error = %e, "cannot record this boot"),
+    }
+    let saved: Option<SafeMode> = store
+        .get_state(SAFE_MODE_KEY)
+        .ok()
+        .flatten()
+        .and_then(|v| serde_json::from_value(v).ok());
+    // Safe mode ends once the reboot budget's window has passed.
+    let window = config.reboot.budget.window.as_millis() as Ms;
+    boot.safe_mode = match saved {
+        Some(m) if now_ms() < m.since + window => {
+            warn!(reason = %m.reason, "still in safe mode: no automatic reboots");
+            Some(m)
+        }
+        Some(_) => {
+            info!("safe mode ended: the reboot budget's window has passed");
+            let _ = store.delete_state(SAFE_MODE_KEY);
+            None
+        }
+        None => None,
+    };
+    let loop_window = config.reboot.boot_loop.window;
+    let loop_since = now
+        .checked_sub(loop_window)
+        .unwrap_or(SystemTime::UNIX_EPOCH);
+    if boot.safe_mode.is_none()
+        && let Ok(boots) = store.boots_since(loop_since)
+        && boots >= config.reboot.boot_loop.count as usize
+    {
+        let reason = format!(
+            "boot loop: {boots} boots in the last {} ([reboot] boot-loop {})",
+            humantime::format_duration(loop_window),
+            config.reboot.boot_loop
+        );
+        error!(reason = %reason, "entering safe mode: {reason}; no automatic reboots");
+        let mode = SafeMode {
+            since: now_ms(),
+            reason,
+        };
+        let _ = store.put_state(
+            SAFE_MODE_KEY,
+            &serde_json::to_value(&mode).unwrap_or_default(),
+        );
+        boot.safe_mode = Some(mode);
+    }
+    for t in &config.targets {
+        if let Ok(Some(v)) = store.get_state(&format!("{LADDER_KEY}{}", t.name))
+            && let Ok(state) = serde_json::from_value::<LadderState>(v)
+        {
+            boot.ladders.insert(t.name.clone(), state);
+        }
+    }
+    boot.store = Some(StoreThread::spawn(store));
+    boot
+}
+
+fn decision_kind(d: &Decision) -> (&'static str, Option<&'static str>) {
+    match d {
+        Decision::Act { .. } => ("decision", Some("act")),
+        Decision::Scheduled { .. } => ("decision", Some("scheduled")),
+        Decision::SystemdRestartCounted { .. } => ("decision", Some("systemd-restart-counted")),
+        Decision::Held { .. } => ("decision", Some("held")),
+        Decision::Released => ("decision", Some("released")),
+        Decision::Escalated { .. } => ("decision", Some("escalated")),
+        Decision::Recovered { .. } => ("recovered", None),
+        Decision::LadderReset => ("ladder-reset", None),
+        Decision::GaveUp { .. } => ("gave-up", None),
+        Decision::IncidentOpened { .. } => ("incident-opened", None),
+        Decision::IncidentClosed { .. } => ("incident-closed", None),
+    }
+}
+
+fn decision_step(d: &Decision) -> Option<(usize, u32)> {
+    match d {
+        Decision::Act { step, attempt, .. }
+        | Decision::Scheduled { step, attempt, .. }
+        | Decision::SystemdRestartCounted { step, attempt } => Some((*step, *attempt)),
+        Decision::Recovered { step } => Some((*step, 0)),
+        Decision::Escalated { to, .. } => Some((*to, 0)),
+        _ => None,
+    }
+}
+
+fn decision_message(target: &config::Target, d: &Decision) -> String {
+    let name = &target.name;
+    let human =
+        |d: &Duration| humantime::format_duration(Duration::from_secs(d.as_secs())).to_string();
+    match d {
+        Decision::Act { action, reason, .. } => format!("{} {name}: {reason}", action.as_str()),
+        Decision::Scheduled { delay, .. } => format!(
+            "next attempt in {}",
+            humantime::format_duration(Duration::from_millis(delay.as_millis() as u64))
+        ),
+        Decision::SystemdRestartCounted { attempt, .. } => {
+            format!("systemd restarted {name}; counted as attempt {attempt}")
+        }
+        Decision::Held { by } => format!("held: {by} is healed first"),
+        Decision::Released => "released: dependencies healthy".into(),
+        Decision::Escalated { from, to } => {
+            format!("step {} used up; escalating to step {}", from + 1, to + 1)
+        }
+        Decision::Recovered { step } => format!("recovered after step {}", step + 1),
+        Decision::LadderReset => "ladder starts over".into(),
+        Decision::GaveUp { reason } => format!("gave up: {reason}"),
+        Decision::IncidentOpened { reason, .. } => format!("failing: {reason}"),
+        Decision::IncidentClosed { lasted, .. } => format!("healthy again after {}", human(lasted)),
     }
 }

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 
 use crate::config::{Config, Target};
 use crate::recovery::LadderState;
+use crate::store::PreviousBoot;
 use crate::supervisor::{BusStatus, UnitAccounting, UnitState};
 
 /// The daemon as observers see it.
@@ -39,6 +40,21 @@ pub struct Snapshot {
     pub accounting: BTreeMap<String, UnitAccounting>,
     /// Each target's recovery ladder.
     pub ladders: BTreeMap<String, LadderState>,
+    /// Safe mode, when entered.
+    pub safe_mode: Option<SafeMode>,
+    /// How the previous boot ended, when known.
+    pub previous_boot: Option<PreviousBoot>,
+}
+
+/// Safe mode: the reboot budget is spent or the machine boot-loops; the
+/// watchdog keeps probing, recovering and alerting, but reboots no more.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SafeMode {
+    /// Entered at, ms since the epoch.
+    pub since: u64,
+    /// Why.
+    pub reason: String,
 }
 
 /// The machine's identity.

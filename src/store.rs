@@ -95,6 +95,9 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Why the store failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// The store's thread has stopped (the daemon is shutting down).
+    #[error("the state store has stopped")]
+    Stopped,
     /// The state directory or the file could not be created or opened.
     #[error("cannot {what} {}: {source}", path.display())]
     Io {
@@ -1003,5 +1006,60 @@ mod tests {
                 .for_each(|line| plan.push_str(&line.unwrap()));
             assert!(plan.contains(index), "{query}: {plan}");
         }
+    }
+}
+
+/// The store's single owner: a thread that runs every query and write in
+/// order, so the async daemon never blocks on the disk. Work is sent as a
+/// closure; queries answer on a oneshot channel inside it.
+#[derive(Clone)]
+pub struct StoreThread {
+    jobs: std::sync::mpsc::Sender<StoreJob>,
+}
+
+/// One piece of work for the store's thread.
+type StoreJob = Box<dyn FnOnce(&Store) + Send>;
+
+impl StoreThread {
+    /// Moves `store` to a thread of its own.
+    pub fn spawn(store: Store) -> StoreThread {
+        let (jobs, rx) = std::sync::mpsc::channel::<StoreJob>();
+        std::thread::Builder::new()
+            .name("rvm-watchdog-store".into())
+            .spawn(move || {
+                while let Ok(job) = rx.recv() {
+                    job(&store);
+                }
+            })
+            .expect("start the store thread");
+        StoreThread { jobs }
+    }
+
+    /// Queues a write; a failure is logged, never fatal.
+    pub fn write(
+        &self,
+        what: &'static str,
+        job: impl FnOnce(&Store) -> Result<(), StoreError> + Send + 'static,
+    ) {
+        let _ = self.jobs.send(Box::new(move |store| {
+            if let Err(e) = job(store) {
+                tracing::warn!(error = %e, "cannot {what}");
+            }
+        }));
+    }
+
+    /// Runs a query and waits for its answer.
+    pub async fn query<T: Send + 'static>(
+        &self,
+        job: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let sent = self.jobs.send(Box::new(move |store| {
+            let _ = tx.send(job(store));
+        }));
+        if sent.is_err() {
+            return Err(StoreError::Stopped);
+        }
+        rx.await.unwrap_or(Err(StoreError::Stopped))
     }
 }

@@ -227,3 +227,153 @@ fn a_unit_systemd_gave_up_on_is_brought_back_without_racing_systemd() {
     assert!(stamp(ours[0]) > last_systemd);
     sd.systemctl(&["stop", unit]);
 }
+
+#[test]
+fn the_ladder_escalates_from_restarts_to_a_hook_then_gives_up() {
+    let Some(sd) = PrivateSystemd::shared() else {
+        return;
+    };
+    let unit = "rec-escalate.service";
+    sd.write_unit(
+        unit,
+        "[Unit]\nStartLimitIntervalSec=0\n[Service]\nExecStart=/bin/sh -c 'sleep 0.2; exit 3'\n",
+    );
+    assert!(sd.systemctl(&["start", unit]).status.success());
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path();
+    let hooks = dir.join("hooks");
+    std::fs::create_dir_all(&hooks).unwrap();
+    let marker = dir.join("hook-ran");
+    let hook = hooks.join("note-it");
+    std::fs::write(
+        &hook,
+        format!(
+            "#!/bin/sh\necho \"$RVM_TARGET step=$RVM_STEP attempt=$RVM_ATTEMPT unit=$RVM_UNIT\" >> {}\necho noted\nexit 0\n",
+            marker.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    std::fs::create_dir_all(dir.join("policies")).unwrap();
+    std::fs::write(
+        dir.join("watchdog.toml"),
+        format!(
+            "[daemon]\nbus = \"user\"\nhooks-dirs = [\"{}\"]\n\n[log]\noutput = \"stderr\"\n",
+            hooks.display()
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("policies/escalate.toml"),
+        format!(
+            "[target]\nname = \"escalate\"\nunit = \"{unit}\"\n\n\
+             [[recovery]]\naction = \"restart\"\nattempts = 2\nbackoff = {{ initial = \"300ms\", jitter = 0.0 }}\n\n\
+             [[recovery]]\naction = \"hook\"\nhook = \"note-it\"\nattempts = 1\nbackoff = {{ initial = \"300ms\", jitter = 0.0 }}\n"
+        ),
+    )
+    .unwrap();
+    let mut daemon = Daemon::start_with_env(
+        dir,
+        &[("DBUS_SESSION_BUS_ADDRESS".into(), sd.bus_address())],
+    );
+    daemon.wait_for_line("gave up on escalate", WAIT);
+    let order: Vec<&str> = daemon
+        .seen
+        .iter()
+        .filter(|l| l.contains("recovering escalate:"))
+        .map(|l| {
+            if l.contains(": restart (") {
+                "restart"
+            } else if l.contains(": hook (") {
+                "hook"
+            } else {
+                "other"
+            }
+        })
+        .collect();
+    assert_eq!(order, ["restart", "restart", "hook"]);
+    assert!(!lines_with(&daemon, &["escalating to step 2 (hook)"]).is_empty());
+    let noted = std::fs::read_to_string(&marker).unwrap();
+    assert_eq!(
+        noted.trim(),
+        format!("escalate step=2 attempt=1 unit={unit}")
+    );
+    assert!(
+        !lines_with(&daemon, &["noted", "stream=\"stdout\""]).is_empty(),
+        "the hook's output is logged"
+    );
+    sd.systemctl(&["stop", unit]);
+    sd.systemctl(&["reset-failed", unit]);
+}
+
+#[test]
+fn a_spent_reboot_budget_enters_safe_mode_also_after_a_sigkill_restart() {
+    let Some(sd) = PrivateSystemd::shared() else {
+        return;
+    };
+    let unit = "rec-reboot.service";
+    sd.write_unit(unit, "[Service]\nExecStart=/bin/false\n");
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path();
+    let reboots = dir.join("reboots");
+    std::fs::create_dir_all(dir.join("policies")).unwrap();
+    std::fs::write(
+        dir.join("watchdog.toml"),
+        format!(
+            "[daemon]\nbus = \"user\"\n\n[log]\noutput = \"stderr\"\n\n\
+             [reboot]\nbudget = \"1/1h\"\nmin-uptime = \"0s\"\ncommand = [\"/bin/sh\", \"-c\", \"echo reboot >> {}\"]\n",
+            reboots.display()
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("policies/doomed.toml"),
+        format!(
+            "[target]\nname = \"doomed\"\nunit = \"{unit}\"\n\n\
+             [[recovery]]\naction = \"reboot\"\nattempts = 2\nbackoff = {{ initial = \"1s\", jitter = 0.0 }}\n"
+        ),
+    )
+    .unwrap();
+    let env = [("DBUS_SESSION_BUS_ADDRESS".to_owned(), sd.bus_address())];
+    // Type=simple: the start succeeds, then the unit fails at once.
+    assert!(sd.systemctl(&["start", unit]).status.success());
+
+    // The first reboot is made; the watchdog is then killed before anything else.
+    let mut daemon = Daemon::start_with_env(dir, &env);
+    daemon.wait_for_line("reboot of doomed: reboot command /bin/sh ran", WAIT);
+    daemon.signal(nix::sys::signal::Signal::SIGKILL);
+    daemon.wait_exit(WAIT);
+    assert_eq!(
+        std::fs::read_to_string(&reboots).unwrap().lines().count(),
+        1
+    );
+
+    // Started again: the ladder and the budget survived; the second reboot
+    // inside the hour is refused and safe mode is entered.
+    let mut daemon = Daemon::start_with_env(dir, &env);
+    let refused = daemon.wait_for_line("reboot refused", WAIT);
+    assert!(refused.contains("attempt=2"), "{refused}");
+    assert!(refused.contains("the reboot budget 1/1h"), "{refused}");
+    daemon.wait_for_line("entering safe mode", WAIT);
+    assert_eq!(
+        std::fs::read_to_string(&reboots).unwrap().lines().count(),
+        1,
+        "no second reboot"
+    );
+    let health = daemon.get_json("/health");
+    let safe = &health["checks"]["recovery:safe-mode"][0];
+    assert_eq!(safe["status"], "warn");
+    assert!(
+        safe["output"].as_str().unwrap().contains("reboot budget"),
+        "{safe}"
+    );
+    assert_eq!(health["status"], "warn");
+
+    // Killed and started once more: still in safe mode.
+    daemon.signal(nix::sys::signal::Signal::SIGKILL);
+    daemon.wait_exit(WAIT);
+    let mut daemon = Daemon::start_with_env(dir, &env);
+    daemon.wait_for_line("still in safe mode", WAIT);
+    assert!(daemon.get_json("/health")["checks"]["recovery:safe-mode"][0]["status"] == "warn");
+    sd.systemctl(&["reset-failed", unit]);
+}

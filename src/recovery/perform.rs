@@ -4,10 +4,13 @@
 //! [`perform`] runs one action and reports whether it worked. Both are
 //! called by the daemon's core loop; the action runs off the loop.
 
-use std::time::Duration;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
 
-use crate::config::{Action, Target};
+use crate::config::{Action, Budget, Check, Reboot, Target};
+use crate::hook::{self, HookEnv, HookRun};
 use crate::recovery::Health;
+use crate::store::StoreThread;
 use crate::supervisor::{KillWhom, Supervisor, UnitAction, UnitState};
 
 /// How long a systemd job of a recovery action may take.
@@ -47,31 +50,83 @@ pub struct Performed {
     pub ok: bool,
     /// One line: what was done, or why it failed.
     pub detail: String,
+    /// A reboot was refused because a budget is spent: the watchdog enters
+    /// safe mode, for this reason.
+    pub safe_mode: Option<String>,
+}
+
+impl Performed {
+    fn ok(detail: String) -> Self {
+        Performed {
+            ok: true,
+            detail,
+            safe_mode: None,
+        }
+    }
+
+    fn failed(detail: String) -> Self {
+        Performed {
+            ok: false,
+            detail,
+            safe_mode: None,
+        }
+    }
+}
+
+/// What an action may need besides its target.
+#[derive(Clone)]
+pub struct ActionContext {
+    /// The systemd supervisor, when units are supervised.
+    pub supervisor: Option<Supervisor>,
+    /// The state store (reboot budgets, records).
+    pub store: Option<StoreThread>,
+    /// `[reboot]`
+    pub reboot: Reboot,
+    /// `[daemon] host-root`
+    pub host_root: PathBuf,
+    /// Safe mode, when entered: why.
+    pub safe_mode: Option<String>,
+    /// The dashboard's address, when it is served.
+    pub dashboard_url: Option<String>,
+}
+
+/// Which attempt of which step, and why: for hooks and records.
+#[derive(Debug, Clone)]
+pub struct Attempt {
+    /// Step (0-based).
+    pub step: usize,
+    /// Attempt (1-based).
+    pub attempt: u32,
+    /// Why the target is being recovered.
+    pub reason: String,
+    /// The open incident's id.
+    pub incident: String,
 }
 
 /// Runs one action of `target`'s ladder. `unit_state`: the unit's last
 /// known state (a failed unit is reset before it is restarted, which also
 /// rescues one systemd gave up on with `start-limit-hit`).
 pub async fn perform(
-    supervisor: Option<&Supervisor>,
+    ctx: &ActionContext,
     target: &Target,
     action: &Action,
+    attempt: &Attempt,
     unit_state: Option<&UnitState>,
 ) -> Performed {
-    let fail = |detail: String| Performed { ok: false, detail };
+    let supervisor = ctx.supervisor.as_ref();
     match action {
         Action::Restart => {
             let Some(unit) = target.unit() else {
-                return fail(format!("target {} has no unit to restart", target.name));
+                return Performed::failed(format!("target {} has no unit to restart", target.name));
             };
             let Some(supervisor) = supervisor else {
-                return fail("not supervising systemd".into());
+                return Performed::failed("not supervising systemd".into());
             };
             restart_unit(supervisor, unit, unit_state).await
         }
         Action::RestartUnits(units) => {
             let Some(supervisor) = supervisor else {
-                return fail("not supervising systemd".into());
+                return Performed::failed("not supervising systemd".into());
             };
             let mut done = Vec::new();
             for unit in units {
@@ -81,37 +136,189 @@ pub async fn perform(
                 }
                 done.push(unit.as_str());
             }
-            Performed {
-                ok: true,
-                detail: format!("restarted {}", done.join(", ")),
-            }
+            Performed::ok(format!("restarted {}", done.join(", ")))
         }
         Action::Kill(signal) => {
             let (Some(unit), Some(supervisor)) = (target.unit(), supervisor) else {
-                return fail(format!("target {} has no unit to signal", target.name));
+                return Performed::failed(format!("target {} has no unit to signal", target.name));
             };
-            match supervisor
-                .act(
-                    unit,
-                    UnitAction::Kill {
-                        whom: KillWhom::Main,
-                        signal: *signal as i32,
-                    },
-                    JOB_TIMEOUT,
-                )
-                .await
-            {
-                Ok(_) => Performed {
-                    ok: true,
-                    detail: format!("sent {signal} to the main process of {unit}"),
-                },
-                Err(e) => fail(e.to_string()),
+            let kill = UnitAction::Kill {
+                whom: KillWhom::Main,
+                signal: *signal as i32,
+            };
+            match supervisor.act(unit, kill, JOB_TIMEOUT).await {
+                Ok(_) => Performed::ok(format!("sent {signal} to the main process of {unit}")),
+                Err(e) => Performed::failed(e.to_string()),
             }
         }
-        Action::Hook { name, .. } => fail(format!(
-            "hook {name}: running hooks is not available in this version"
-        )),
-        Action::Reboot { .. } => fail("reboot: not available in this version".into()),
+        Action::Hook {
+            name,
+            path,
+            args,
+            timeout,
+        } => {
+            let env = HookEnv {
+                target: target.name.clone(),
+                unit: target.unit().map(str::to_owned),
+                incident: attempt.incident.clone(),
+                attempt: attempt.attempt,
+                step: attempt.step as u32 + 1,
+                reason: attempt.reason.clone(),
+                device: target.probes.iter().find_map(|p| match &p.check {
+                    Check::Camera { device, .. } => Some(device.display().to_string()),
+                    _ => None,
+                }),
+                dashboard_url: ctx.dashboard_url.clone(),
+                host_root: ctx.host_root.clone(),
+            };
+            let run = HookRun {
+                name,
+                path,
+                args: hook::expand_args(args, &env),
+                env,
+                timeout: *timeout,
+                output_limit: hook::OUTPUT_LIMIT,
+            };
+            match hook::run(run).await {
+                Ok(outcome) if outcome.success() => Performed::ok(format!(
+                    "hook {name} succeeded in {} ms",
+                    outcome.took.as_millis()
+                )),
+                Ok(outcome) => Performed::failed(format!("hook {name} {}", outcome.status)),
+                Err(e) => Performed::failed(e.to_string()),
+            }
+        }
+        Action::Reboot { budget } => reboot(ctx, target, *budget, attempt).await,
+    }
+}
+
+/// How long the machine has been up, from `/proc/uptime`.
+pub fn uptime(host_root: &Path) -> Option<Duration> {
+    let text = std::fs::read_to_string(host_root.join("proc/uptime")).ok()?;
+    let secs: f64 = text.split_whitespace().next()?.parse().ok()?;
+    Some(Duration::from_secs_f64(secs))
+}
+
+async fn reboot(
+    ctx: &ActionContext,
+    target: &Target,
+    step_budget: Option<Budget>,
+    attempt: &Attempt,
+) -> Performed {
+    if let Some(why) = &ctx.safe_mode {
+        return Performed::failed(format!("safe mode ({why}): no automatic reboot"));
+    }
+    let up = uptime(&ctx.host_root).unwrap_or(Duration::MAX);
+    if up < ctx.reboot.min_uptime {
+        return Performed::failed(format!(
+            "the machine has been up only {}; automatic reboots wait for {} ([reboot] min-uptime)",
+            humantime::format_duration(Duration::from_secs(up.as_secs())),
+            humantime::format_duration(ctx.reboot.min_uptime)
+        ));
+    }
+    let Some(store) = &ctx.store else {
+        return Performed::failed(
+            "no state store: a reboot budget must survive reboots, so none is made".into(),
+        );
+    };
+    let now = SystemTime::now();
+    let global = ctx.reboot.budget;
+    let since = now
+        .checked_sub(global.window)
+        .unwrap_or(SystemTime::UNIX_EPOCH);
+    let done = match store.query(move |s| s.reboots_since(since)).await {
+        Ok(d) => d,
+        Err(e) => return Performed::failed(format!("cannot read the reboot budget: {e}")),
+    };
+    if done.len() >= global.count as usize {
+        let why = format!(
+            "the reboot budget {global} ([reboot] budget) is spent: {} reboot(s) in the last {}",
+            done.len(),
+            humantime::format_duration(global.window)
+        );
+        return Performed {
+            ok: false,
+            detail: format!("reboot refused: {why}"),
+            safe_mode: Some(why),
+        };
+    }
+    if let Some(budget) = step_budget {
+        let since = now
+            .checked_sub(budget.window)
+            .unwrap_or(SystemTime::UNIX_EPOCH);
+        let mine = done
+            .iter()
+            .filter(|r| r.at >= since && r.target.as_deref() == Some(target.name.as_str()))
+            .count();
+        if mine >= budget.count as usize {
+            let why = format!(
+                "{}'s reboot budget {budget} is spent: {mine} reboot(s) in the last {}",
+                target.name,
+                humantime::format_duration(budget.window)
+            );
+            return Performed {
+                ok: false,
+                detail: format!("reboot refused: {why}"),
+                safe_mode: Some(why),
+            };
+        }
+    }
+    // Recorded before it happens: a budget that survives the reboot.
+    let boot_id = crate::store::current_boot_id(&ctx.host_root);
+    let name = target.name.clone();
+    let reason = format!("{} (incident {})", attempt.reason, attempt.incident);
+    let record = reason.clone();
+    if let Err(e) = store
+        .query(move |s| s.record_reboot(now, Some(&name), &record, &boot_id))
+        .await
+    {
+        return Performed::failed(format!("cannot record the reboot, so none is made: {e}"));
+    }
+    tracing::error!(
+        target_name = %target.name,
+        incident = %attempt.incident,
+        reason = %reason,
+        "rebooting the machine to recover {}: {reason}",
+        target.name
+    );
+    match &ctx.reboot.command {
+        Some(command) => {
+            let result = tokio::time::timeout(
+                Duration::from_secs(60),
+                tokio::process::Command::new(&command[0])
+                    .args(&command[1..])
+                    .stdin(std::process::Stdio::null())
+                    .status(),
+            )
+            .await;
+            match result {
+                Ok(Ok(status)) if status.success() => {
+                    Performed::ok(format!("reboot command {} ran", command[0]))
+                }
+                Ok(Ok(status)) => {
+                    Performed::failed(format!("reboot command {} ended with {status}", command[0]))
+                }
+                Ok(Err(e)) => {
+                    Performed::failed(format!("cannot run the reboot command {}: {e}", command[0]))
+                }
+                Err(_) => Performed::failed(format!(
+                    "the reboot command {} did not finish within 60 s",
+                    command[0]
+                )),
+            }
+        }
+        None => match ctx.supervisor.as_ref() {
+            Some(supervisor) => match supervisor
+                .act("reboot.target", UnitAction::Reboot, JOB_TIMEOUT)
+                .await
+            {
+                Ok(_) => Performed::ok("systemd is rebooting the machine".into()),
+                Err(e) => Performed::failed(format!("systemd refused the reboot: {e}")),
+            },
+            None => {
+                Performed::failed("not connected to systemd, and no [reboot] command is set".into())
+            }
+        },
     }
 }
 
@@ -125,19 +332,10 @@ async fn restart_unit(supervisor: &Supervisor, unit: &str, state: Option<&UnitSt
             .act(unit, UnitAction::ResetFailed, JOB_TIMEOUT)
             .await
     {
-        return Performed {
-            ok: false,
-            detail: format!("reset-failed of {unit}: {e}"),
-        };
+        return Performed::failed(format!("reset-failed of {unit}: {e}"));
     }
     match supervisor.act(unit, UnitAction::Restart, JOB_TIMEOUT).await {
-        Ok(done) => Performed {
-            ok: true,
-            detail: format!("restarted {unit} in {} ms", done.took.as_millis()),
-        },
-        Err(e) => Performed {
-            ok: false,
-            detail: e.to_string(),
-        },
+        Ok(done) => Performed::ok(format!("restarted {unit} in {} ms", done.took.as_millis())),
+        Err(e) => Performed::failed(e.to_string()),
     }
 }

@@ -158,6 +158,9 @@ pub enum UnitAction {
     Restart,
     /// Clear its failed state and start-limit counter.
     ResetFailed,
+    /// Start `reboot.target` irreversibly: the machine reboots through
+    /// systemd's orderly shutdown. Returns once systemd took the job.
+    Reboot,
     /// Send a signal.
     Kill {
         /// To which processes.
@@ -175,6 +178,7 @@ impl UnitAction {
             UnitAction::Stop => "stop",
             UnitAction::Restart => "restart",
             UnitAction::ResetFailed => "reset-failed",
+            UnitAction::Reboot => "reboot",
             UnitAction::Kill { .. } => "kill",
         }
     }

@@ -803,6 +803,17 @@ async fn perform(
                 })
             }
         }
+        UnitAction::Reboot => within(
+            deadline,
+            limit,
+            manager.start_unit(unit, "replace-irreversibly"),
+        )
+        .await?
+        .map_err(|e| classify(unit, e))
+        .map(|_| ActionDone {
+            job_result: None,
+            took: started.elapsed(),
+        }),
         UnitAction::ResetFailed => within(deadline, limit, manager.reset_failed_unit(unit))
             .await?
             .map_err(|e| classify(unit, e))
