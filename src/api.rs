@@ -6,12 +6,16 @@
 use std::time::{Duration, Instant, SystemTime};
 
 use axum::Router;
-use axum::extract::State;
-use axum::http::{HeaderValue, StatusCode, header};
+use std::path::PathBuf;
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use serde_json::{Value, json};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::daemon::{Command, Operation, OperationError, ReloadOutcome};
 
 use crate::status::{Snapshot, rfc3339};
 
@@ -23,6 +27,13 @@ pub const HEALTH_JSON: &str = "application/health+json";
 pub struct ApiState {
     /// The core loop's latest snapshot.
     pub snapshot: watch::Receiver<Snapshot>,
+    /// Commands to the core loop.
+    pub commands: mpsc::Sender<Command>,
+    /// `[api] token-file`: changing calls need its token as a bearer token.
+    pub token_file: Option<PathBuf>,
+    /// Without a token file, changing calls are allowed only when the API
+    /// listens on loopback (anyone who can reach it is on the machine).
+    pub open_without_token: bool,
 }
 
 /// All routes.
@@ -30,7 +41,197 @@ pub fn router(state: ApiState) -> Router {
     Router::new()
         .route("/livez", get(livez))
         .route("/health", get(health))
+        .route("/api/v1/targets", get(targets))
+        .route("/api/v1/targets/{name}/restart", post(restart))
+        .route("/api/v1/targets/{name}/reset", post(reset))
+        .route("/api/v1/targets/{name}/steps/{step}", post(run_step))
+        .route("/api/v1/reload", post(reload))
         .with_state(state)
+}
+
+/// Every error the API answers with: a status and a JSON body
+/// `{"error": kind, "message": …}`. Internal details are logged, not sent.
+#[derive(Debug)]
+pub enum ApiError {
+    /// No or a wrong bearer token.
+    Unauthorized,
+    /// Changing calls are closed (no token file, API beyond loopback).
+    Forbidden(String),
+    /// No such target or step.
+    NotFound(String),
+    /// The request cannot apply to this target.
+    Conflict(String),
+    /// The daemon is stopping.
+    Unavailable,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (code, kind, message) = match self {
+            ApiError::Unauthorized => (
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "a bearer token from [api] token-file is required".to_owned(),
+            ),
+            ApiError::Forbidden(m) => (StatusCode::FORBIDDEN, "forbidden", m),
+            ApiError::NotFound(m) => (StatusCode::NOT_FOUND, "not-found", m),
+            ApiError::Conflict(m) => (StatusCode::CONFLICT, "not-applicable", m),
+            ApiError::Unavailable => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "stopping",
+                "the watchdog is stopping".to_owned(),
+            ),
+        };
+        (
+            code,
+            axum::Json(json!({ "error": kind, "message": message })),
+        )
+            .into_response()
+    }
+}
+
+impl From<OperationError> for ApiError {
+    fn from(e: OperationError) -> Self {
+        match e {
+            OperationError::UnknownTarget(_) | OperationError::NoSuchStep { .. } => {
+                ApiError::NotFound(e.to_string())
+            }
+            OperationError::NotApplicable(m) => ApiError::Conflict(m),
+            OperationError::Stopping => ApiError::Unavailable,
+        }
+    }
+}
+
+/// Checks the bearer token of a changing call. The token file is read on
+/// each call, so a rotated token applies at once.
+fn authorize(state: &ApiState, headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(file) = &state.token_file else {
+        return if state.open_without_token {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden(
+                "changing calls need [api] token-file when the API listens beyond loopback".into(),
+            ))
+        };
+    };
+    let expected = match std::fs::read_to_string(file) {
+        Ok(t) if !t.trim().is_empty() => t.trim().to_owned(),
+        Ok(_) | Err(_) => {
+            tracing::error!(file = %file.display(), "cannot read the API token file; refusing changing calls");
+            return Err(ApiError::Forbidden(
+                "the API token cannot be read; see the watchdog's log".into(),
+            ));
+        }
+    };
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    // Compare in constant time: the token guards restarts and reboots.
+    match given {
+        Some(g)
+            if g.len() == expected.len()
+                && g.bytes()
+                    .zip(expected.bytes())
+                    .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                    == 0 =>
+        {
+            Ok(())
+        }
+        _ => Err(ApiError::Unauthorized),
+    }
+}
+
+async fn operate(
+    state: &ApiState,
+    target: String,
+    operation: Operation,
+) -> Result<Response, ApiError> {
+    let (reply, answer) = oneshot::channel();
+    state
+        .commands
+        .send(Command::Operate {
+            target,
+            operation,
+            reply,
+        })
+        .await
+        .map_err(|_| ApiError::Unavailable)?;
+    let done = answer.await.map_err(|_| ApiError::Unavailable)??;
+    let code = if done.ok {
+        StatusCode::OK
+    } else {
+        StatusCode::BAD_GATEWAY
+    };
+    Ok((
+        code,
+        axum::Json(json!({
+            "ok": done.ok,
+            "detail": done.detail,
+            "tookMs": done.took.as_millis() as u64,
+        })),
+    )
+        .into_response())
+}
+
+async fn restart(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    authorize(&state, &headers)?;
+    operate(&state, name, Operation::Restart).await
+}
+
+async fn reset(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    authorize(&state, &headers)?;
+    operate(&state, name, Operation::Reset).await
+}
+
+async fn run_step(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path((name, step)): Path<(String, usize)>,
+) -> Result<Response, ApiError> {
+    authorize(&state, &headers)?;
+    operate(&state, name, Operation::RunStep(step)).await
+}
+
+async fn reload(State(state): State<ApiState>, headers: HeaderMap) -> Result<Response, ApiError> {
+    authorize(&state, &headers)?;
+    let (reply, answer) = oneshot::channel();
+    state
+        .commands
+        .send(Command::Reload { reply })
+        .await
+        .map_err(|_| ApiError::Unavailable)?;
+    let outcome = answer.await.map_err(|_| ApiError::Unavailable)?;
+    Ok(match outcome {
+        ReloadOutcome::Applied {
+            generation,
+            targets,
+        } => (
+            StatusCode::OK,
+            axum::Json(json!({ "applied": true, "generation": generation, "targets": targets })),
+        )
+            .into_response(),
+        ReloadOutcome::Refused { problems } => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            axum::Json(json!({ "applied": false, "problems": problems })),
+        )
+            .into_response(),
+    })
+}
+
+async fn targets(State(state): State<ApiState>) -> Response {
+    let snapshot = state.snapshot.borrow().clone();
+    let (body, _) = health_body(&snapshot, Instant::now(), SystemTime::now());
+    axum::Json(body["targets"].clone()).into_response()
 }
 
 /// The core loop counts as wedged when it has not gone round for this many ticks.

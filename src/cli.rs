@@ -28,6 +28,47 @@ pub enum Command {
     Check(FileArgs),
     /// Print the version.
     Version,
+    /// Restart a target now, through the running daemon, and wait for the result.
+    Restart(TargetArgs),
+    /// Reset a target's recovery ladder: it starts over, and a target that gave up acts again.
+    Reset(TargetArgs),
+    /// Run one step of a target's ladder now (outside the ladder's count) and wait for the result.
+    Step(StepArgs),
+    /// Make the running daemon re-read its configuration (all or nothing).
+    Reload(ApiArgs),
+}
+
+/// How to reach the running daemon's API.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ApiArgs {
+    /// The daemon's configuration file, for `[api] listen` and `token-file`.
+    #[arg(long, value_name = "FILE", env = "RVM_WATCHDOG_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// The API's address [default: `[api] listen`; 0.0.0.0 means this machine].
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub api: Option<SocketAddr>,
+}
+
+/// A command on one target.
+#[derive(Debug, Clone, clap::Args)]
+pub struct TargetArgs {
+    /// The target's name.
+    pub target: String,
+    /// How to reach the daemon.
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+/// `step TARGET N`
+#[derive(Debug, Clone, clap::Args)]
+pub struct StepArgs {
+    /// The target's name.
+    pub target: String,
+    /// The step, counted from 1 as in `rvm-watchdog check` and the logs.
+    pub step: usize,
+    /// How to reach the daemon.
+    #[command(flatten)]
+    pub api: ApiArgs,
 }
 
 /// Which files to read.
@@ -154,4 +195,82 @@ pub fn check(args: &FileArgs, out: &mut impl std::io::Write) -> std::io::Result<
 
 fn plural(n: usize) -> &'static str {
     if n == 1 { "" } else { "s" }
+}
+
+/// Sends a changing call to the running daemon and prints its answer.
+/// Returns true when the daemon reports success.
+pub fn call(args: &ApiArgs, path: &str, out: &mut impl std::io::Write) -> std::io::Result<bool> {
+    let loaded = config::load(&Sources {
+        config_file: args.config.clone(),
+        ..Sources::default()
+    });
+    // The policies do not matter here; the daemon's file does.
+    let api = loaded.config.as_ref().map(|c| c.api.clone());
+    let mut addr = match (args.api, &api) {
+        (Some(a), _) => a,
+        (None, Some(api)) => api.listen,
+        (None, None) => {
+            writeln!(
+                out,
+                "cannot find the API address: the configuration has problems (run `rvm-watchdog check`); or pass --api"
+            )?;
+            return Ok(false);
+        }
+    };
+    if addr.ip().is_unspecified() {
+        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    let token = match api.as_ref().and_then(|a| a.token_file.as_ref()) {
+        Some(file) => match std::fs::read_to_string(file) {
+            Ok(t) => Some(t.trim().to_owned()),
+            Err(e) => {
+                writeln!(out, "cannot read the API token {}: {e}", file.display())?;
+                return Ok(false);
+            }
+        },
+        None => None,
+    };
+    match post(addr, path, token.as_deref()) {
+        Ok((code, body)) => {
+            let value: serde_json::Value =
+                serde_json::from_str(&body).unwrap_or(serde_json::Value::String(body));
+            let text = value
+                .get("detail")
+                .or_else(|| value.get("message"))
+                .and_then(|v| v.as_str())
+                .map(str::to_owned)
+                .unwrap_or_else(|| value.to_string());
+            writeln!(out, "{text}")?;
+            Ok(code == 200)
+        }
+        Err(e) => {
+            writeln!(out, "cannot reach the watchdog at {addr}: {e}")?;
+            Ok(false)
+        }
+    }
+}
+
+/// A minimal HTTP/1.1 POST to the local API: (status, body).
+fn post(addr: SocketAddr, path: &str, token: Option<&str>) -> std::io::Result<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut stream =
+        std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(5))?;
+    // Actions may take a while (a systemd job, a hook).
+    stream.set_read_timeout(Some(std::time::Duration::from_secs(600)))?;
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    write!(
+        stream,
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Length: 0\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    let code = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    Ok((code, body.to_owned()))
 }

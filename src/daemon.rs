@@ -38,6 +38,61 @@ pub enum Command {
         /// The outcome.
         reply: oneshot::Sender<ReloadOutcome>,
     },
+    /// An operator's command on a target (API, CLI).
+    Operate {
+        /// The target's name.
+        target: String,
+        /// What to do.
+        operation: Operation,
+        /// The outcome, once the action finished.
+        reply: oneshot::Sender<Result<OperationDone, OperationError>>,
+    },
+}
+
+/// An operator's command on a target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    /// Restart the target now (outside its ladder).
+    Restart,
+    /// Reset its ladder: it starts over, and a target that gave up acts again.
+    Reset,
+    /// Run this step of its ladder now (1-based), outside the ladder's count.
+    RunStep(usize),
+}
+
+/// An operator's command that was carried out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OperationDone {
+    /// Whether the action worked.
+    pub ok: bool,
+    /// What was done, or why it failed.
+    pub detail: String,
+    /// How long it took.
+    pub took: Duration,
+}
+
+/// An operator's command that could not be carried out.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OperationError {
+    /// No such target.
+    #[error("no target named \"{0}\"")]
+    UnknownTarget(String),
+    /// No such ladder step.
+    #[error("target \"{target}\" has {steps} ladder step(s); there is no step {step}")]
+    NoSuchStep {
+        /// The target.
+        target: String,
+        /// Steps it has.
+        steps: usize,
+        /// The step asked for.
+        step: usize,
+    },
+    /// The target has nothing this command can act on.
+    #[error("{0}")]
+    NotApplicable(String),
+    /// The daemon is stopping.
+    #[error("the watchdog is stopping")]
+    Stopping,
 }
 
 /// What a reload did.
@@ -165,8 +220,12 @@ pub async fn run(
     };
     let (snapshot_tx, snapshot_rx) = watch::channel(snapshot);
 
+    let (api_commands, mut from_api) = mpsc::channel(16);
     let app = api::router(ApiState {
         snapshot: snapshot_rx,
+        commands: api_commands,
+        token_file: config.api.token_file.clone(),
+        open_without_token: config.api.listen.ip().is_loopback(),
     });
     let api_stop = shutdown.clone();
     let server = tokio::spawn(async move {
@@ -233,16 +292,20 @@ pub async fn run(
         tokio::select! {
             _ = shutdown.cancelled() => break,
             _ = ticker.tick() => core.tick(),
+            Some(command) = from_api.recv() => core.command(command).await,
             Some(command) = commands.recv() => match command {
                 Command::Reload { reply } => {
                     let outcome = core.reload().await;
                     let _ = reply.send(outcome);
-                    if bus_status.is_none() {
-                        bus_status = core.supervisor.as_ref().map(|s| s.status());
-                    }
                 }
+                other => core.command(other).await,
             },
-            Some(event) = unit_events.recv() => core.on_unit_changed(event),
+            Some(event) = unit_events.recv() => {
+                core.on_unit_changed(event);
+                if bus_status.is_none() {
+                    bus_status = core.supervisor.as_ref().map(|s| s.status());
+                }
+            }
             _ = metrics_tick.tick() => core.read_accounting(),
             Some(finished) = actions.recv() => core.on_action_finished(finished),
             _ = sleep_until_ms(core.engine.next_wakeup(now_ms())) => {
@@ -536,6 +599,127 @@ impl Core {
                     took: started.elapsed(),
                 })
                 .await;
+        });
+    }
+
+    /// Carries out a command from the API (and SIGHUP's reload).
+    async fn command(&mut self, command: Command) {
+        match command {
+            Command::Reload { reply } => {
+                let outcome = self.reload().await;
+                let _ = reply.send(outcome);
+            }
+            Command::Operate {
+                target,
+                operation,
+                reply,
+            } => self.operate(&target, operation, reply),
+        }
+    }
+
+    fn operate(
+        &mut self,
+        name: &str,
+        operation: Operation,
+        reply: oneshot::Sender<Result<OperationDone, OperationError>>,
+    ) {
+        let Some(target) = self.config.target(name).cloned() else {
+            let _ = reply.send(Err(OperationError::UnknownTarget(name.to_owned())));
+            return;
+        };
+        let (action, step) = match operation {
+            Operation::Reset => {
+                info!(target_name = %target.name, operator = true, "operator reset of {}'s ladder", target.name);
+                self.record_event(
+                    "operator",
+                    &target,
+                    None,
+                    None,
+                    Some("reset"),
+                    format!("operator reset of {}'s ladder", target.name),
+                );
+                let decisions = self.engine.reset(name, now_ms());
+                self.handle(decisions);
+                let _ = reply.send(Ok(OperationDone {
+                    ok: true,
+                    detail: format!("{}'s ladder starts over", target.name),
+                    took: Duration::ZERO,
+                }));
+                return;
+            }
+            Operation::Restart => {
+                if target.unit().is_none() {
+                    let _ = reply.send(Err(OperationError::NotApplicable(format!(
+                        "target \"{}\" has no unit to restart",
+                        target.name
+                    ))));
+                    return;
+                }
+                (config::Action::Restart, None)
+            }
+            Operation::RunStep(n) => match n.checked_sub(1).and_then(|i| target.ladder.get(i)) {
+                Some(step) => (step.action.clone(), Some(n - 1)),
+                None => {
+                    let _ = reply.send(Err(OperationError::NoSuchStep {
+                        target: target.name.clone(),
+                        steps: target.ladder.len(),
+                        step: n,
+                    }));
+                    return;
+                }
+            },
+        };
+        let ctx = ActionContext {
+            supervisor: self.supervisor.clone(),
+            store: self.store.clone(),
+            reboot: self.config.reboot.clone(),
+            host_root: self.config.daemon.host_root.clone(),
+            safe_mode: self.safe_mode.as_ref().map(|m| m.reason.clone()),
+            dashboard_url: None,
+        };
+        let incident = self
+            .engine
+            .state(name)
+            .and_then(|s| s.incident.as_ref())
+            .map(|i| i.id.clone())
+            .unwrap_or_default();
+        let attempt = Attempt {
+            step: step.unwrap_or(0),
+            attempt: 1,
+            reason: "asked for by an operator".into(),
+            incident,
+        };
+        let unit_state = target.unit().and_then(|u| self.units.get(u)).cloned();
+        let store = self.store.clone();
+        tokio::spawn(async move {
+            let started = Instant::now();
+            let performed = perform(&ctx, &target, &action, &attempt, unit_state.as_ref()).await;
+            let took = started.elapsed();
+            let what = action.as_str();
+            if performed.ok {
+                info!(target_name = %target.name, object_systemd_unit = target.unit(), action = what, operator = true, result = "ok", took_ms = took.as_millis() as u64, "operator {what} of {}: {}", target.name, performed.detail);
+            } else {
+                warn!(target_name = %target.name, object_systemd_unit = target.unit(), action = what, operator = true, result = "failed", took_ms = took.as_millis() as u64, "operator {what} of {} failed: {}", target.name, performed.detail);
+            }
+            if let Some(store) = store {
+                let mut event = NewEvent::new(
+                    SystemTime::now(),
+                    "operator",
+                    format!("operator {what} of {}: {}", target.name, performed.detail),
+                );
+                event.target = Some(target.name.clone());
+                event.unit = target.unit().map(str::to_owned);
+                event.step = step.map(|s| s as u32);
+                event.result = Some(if performed.ok { "ok" } else { "failed" }.into());
+                store.write("append to the event log", move |s| {
+                    s.append_event(&event).map(|_| ())
+                });
+            }
+            let _ = reply.send(Ok(OperationDone {
+                ok: performed.ok,
+                detail: performed.detail,
+                took,
+            }));
         });
     }
 

@@ -23,6 +23,18 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Restart(args) => api_call(
+            &args.api,
+            &format!("/api/v1/targets/{}/restart", args.target),
+        ),
+        Command::Reset(args) => {
+            api_call(&args.api, &format!("/api/v1/targets/{}/reset", args.target))
+        }
+        Command::Step(args) => api_call(
+            &args.api,
+            &format!("/api/v1/targets/{}/steps/{}", args.target, args.step),
+        ),
+        Command::Reload(args) => api_call(&args, "/api/v1/reload"),
         Command::Run(args) => match rvm_watchdog::daemon::main(args.sources()) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -30,5 +42,16 @@ fn main() -> ExitCode {
                 ExitCode::from(1)
             }
         },
+    }
+}
+
+fn api_call(args: &rvm_watchdog::cli::ApiArgs, path: &str) -> ExitCode {
+    match rvm_watchdog::cli::call(args, path, &mut std::io::stdout().lock()) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("rvm-watchdog: cannot write the answer: {e}");
+            ExitCode::from(1)
+        }
     }
 }

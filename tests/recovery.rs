@@ -377,3 +377,86 @@ fn a_spent_reboot_budget_enters_safe_mode_also_after_a_sigkill_restart() {
     assert!(daemon.get_json("/health")["checks"]["recovery:safe-mode"][0]["status"] == "warn");
     sd.systemctl(&["reset-failed", unit]);
 }
+
+#[test]
+fn operator_commands_return_after_the_action_with_its_result() {
+    let Some(sd) = PrivateSystemd::shared() else {
+        return;
+    };
+    let unit = "rec-operator.service";
+    sd.write_unit(unit, "[Service]\nExecStart=/bin/sleep 300\n");
+    assert!(sd.systemctl(&["start", unit]).status.success());
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path();
+    let token = dir.join("api.token");
+    std::fs::write(&token, "s3cret-token\n").unwrap();
+    std::fs::set_permissions(&token, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    std::fs::create_dir_all(dir.join("policies")).unwrap();
+    std::fs::write(
+        dir.join("watchdog.toml"),
+        format!(
+            "[daemon]\nbus = \"user\"\n\n[log]\noutput = \"stderr\"\n\n[api]\ntoken-file = \"{}\"\n",
+            token.display()
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("policies/op.toml"),
+        format!(
+            "[target]\nname = \"op\"\nunit = \"{unit}\"\n\n[[recovery]]\naction = \"restart\"\n"
+        ),
+    )
+    .unwrap();
+    let mut daemon = Daemon::start_with_env(
+        dir,
+        &[("DBUS_SESSION_BUS_ADDRESS".into(), sd.bus_address())],
+    );
+    daemon.wait_for_line("unit rec-operator.service is active/running", WAIT);
+    let cli = |args: &[&str]| {
+        let out = support::daemon::binary()
+            .args(args)
+            .arg("--config")
+            .arg(dir.join("watchdog.toml"))
+            .arg("--api")
+            .arg(daemon.addr.to_string())
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).trim().to_owned(),
+        )
+    };
+
+    // Without the token: refused.
+    let (code, _, body) =
+        support::daemon::try_http_post(daemon.addr, "/api/v1/targets/op/restart", None).unwrap();
+    assert_eq!(code, 401, "{body}");
+
+    let before = sd.main_pid(unit);
+    let (code, text) = cli(&["restart", "op"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.starts_with(&format!("restarted {unit} in ")), "{text}");
+    // It returned once systemd's job had finished: the new process is there already.
+    let after = sd.main_pid(unit);
+    assert!(after != 0 && after != before, "{before} → {after}");
+    assert_eq!(sd.show(unit, "ActiveState"), "active");
+
+    let (code, text) = cli(&["step", "op", "1"]);
+    assert_eq!(
+        (code, text.starts_with("restarted")),
+        (Some(0), true),
+        "{text}"
+    );
+    let (code, text) = cli(&["step", "op", "2"]);
+    assert_eq!(code, Some(1));
+    assert_eq!(
+        text,
+        "target \"op\" has 1 ladder step(s); there is no step 2"
+    );
+    let (code, text) = cli(&["restart", "nope"]);
+    assert_eq!((code, text.as_str()), (Some(1), "no target named \"nope\""));
+    let (code, text) = cli(&["reset", "op"]);
+    assert_eq!((code, text.as_str()), (Some(0), "op's ladder starts over"));
+    daemon.wait_for_line("operator restart of op: restarted", WAIT);
+    sd.systemctl(&["stop", unit]);
+}
