@@ -385,6 +385,12 @@ pub fn health_body(s: &Snapshot, now: Instant, wall: SystemTime) -> (Value, Stat
                     serde_json::to_value(state).unwrap_or(Value::Null),
                 );
             }
+            if let (Some(state), Some(map)) = (s.processes.get(&t.name), value.as_object_mut()) {
+                map.insert(
+                    "processState".into(),
+                    serde_json::to_value(state).unwrap_or(Value::Null),
+                );
+            }
             if let (Some(ladder), Some(map)) = (s.ladders.get(&t.name), value.as_object_mut()) {
                 map.insert(
                     "recovery".into(),

@@ -14,12 +14,14 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::Context as _;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tracing::{debug, error, info, warn};
 
 use crate::api::{self, ApiState};
 use crate::config::{self, Bus, Config, Level, Loaded, Sources};
 use crate::logging::{self, LogHandle};
 use crate::notify;
+use crate::process::{ProcessEvent, ProcessHandle, ProcessState, process_health};
 use crate::recovery::perform::{ActionContext, Attempt, Performed, perform, unit_health};
 use crate::recovery::{Decision, Engine, LadderState, Ms};
 use crate::status::SafeMode;
@@ -217,6 +219,7 @@ pub async fn run(
         ladders: Default::default(),
         safe_mode: None,
         previous_boot: None,
+        processes: Default::default(),
     };
     let (snapshot_tx, snapshot_rx) = watch::channel(snapshot);
 
@@ -250,6 +253,8 @@ pub async fn run(
     let (unit_events_tx, mut unit_events) = mpsc::channel(256);
     let (accounting_tx, mut accounting) = mpsc::channel(64);
     let (actions_tx, mut actions) = mpsc::channel(64);
+    let (process_events_tx, mut process_events) = mpsc::channel(64);
+    crate::process::become_subreaper();
     let seed = now_ms() ^ u64::from(std::process::id());
     let mut engine = Engine::new(&config, |name| boot.ladders.get(name).cloned(), seed);
     engine.start_grace(now_ms());
@@ -267,6 +272,10 @@ pub async fn run(
         actions: actions_tx,
         units: BTreeMap::new(),
         store: boot.store.clone(),
+        processes: BTreeMap::new(),
+        tasks: TaskTracker::new(),
+        process_states: BTreeMap::new(),
+        process_events: process_events_tx,
         safe_mode: boot.safe_mode.clone(),
         boot_id: boot.boot_id.clone(),
     };
@@ -275,6 +284,7 @@ pub async fn run(
         s.previous_boot = boot.previous.clone();
     });
     core.start_supervisor_if_needed();
+    core.start_processes();
     let mut bus_status = core.supervisor.as_ref().map(|s| s.status());
     debug!(
         tick_every_ms = tick_every.as_millis() as u64,
@@ -308,6 +318,7 @@ pub async fn run(
             }
             _ = metrics_tick.tick() => core.read_accounting(),
             Some(finished) = actions.recv() => core.on_action_finished(finished),
+            Some(event) = process_events.recv() => core.on_process_event(event),
             _ = sleep_until_ms(core.engine.next_wakeup(now_ms())) => {
                 let decisions = core.engine.tick(now_ms());
                 core.handle(decisions);
@@ -320,6 +331,25 @@ pub async fn run(
     }
 
     notify::stopping();
+    // Process targets stop their processes (stop signal, grace, SIGKILL).
+    core.tasks.close();
+    let grace = core
+        .config
+        .targets
+        .iter()
+        .filter_map(|t| match &t.kind {
+            config::TargetKind::Process(p) => Some(p.stop_timeout),
+            _ => None,
+        })
+        .max()
+        .unwrap_or_default()
+        + Duration::from_secs(5);
+    if tokio::time::timeout(grace, core.tasks.wait())
+        .await
+        .is_err()
+    {
+        warn!("process targets did not all stop within {grace:?}");
+    }
     if let Some(store) = &core.store {
         let boot_id = core.boot_id.clone();
         let (done, wait) = oneshot::channel();
@@ -366,6 +396,13 @@ struct Core {
     /// Each unit's last known state, for health after an action.
     units: BTreeMap<String, UnitState>,
     store: Option<StoreThread>,
+    /// Process targets, by name.
+    processes: BTreeMap<String, ProcessHandle>,
+    /// Tasks that must finish before the daemon exits (process targets stopping).
+    tasks: TaskTracker,
+    /// Each process target's last known state, with its spawn number.
+    process_states: BTreeMap<String, (u64, ProcessState)>,
+    process_events: mpsc::Sender<ProcessEvent>,
     /// Safe mode: no more automatic reboots.
     safe_mode: Option<SafeMode>,
     boot_id: String,
@@ -563,6 +600,7 @@ impl Core {
                     ok: true,
                     detail: "observe mode: not performed".into(),
                     safe_mode: None,
+                    process_spawn: None,
                 },
                 took: Duration::ZERO,
             });
@@ -575,6 +613,7 @@ impl Core {
             host_root: self.config.daemon.host_root.clone(),
             safe_mode: self.safe_mode.as_ref().map(|m| m.reason.clone()),
             dashboard_url: None,
+            processes: self.processes.clone(),
         };
         let attempt_info = Attempt {
             step,
@@ -676,6 +715,7 @@ impl Core {
             host_root: self.config.daemon.host_root.clone(),
             safe_mode: self.safe_mode.as_ref().map(|m| m.reason.clone()),
             dashboard_url: None,
+            processes: self.processes.clone(),
         };
         let incident = self
             .engine
@@ -834,11 +874,66 @@ impl Core {
             .action_finished(&target.name, finished.performed.ok, now);
         self.handle(decisions);
         // The health known so far predates the action: observe it again.
-        if let Some(state) = unit.and_then(|u| self.units.get(u)) {
-            let health = unit_health(state);
+        let current = match (
+            unit.and_then(|u| self.units.get(u)),
+            self.process_states.get(&target.name),
+        ) {
+            (Some(state), _) => Some(unit_health(state)),
+            // A process's state from before the restart may still be the
+            // latest here (the new one's is on its way): only news of the
+            // new process counts.
+            (None, Some((spawn, state))) if Some(*spawn) >= finished.performed.process_spawn => {
+                Some(process_health(&target.name, state))
+            }
+            _ => None,
+        };
+        if let Some(health) = current {
             let decisions = self.engine.health(&target.name, health, now);
             self.handle(decisions);
         }
+    }
+
+    /// Starts the task of every process target that has none; stops those
+    /// of removed targets and restarts those whose command changed.
+    fn start_processes(&mut self) {
+        let wanted: BTreeMap<String, config::Target> = self
+            .config
+            .targets
+            .iter()
+            .filter(|t| matches!(t.kind, config::TargetKind::Process(_)))
+            .map(|t| (t.name.clone(), t.clone()))
+            .collect();
+        self.processes.retain(|name, handle| {
+            let keep = wanted.contains_key(name);
+            if !keep {
+                handle.stop();
+            }
+            keep
+        });
+        for (name, target) in wanted {
+            if self.processes.contains_key(&name) {
+                continue;
+            }
+            if let Some(handle) = ProcessHandle::spawn(
+                &target,
+                self.process_events.clone(),
+                &self.shutdown,
+                &self.tasks,
+            ) {
+                self.processes.insert(name, handle);
+            }
+        }
+    }
+
+    fn on_process_event(&mut self, event: ProcessEvent) {
+        let health = process_health(&event.target, &event.state);
+        self.process_states
+            .insert(event.target.clone(), (event.spawn, event.state.clone()));
+        let decisions = self.engine.health(&event.target, health, now_ms());
+        self.handle(decisions);
+        self.snapshot.send_modify(|s| {
+            s.processes.insert(event.target, event.state);
+        });
     }
 
     /// Reads resource use of every unit target off the loop; the figures
@@ -1012,7 +1107,14 @@ impl Core {
         }
         let units = new.watched_units();
         self.engine.reconfigure(&new);
+        // A changed process target starts again on its new policy.
+        for name in &changed {
+            if let Some(handle) = self.processes.remove(*name) {
+                handle.stop();
+            }
+        }
         self.config = new;
+        self.start_processes();
         match &self.supervisor {
             Some(supervisor) => {
                 let supervisor = supervisor.clone();

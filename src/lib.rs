@@ -13,6 +13,7 @@ pub mod daemon;
 pub mod hook;
 pub mod logging;
 pub mod notify;
+pub mod process;
 pub mod recovery;
 pub mod status;
 pub mod store;

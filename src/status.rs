@@ -44,6 +44,8 @@ pub struct Snapshot {
     pub safe_mode: Option<SafeMode>,
     /// How the previous boot ended, when known.
     pub previous_boot: Option<PreviousBoot>,
+    /// Each process target's state.
+    pub processes: BTreeMap<String, crate::process::ProcessState>,
 }
 
 /// Safe mode: the reboot budget is spent or the machine boot-loops; the

@@ -4,11 +4,13 @@
 //! [`perform`] runs one action and reports whether it worked. Both are
 //! called by the daemon's core loop; the action runs off the loop.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use crate::config::{Action, Budget, Check, Reboot, Target};
 use crate::hook::{self, HookEnv, HookRun};
+use crate::process::ProcessHandle;
 use crate::recovery::Health;
 use crate::store::StoreThread;
 use crate::supervisor::{KillWhom, Supervisor, UnitAction, UnitState};
@@ -53,6 +55,8 @@ pub struct Performed {
     /// A reboot was refused because a budget is spent: the watchdog enters
     /// safe mode, for this reason.
     pub safe_mode: Option<String>,
+    /// A process target was restarted: the spawn number of its new process.
+    pub process_spawn: Option<u64>,
 }
 
 impl Performed {
@@ -61,6 +65,7 @@ impl Performed {
             ok: true,
             detail,
             safe_mode: None,
+            process_spawn: None,
         }
     }
 
@@ -69,6 +74,7 @@ impl Performed {
             ok: false,
             detail,
             safe_mode: None,
+            process_spawn: None,
         }
     }
 }
@@ -88,6 +94,8 @@ pub struct ActionContext {
     pub safe_mode: Option<String>,
     /// The dashboard's address, when it is served.
     pub dashboard_url: Option<String>,
+    /// Process targets' handles, by target name.
+    pub processes: BTreeMap<String, ProcessHandle>,
 }
 
 /// Which attempt of which step, and why: for hooks and records.
@@ -115,6 +123,21 @@ pub async fn perform(
 ) -> Performed {
     let supervisor = ctx.supervisor.as_ref();
     match action {
+        Action::Restart if ctx.processes.contains_key(&target.name) => {
+            match ctx.processes[&target.name].restart().await {
+                Ok((spawn, detail)) => Performed {
+                    process_spawn: Some(spawn),
+                    ..Performed::ok(detail)
+                },
+                Err(e) => Performed::failed(e),
+            }
+        }
+        Action::Kill(signal) if ctx.processes.contains_key(&target.name) => {
+            match ctx.processes[&target.name].signal(*signal).await {
+                Ok(detail) => Performed::ok(detail),
+                Err(e) => Performed::failed(e),
+            }
+        }
         Action::Restart => {
             let Some(unit) = target.unit() else {
                 return Performed::failed(format!("target {} has no unit to restart", target.name));
@@ -240,6 +263,7 @@ async fn reboot(
             ok: false,
             detail: format!("reboot refused: {why}"),
             safe_mode: Some(why),
+            process_spawn: None,
         };
     }
     if let Some(budget) = step_budget {
@@ -260,6 +284,7 @@ async fn reboot(
                 ok: false,
                 detail: format!("reboot refused: {why}"),
                 safe_mode: Some(why),
+                process_spawn: None,
             };
         }
     }

@@ -1,0 +1,159 @@
+//! Process targets: the watchdog runs the process, restarts it along its
+//! ladder, detects a stopped one, and leaves nothing behind when it stops it.
+
+mod support;
+
+use std::path::Path;
+use std::time::Duration;
+
+use support::daemon::Daemon;
+use support::systemd::wait_until;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn write(path: &Path, text: &str) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, text).unwrap();
+}
+
+fn script(path: &Path, text: &str) {
+    write(path, text);
+    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+}
+
+/// Alive and not a zombie (PID 1 here reaps orphans slowly).
+fn alive(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => {
+            let state = stat[stat.rfind(')').unwrap() + 2..].chars().next().unwrap();
+            state != 'Z' && state != 'X'
+        }
+        Err(_) => false,
+    }
+}
+
+fn read_pid(path: &Path) -> Option<i32> {
+    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+fn setup(dir: &Path, policy: &str) -> Daemon {
+    write(&dir.join("watchdog.toml"), "[log]\noutput = \"stderr\"\n");
+    write(&dir.join("policies/helper.toml"), policy);
+    Daemon::start(dir)
+}
+
+#[test]
+fn stopping_leaves_no_process_behind_even_grandchildren_that_ignore_sigterm() {
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path();
+    // The main process ignores SIGTERM; so does its grandchild; another
+    // descendant even leaves the process group with setsid.
+    script(
+        &dir.join("stubborn"),
+        &format!(
+            "#!/bin/sh\ntrap '' TERM\n\
+             sh -c 'trap \"\" TERM; echo $$ > {d}/grandchild.pid; exec sleep 300' &\n\
+             setsid sh -c 'trap \"\" TERM; echo $$ > {d}/escaped.pid; exec sleep 300' &\n\
+             echo $$ > {d}/main.pid\nwhile true; do sleep 1; done\n",
+            d = dir.display()
+        ),
+    );
+    let policy = format!(
+        "[target]\nname = \"stubborn\"\n\n[target.process]\ncommand = [\"{}\"]\nstop-timeout = \"1s\"\n",
+        dir.join("stubborn").display()
+    );
+    let mut daemon = setup(dir, &policy);
+    let pids: Vec<i32> = wait_until("all three processes up", WAIT, || {
+        let pids: Vec<i32> = ["main.pid", "grandchild.pid", "escaped.pid"]
+            .iter()
+            .filter_map(|f| read_pid(&dir.join(f)))
+            .collect();
+        (pids.len() == 3 && pids.iter().all(|p| alive(*p))).then_some(pids)
+    })
+    .unwrap();
+    daemon.wait_for_line("started stubborn", WAIT);
+
+    daemon.signal(nix::sys::signal::Signal::SIGTERM);
+    assert_eq!(daemon.wait_exit(WAIT).code(), Some(0));
+    for pid in pids {
+        assert!(!alive(pid), "process {pid} was left behind");
+    }
+    daemon.wait_for_line("killing what is left of stubborn", WAIT);
+}
+
+#[test]
+fn a_crash_looping_process_restarts_with_backoff_and_stops_at_its_budget() {
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path();
+    let runs = dir.join("runs");
+    let policy = format!(
+        "[target]\nname = \"crasher\"\n\n[target.process]\ncommand = [\"/bin/sh\", \"-c\", \"echo run >> {}; echo going down; exit 7\"]\n\n\
+         [[recovery]]\naction = \"restart\"\nattempts = 3\nbackoff = {{ initial = \"300ms\", factor = 2.0, jitter = 0.0 }}\n",
+        runs.display()
+    );
+    let mut daemon = setup(dir, &policy);
+    daemon.wait_for_line("gave up on crasher", WAIT);
+    // The first start, then three restarts, then no more.
+    assert_eq!(std::fs::read_to_string(&runs).unwrap().lines().count(), 4);
+    let delays: Vec<&str> = daemon
+        .seen
+        .iter()
+        .filter(|l| l.contains(" crasher: restart (step 1, attempt") && l.contains(") in "))
+        .map(|l| {
+            l.split(") in ")
+                .nth(1)
+                .unwrap()
+                .split(" target_name=")
+                .next()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(delays, ["300ms", "600ms", "1s 200ms"]);
+    assert!(
+        daemon
+            .seen
+            .iter()
+            .any(|l| l.contains("going down") && l.contains("stream=\"stdout\""))
+    );
+    assert!(
+        daemon
+            .seen
+            .iter()
+            .any(|l| l.contains("process of crasher exited with code 7"))
+    );
+}
+
+#[test]
+fn a_stopped_process_is_detected_and_replaced() {
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path();
+    let pidfile = dir.join("pid");
+    let policy = format!(
+        "[target]\nname = \"frozen\"\n\n[target.process]\ncommand = [\"/bin/sh\", \"-c\", \"echo $$ > {}; exec sleep 300\"]\n\n\
+         [[probe]]\nkind = \"process\"\nstuck-for = \"1s\"\n\n\
+         [[recovery]]\naction = \"restart\"\nbackoff = {{ initial = \"200ms\", jitter = 0.0 }}\n",
+        pidfile.display()
+    );
+    let mut daemon = setup(dir, &policy);
+    let first = wait_until("the process up", WAIT, || {
+        read_pid(&pidfile).filter(|p| alive(*p))
+    })
+    .unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(first),
+        nix::sys::signal::Signal::SIGSTOP,
+    )
+    .unwrap();
+
+    daemon.wait_for_line("frozen is failing: process of frozen is stopped for", WAIT);
+    daemon.wait_for_line("restart of frozen: restarted frozen", WAIT);
+    let second = wait_until("a new process", WAIT, || {
+        read_pid(&pidfile).filter(|p| *p != first && alive(*p))
+    })
+    .unwrap();
+    assert!(!alive(first), "the stopped process was killed");
+    assert_ne!(first, second);
+    daemon.signal(nix::sys::signal::Signal::SIGTERM);
+    assert_eq!(daemon.wait_exit(WAIT).code(), Some(0));
+    assert!(!alive(second));
+}
