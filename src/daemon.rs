@@ -900,7 +900,12 @@ impl Core {
             .config
             .targets
             .iter()
-            .filter(|t| matches!(t.kind, config::TargetKind::Process(_)))
+            .filter(|t| {
+                matches!(
+                    t.kind,
+                    config::TargetKind::Process(_) | config::TargetKind::Adopted(_)
+                )
+            })
             .map(|t| (t.name.clone(), t.clone()))
             .collect();
         self.processes.retain(|name, handle| {
@@ -914,12 +919,14 @@ impl Core {
             if self.processes.contains_key(&name) {
                 continue;
             }
-            if let Some(handle) = ProcessHandle::spawn(
-                &target,
-                self.process_events.clone(),
-                &self.shutdown,
-                &self.tasks,
-            ) {
+            let events = self.process_events.clone();
+            let handle = match target.kind {
+                config::TargetKind::Adopted(_) => {
+                    ProcessHandle::adopt(&target, events, &self.shutdown, &self.tasks)
+                }
+                _ => ProcessHandle::spawn(&target, events, &self.shutdown, &self.tasks),
+            };
+            if let Some(handle) = handle {
                 self.processes.insert(name, handle);
             }
         }

@@ -27,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
-use crate::config::{Check, ProcessSpec, Target, TargetKind};
+use crate::config::{AdoptBy, AdoptSpec, Check, ProcessSpec, Target, TargetKind};
 
 /// What a process target is doing.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -64,6 +64,11 @@ pub enum ProcessState {
     },
     /// Stopped by the watchdog.
     Stopped,
+    /// An adopted process that cannot be found.
+    Absent {
+        /// How it was looked for.
+        reason: String,
+    },
 }
 
 /// A process target's state changed.
@@ -147,6 +152,159 @@ impl ProcessHandle {
     /// Stops the process for good (the target was removed, or the daemon stops).
     pub fn stop(&self) {
         self.stop.cancel();
+    }
+}
+
+impl ProcessHandle {
+    /// Starts watching an adopted process (`[target.adopt]`): found by its
+    /// pid file or by text in its command line, checked every second, and
+    /// signalled only when the policy allows it.
+    pub fn adopt(
+        target: &Target,
+        events: mpsc::Sender<ProcessEvent>,
+        shutdown: &CancellationToken,
+        tasks: &TaskTracker,
+    ) -> Option<ProcessHandle> {
+        let TargetKind::Adopted(spec) = &target.kind else {
+            return None;
+        };
+        let stuck_for = target.probes.iter().find_map(|p| match p.check {
+            Check::Process { stuck_for } => Some(stuck_for),
+            _ => None,
+        });
+        let (requests, rx) = mpsc::channel(8);
+        let stop = shutdown.child_token();
+        tasks.spawn(watch_adopted(
+            target.name.clone(),
+            spec.clone(),
+            stuck_for,
+            events,
+            rx,
+            stop.clone(),
+        ));
+        Some(ProcessHandle { requests, stop })
+    }
+}
+
+/// Finds an adopted process now.
+fn find_adopted(by: &AdoptBy) -> Result<u32, String> {
+    let me = std::process::id();
+    match by {
+        AdoptBy::Pidfile(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            let pid: u32 = text
+                .trim()
+                .parse()
+                .map_err(|_| format!("{} does not hold a pid", path.display()))?;
+            match proc_state(pid) {
+                Some(s) if s != 'Z' && s != 'X' => Ok(pid),
+                _ => Err(format!("pid {pid} from {} is not running", path.display())),
+            }
+        }
+        AdoptBy::Match(text) => {
+            let mut found: Vec<u32> = std::fs::read_dir("/proc")
+                .map_err(|e| format!("cannot read /proc: {e}"))?
+                .filter_map(Result::ok)
+                .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+                .filter(|pid| *pid != me)
+                .filter(|pid| {
+                    std::fs::read(format!("/proc/{pid}/cmdline"))
+                        .map(|raw| {
+                            let line: Vec<String> = raw
+                                .split(|b| *b == 0)
+                                .filter(|a| !a.is_empty())
+                                .map(|a| String::from_utf8_lossy(a).into_owned())
+                                .collect();
+                            line.join(" ").contains(text.as_str())
+                        })
+                        .unwrap_or(false)
+                })
+                .filter(|pid| proc_state(*pid).is_some_and(|s| s != 'Z' && s != 'X'))
+                .collect();
+            found.sort_unstable();
+            found
+                .first()
+                .copied()
+                .ok_or_else(|| format!("no process's command line holds \"{text}\""))
+        }
+    }
+}
+
+async fn watch_adopted(
+    name: String,
+    spec: AdoptSpec,
+    stuck_for: Option<Duration>,
+    events: mpsc::Sender<ProcessEvent>,
+    mut requests: mpsc::Receiver<Request>,
+    stop: CancellationToken,
+) {
+    let mut last: Option<ProcessState> = None;
+    let mut spawn = 0;
+    let mut stuck_since: Option<Instant> = None;
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            request = requests.recv() => match request {
+                None => return,
+                Some(Request::Restart(reply)) => {
+                    let _ = reply.send(Err(format!("{name} is adopted: the watchdog did not start it and cannot restart it")));
+                }
+                Some(Request::Signal(signal, reply)) => {
+                    let answer = if !spec.may_signal {
+                        Err(format!("{name} is adopted without may-signal: the watchdog does not signal it"))
+                    } else {
+                        match find_adopted(&spec.by) {
+                            Ok(pid) => kill(Pid::from_raw(pid as i32), signal)
+                                .map(|()| format!("sent {signal} to {name} (pid {pid})"))
+                                .map_err(|e| format!("cannot signal {name}: {e}")),
+                            Err(e) => Err(e),
+                        }
+                    };
+                    let _ = reply.send(answer);
+                }
+            },
+            _ = tick.tick() => {
+                let state = match find_adopted(&spec.by) {
+                    Ok(pid) => match proc_state(pid) {
+                        Some(c @ ('T' | 't' | 'D')) if stuck_for.is_some() => {
+                            let since = *stuck_since.get_or_insert_with(Instant::now);
+                            if since.elapsed() >= stuck_for.unwrap_or_default() {
+                                ProcessState::Stuck { pid, state: c.to_ascii_uppercase(), secs: since.elapsed().as_secs() }
+                            } else {
+                                ProcessState::Running { pid }
+                            }
+                        }
+                        _ => {
+                            stuck_since = None;
+                            ProcessState::Running { pid }
+                        }
+                    },
+                    Err(reason) => {
+                        stuck_since = None;
+                        ProcessState::Absent { reason }
+                    }
+                };
+                // Only changes are news (the seconds of a stuck state are not).
+                let same = match (&last, &state) {
+                    (Some(ProcessState::Stuck { pid: a, .. }), ProcessState::Stuck { pid: b, .. }) => a == b,
+                    (Some(old), new) => old == new,
+                    (None, _) => false,
+                };
+                if !same {
+                    if let ProcessState::Running { pid } = &state
+                        && !matches!(last, Some(ProcessState::Running { .. }) | Some(ProcessState::Stuck { .. }))
+                    {
+                        spawn += 1;
+                        info!(target_name = %name, pid, "found {name}: pid {pid}");
+                    }
+                    last = Some(state.clone());
+                    let _ = events.send(ProcessEvent { target: name.clone(), spawn, state }).await;
+                }
+            }
+        }
     }
 }
 
@@ -533,5 +691,6 @@ pub fn process_health(name: &str, state: &ProcessState) -> crate::recovery::Heal
         )),
         ProcessState::SpawnFailed { error } => failing(error.clone()),
         ProcessState::Stopped => Health::Unknown,
+        ProcessState::Absent { reason } => failing(format!("{name} is not running: {reason}")),
     }
 }

@@ -3,6 +3,7 @@
 
 mod support;
 
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::time::Duration;
 
@@ -156,4 +157,60 @@ fn a_stopped_process_is_detected_and_replaced() {
     daemon.signal(nix::sys::signal::Signal::SIGTERM);
     assert_eq!(daemon.wait_exit(WAIT).code(), Some(0));
     assert!(!alive(second));
+}
+
+#[test]
+fn an_adopted_process_is_watched_and_never_signalled_without_permission() {
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path();
+    let marker = dir.join("adoptee-marker").display().to_string();
+    // Started by someone else; its command line carries the marker.
+    let mut adoptee = std::process::Command::new("/bin/sh")
+        .args(["-c", "sleep 300; true", &marker])
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let pid = adoptee.id() as i32;
+    let policy = format!(
+        "[target]\nname = \"helper\"\n\n[target.adopt]\nmatch = \"{marker}\"\n\n[[probe]]\nkind = \"process\"\nstuck-for = \"1s\"\n"
+    );
+    let mut daemon = setup(dir, &policy);
+    let state = |daemon: &Daemon| daemon.get_json("/health")["targets"][0]["processState"].clone();
+    wait_until("the adopted process found", WAIT, || {
+        (state(&daemon)["pid"] == pid).then_some(())
+    })
+    .unwrap();
+    assert_eq!(state(&daemon)["status"], "running");
+    daemon.wait_for_line(&format!("found helper: pid {pid}"), WAIT);
+
+    // Stopped: seen as stuck, and left alone (no may-signal, no ladder).
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGSTOP,
+    )
+    .unwrap();
+    wait_until("stuck on /health", WAIT, || {
+        (state(&daemon)["status"] == "stuck").then_some(())
+    })
+    .unwrap();
+    daemon.wait_for_line("helper is failing: process of helper is stopped", WAIT);
+    assert!(alive(pid), "not killed by the watchdog");
+
+    // Gone (with its sleep): reported absent.
+    nix::sys::signal::killpg(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    adoptee.wait().unwrap();
+    wait_until("absent on /health", WAIT, || {
+        (state(&daemon)["status"] == "absent").then_some(())
+    })
+    .unwrap();
+    assert!(
+        state(&daemon)["reason"]
+            .as_str()
+            .unwrap()
+            .contains("adoptee-marker")
+    );
 }

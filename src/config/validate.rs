@@ -1636,14 +1636,15 @@ fn step(
     let action = match action {
         "restart" => {
             if matches!(target, Some(TargetKind::Probed)) {
-                c.error(&path.key("action"), "`restart` needs a target with a `unit`, a `[target.process]` or an adopted process that may be signalled");
-            }
-            if let Some(TargetKind::Adopted(a)) = target
-                && !a.may_signal
-            {
                 c.error(
                     &path.key("action"),
-                    "`restart` of an adopted process needs `may-signal = true` in [target.adopt]",
+                    "`restart` needs a target with a `unit` or a `[target.process]`",
+                );
+            }
+            if let Some(TargetKind::Adopted(_)) = target {
+                c.error(
+                    &path.key("action"),
+                    "the watchdog did not start an adopted process and cannot restart it; use `kill` (with `may-signal = true`) so that its owner restarts it, or `restart-units` for the unit that owns it",
                 );
             }
             Action::Restart
