@@ -606,15 +606,7 @@ impl Core {
             });
             return;
         }
-        let ctx = ActionContext {
-            supervisor: self.supervisor.clone(),
-            store: self.store.clone(),
-            reboot: self.config.reboot.clone(),
-            host_root: self.config.daemon.host_root.clone(),
-            safe_mode: self.safe_mode.as_ref().map(|m| m.reason.clone()),
-            dashboard_url: None,
-            processes: self.processes.clone(),
-        };
+        let ctx = self.action_context();
         let attempt_info = Attempt {
             step,
             attempt,
@@ -708,15 +700,7 @@ impl Core {
                 }
             },
         };
-        let ctx = ActionContext {
-            supervisor: self.supervisor.clone(),
-            store: self.store.clone(),
-            reboot: self.config.reboot.clone(),
-            host_root: self.config.daemon.host_root.clone(),
-            safe_mode: self.safe_mode.as_ref().map(|m| m.reason.clone()),
-            dashboard_url: None,
-            processes: self.processes.clone(),
-        };
+        let ctx = self.action_context();
         let incident = self
             .engine
             .state(name)
@@ -761,6 +745,19 @@ impl Core {
                 took,
             }));
         });
+    }
+
+    /// What an action needs besides its target.
+    fn action_context(&self) -> ActionContext {
+        ActionContext {
+            supervisor: self.supervisor.clone(),
+            store: self.store.clone(),
+            reboot: self.config.reboot.clone(),
+            host_root: self.config.daemon.host_root.clone(),
+            safe_mode: self.safe_mode.as_ref().map(|m| m.reason.clone()),
+            dashboard_url: None,
+            processes: self.processes.clone(),
+        }
     }
 
     /// Appends to the persisted event log.

@@ -109,10 +109,7 @@ impl ProcessHandle {
         let TargetKind::Process(spec) = &target.kind else {
             return None;
         };
-        let stuck_for = target.probes.iter().find_map(|p| match p.check {
-            Check::Process { stuck_for } => Some(stuck_for),
-            _ => None,
-        });
+        let stuck_for = stuck_limit(target);
         let (requests, rx) = mpsc::channel(8);
         let stop = shutdown.child_token();
         tasks.spawn(run(
@@ -168,10 +165,7 @@ impl ProcessHandle {
         let TargetKind::Adopted(spec) = &target.kind else {
             return None;
         };
-        let stuck_for = target.probes.iter().find_map(|p| match p.check {
-            Check::Process { stuck_for } => Some(stuck_for),
-            _ => None,
-        });
+        let stuck_for = stuck_limit(target);
         let (requests, rx) = mpsc::channel(8);
         let stop = shutdown.child_token();
         tasks.spawn(watch_adopted(
@@ -306,6 +300,14 @@ async fn watch_adopted(
             }
         }
     }
+}
+
+/// The `stuck-for` of the target's `process` probe, if it has one.
+fn stuck_limit(target: &Target) -> Option<Duration> {
+    target.probes.iter().find_map(|p| match p.check {
+        Check::Process { stuck_for } => Some(stuck_for),
+        _ => None,
+    })
 }
 
 /// Makes this process a child subreaper, so orphaned descendants of

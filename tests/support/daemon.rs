@@ -149,14 +149,35 @@ pub fn http_get(addr: SocketAddr, path: &str) -> (u16, String, String) {
 
 /// [`http_get`] that reports failure instead of panicking.
 pub fn try_http_get(addr: SocketAddr, path: &str) -> Result<(u16, String, String), String> {
+    request(addr, "GET", path, None)
+}
+
+/// A minimal HTTP/1.1 POST with an optional bearer token: (status code, content type, body).
+pub fn try_http_post(
+    addr: SocketAddr,
+    path: &str,
+    token: Option<&str>,
+) -> Result<(u16, String, String), String> {
+    request(addr, "POST", path, token)
+}
+
+fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+) -> Result<(u16, String, String), String> {
     let mut stream =
         TcpStream::connect_timeout(&addr, Duration::from_secs(5)).map_err(|e| e.to_string())?;
     stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
+        .set_read_timeout(Some(Duration::from_secs(60)))
         .map_err(|e| e.to_string())?;
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
     write!(
         stream,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Length: 0\r\nConnection: close\r\n\r\n"
     )
     .map_err(|e| e.to_string())?;
     let mut response = String::new();
@@ -180,38 +201,4 @@ pub fn try_http_get(addr: SocketAddr, path: &str) -> Result<(u16, String, String
         })
         .unwrap_or_default();
     Ok((code, content_type, body.to_owned()))
-}
-
-/// A minimal HTTP/1.1 POST with an optional bearer token: (status code, content type, body).
-pub fn try_http_post(
-    addr: SocketAddr,
-    path: &str,
-    token: Option<&str>,
-) -> Result<(u16, String, String), String> {
-    let mut stream =
-        TcpStream::connect_timeout(&addr, Duration::from_secs(5)).map_err(|e| e.to_string())?;
-    stream
-        .set_read_timeout(Some(Duration::from_secs(60)))
-        .map_err(|e| e.to_string())?;
-    let auth = token
-        .map(|t| format!("Authorization: Bearer {t}\r\n"))
-        .unwrap_or_default();
-    write!(
-        stream,
-        "POST {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Length: 0\r\nConnection: close\r\n\r\n"
-    )
-    .map_err(|e| e.to_string())?;
-    let mut response = String::new();
-    stream
-        .read_to_string(&mut response)
-        .map_err(|e| e.to_string())?;
-    let (head, body) = response
-        .split_once("\r\n\r\n")
-        .ok_or("not an HTTP response")?;
-    let code = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .ok_or("no status code")?;
-    Ok((code, String::new(), body.to_owned()))
 }
