@@ -41,6 +41,7 @@ pub fn router(state: ApiState) -> Router {
     Router::new()
         .route("/livez", get(livez))
         .route("/health", get(health))
+        .route("/metrics", get(metrics))
         .route("/api/v1/targets", get(targets))
         .route("/api/v1/targets/{name}/restart", post(restart))
         .route("/api/v1/targets/{name}/reset", post(reset))
@@ -255,6 +256,16 @@ async fn livez(State(state): State<ApiState>) -> Response {
         "output": format!("core loop went round {:.1}s ago", age.as_secs_f64()),
     });
     health_response(code, body)
+}
+
+async fn metrics(State(state): State<ApiState>) -> Response {
+    let text = crate::metrics::render(&state.snapshot.borrow());
+    let mut response = text.into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    response
 }
 
 async fn health(State(state): State<ApiState>) -> Response {

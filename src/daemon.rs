@@ -220,6 +220,7 @@ pub async fn run(
         safe_mode: None,
         previous_boot: None,
         processes: Default::default(),
+        counters: Default::default(),
     };
     let (snapshot_tx, snapshot_rx) = watch::channel(snapshot);
 
@@ -416,6 +417,8 @@ struct ActionFinished {
     attempt: u32,
     performed: Performed,
     took: Duration,
+    /// Observe mode: decided, not performed.
+    observed: bool,
 }
 
 fn now_ms() -> Ms {
@@ -513,6 +516,9 @@ impl Core {
                 .map(|i| i.id.clone());
             log_decision(&target, unit.as_deref(), incident.as_deref(), &decision);
             let (kind, result) = decision_kind(&decision);
+            let counted = result.unwrap_or(kind);
+            self.snapshot
+                .send_modify(|s| s.counters.decision(&target.name, counted));
             self.record_event(
                 kind,
                 &target,
@@ -603,6 +609,7 @@ impl Core {
                     process_spawn: None,
                 },
                 took: Duration::ZERO,
+                observed: true,
             });
             return;
         }
@@ -628,6 +635,7 @@ impl Core {
                     attempt,
                     performed,
                     took: started.elapsed(),
+                    observed: false,
                 })
                 .await;
         });
@@ -862,6 +870,13 @@ impl Core {
                 finished.action, target.name, finished.performed.detail
             ),
         );
+        let result = match (finished.observed, finished.performed.ok) {
+            (true, _) => "observed",
+            (false, true) => "ok",
+            (false, false) => "failed",
+        };
+        self.snapshot
+            .send_modify(|s| s.counters.action(&target.name, finished.action, result));
         if let Some(reason) = finished.performed.safe_mode.clone() {
             self.enter_safe_mode(reason);
         }

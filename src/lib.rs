@@ -12,6 +12,7 @@ pub mod config;
 pub mod daemon;
 pub mod hook;
 pub mod logging;
+pub mod metrics;
 pub mod notify;
 pub mod process;
 pub mod recovery;

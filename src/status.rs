@@ -46,6 +46,8 @@ pub struct Snapshot {
     pub previous_boot: Option<PreviousBoot>,
     /// Each process target's state.
     pub processes: BTreeMap<String, crate::process::ProcessState>,
+    /// The watchdog's own counters.
+    pub counters: crate::metrics::Counters,
 }
 
 /// Safe mode: the reboot budget is spent or the machine boot-loops; the

@@ -126,6 +126,27 @@ fn a_crash_looping_unit_is_restarted_with_backoff_until_the_ladder_gives_up() {
         0,
         "nothing else was restarted"
     );
+    // The same story in the metrics.
+    let (code, content_type, metrics) =
+        support::daemon::try_http_get(daemon.addr, "/metrics").unwrap();
+    assert_eq!(code, 200);
+    assert!(
+        content_type.starts_with("text/plain; version=0.0.4"),
+        "{content_type}"
+    );
+    for line in [
+        "rvm_watchdog_actions_total{target=\"crashloop\",action=\"restart\",result=\"ok\"} 3",
+        "rvm_watchdog_decisions_total{target=\"crashloop\",decision=\"gave-up\"} 1",
+        "rvm_watchdog_decisions_total{target=\"crashloop\",decision=\"act\"} 3",
+        "rvm_watchdog_target_gave_up{target=\"crashloop\"} 1",
+        "rvm_watchdog_target_gave_up{target=\"bystander\"} 0",
+        "rvm_watchdog_systemd_connected 1",
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "no line {line:?} in\n{metrics}"
+        );
+    }
     assert_eq!(sd.main_pid(bystander), bystander_pid);
     sd.systemctl(&["stop", unit, bystander]);
     sd.systemctl(&["reset-failed", unit]);
@@ -160,6 +181,13 @@ fn observe_mode_acts_on_nothing_but_logs_each_decision() {
         lines_with(&daemon, &["restart of observed:"])
             .iter()
             .all(|l| l.contains("not performed"))
+    );
+    let (_, _, metrics) = support::daemon::try_http_get(daemon.addr, "/metrics").unwrap();
+    assert!(
+        metrics.contains(
+            "rvm_watchdog_actions_total{target=\"observed\",action=\"restart\",result=\"observed\"} 2"
+        ),
+        "{metrics}"
     );
     // Nothing was done: the unit is still failed, never restarted.
     assert_eq!(sd.show(unit, "ActiveState"), "failed");
