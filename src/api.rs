@@ -365,6 +365,26 @@ pub fn health_body(s: &Snapshot, now: Instant, wall: SystemTime) -> (Value, Stat
             }]),
         );
     }
+    for (name, probe) in &s.probes {
+        let status = match (probe.health, probe.outcome.status) {
+            (crate::probe::ProbeHealth::Failing, _) => "fail",
+            (_, crate::probe::Status::Pass) => "pass",
+            _ => "warn",
+        };
+        // A failing probe degrades the machine; the watchdog itself stays up.
+        statuses.push(if status == "pass" { "pass" } else { "warn" });
+        checks.insert(
+            name.clone(),
+            json!([{
+                "componentType": "component",
+                "status": status,
+                "observedValue": probe.outcome.observed_value,
+                "observedUnit": probe.outcome.observed_unit,
+                "time": rfc3339(probe.at),
+                "output": probe.outcome.output,
+            }]),
+        );
+    }
     if let Some(mode) = &s.safe_mode {
         statuses.push("warn");
         checks.insert(

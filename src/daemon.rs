@@ -21,7 +21,9 @@ use crate::api::{self, ApiState};
 use crate::config::{self, Bus, Config, Level, Loaded, Sources};
 use crate::logging::{self, LogHandle};
 use crate::notify;
+use crate::probe::{Hysteresis, ProbeHealth, ProbeResult};
 use crate::process::{ProcessEvent, ProcessHandle, ProcessState, process_health};
+use crate::recovery::Health;
 use crate::recovery::perform::{ActionContext, Attempt, Performed, perform, unit_health};
 use crate::recovery::{Decision, Engine, LadderState, Ms};
 use crate::status::SafeMode;
@@ -221,6 +223,7 @@ pub async fn run(
         previous_boot: None,
         processes: Default::default(),
         counters: Default::default(),
+        probes: Default::default(),
     };
     let (snapshot_tx, snapshot_rx) = watch::channel(snapshot);
 
@@ -255,6 +258,7 @@ pub async fn run(
     let (accounting_tx, mut accounting) = mpsc::channel(64);
     let (actions_tx, mut actions) = mpsc::channel(64);
     let (process_events_tx, mut process_events) = mpsc::channel(64);
+    let (probe_results_tx, mut probe_results) = mpsc::channel(256);
     crate::process::become_subreaper();
     let seed = now_ms() ^ u64::from(std::process::id());
     let mut engine = Engine::new(&config, |name| boot.ladders.get(name).cloned(), seed);
@@ -275,6 +279,9 @@ pub async fn run(
         store: boot.store.clone(),
         processes: BTreeMap::new(),
         tasks: TaskTracker::new(),
+        probes: BTreeMap::new(),
+        probe_results: probe_results_tx,
+        probe_stop: shutdown.child_token(),
         process_states: BTreeMap::new(),
         process_events: process_events_tx,
         safe_mode: boot.safe_mode.clone(),
@@ -286,6 +293,7 @@ pub async fn run(
     });
     core.start_supervisor_if_needed();
     core.start_processes();
+    core.start_probes();
     let mut bus_status = core.supervisor.as_ref().map(|s| s.status());
     debug!(
         tick_every_ms = tick_every.as_millis() as u64,
@@ -320,6 +328,7 @@ pub async fn run(
             _ = metrics_tick.tick() => core.read_accounting(),
             Some(finished) = actions.recv() => core.on_action_finished(finished),
             Some(event) = process_events.recv() => core.on_process_event(event),
+            Some(result) = probe_results.recv() => core.on_probe_result(result),
             _ = sleep_until_ms(core.engine.next_wakeup(now_ms())) => {
                 let decisions = core.engine.tick(now_ms());
                 core.handle(decisions);
@@ -401,6 +410,11 @@ struct Core {
     processes: BTreeMap<String, ProcessHandle>,
     /// Tasks that must finish before the daemon exits (process targets stopping).
     tasks: TaskTracker,
+    /// Each probe's hysteresis and last outcome, by (target, probe).
+    probes: BTreeMap<(String, String), ProbeView>,
+    probe_results: mpsc::Sender<ProbeResult>,
+    /// Cancelled to stop the probes (at a reload, before they start again).
+    probe_stop: CancellationToken,
     /// Each process target's last known state, with its spawn number.
     process_states: BTreeMap<String, (u64, ProcessState)>,
     process_events: mpsc::Sender<ProcessEvent>,
@@ -480,23 +494,23 @@ impl Core {
             .previous
             .as_ref()
             .is_some_and(|p| state.n_restarts > p.n_restarts);
-        let health = unit_health(state);
         let targets: Vec<String> = self
             .config
             .targets_of_unit(&state.unit)
             .map(|t| t.name.clone())
             .collect();
+        let state = event.state;
+        self.units.insert(state.unit.clone(), state.clone());
         let now = now_ms();
         for target in &targets {
             if restarted_by_systemd {
                 let decisions = self.engine.systemd_restarted(target, now);
                 self.handle(decisions);
             }
-            let decisions = self.engine.health(target, health.clone(), now);
+            let health = self.target_health(target);
+            let decisions = self.engine.health(target, health, now);
             self.handle(decisions);
         }
-        let state = event.state;
-        self.units.insert(state.unit.clone(), state.clone());
         self.snapshot.send_modify(|s| {
             s.units.insert(state.unit.clone(), state);
         });
@@ -890,12 +904,12 @@ impl Core {
             unit.and_then(|u| self.units.get(u)),
             self.process_states.get(&target.name),
         ) {
-            (Some(state), _) => Some(unit_health(state)),
+            (Some(_), _) => Some(self.target_health(&target.name)),
             // A process's state from before the restart may still be the
             // latest here (the new one's is on its way): only news of the
             // new process counts.
-            (None, Some((spawn, state))) if Some(*spawn) >= finished.performed.process_spawn => {
-                Some(process_health(&target.name, state))
+            (None, Some((spawn, _))) if Some(*spawn) >= finished.performed.process_spawn => {
+                Some(self.target_health(&target.name))
             }
             _ => None,
         };
@@ -945,14 +959,155 @@ impl Core {
     }
 
     fn on_process_event(&mut self, event: ProcessEvent) {
-        let health = process_health(&event.target, &event.state);
         self.process_states
             .insert(event.target.clone(), (event.spawn, event.state.clone()));
+        let health = self.target_health(&event.target);
         let decisions = self.engine.health(&event.target, health, now_ms());
         self.handle(decisions);
         self.snapshot.send_modify(|s| {
             s.processes.insert(event.target, event.state);
         });
+    }
+
+    /// A target's health from everything known of it: its unit's or its
+    /// process's state, and its probes after hysteresis. For a unit or a
+    /// process only `liveness` probes count (a failing dependency must not
+    /// restart it); a target that is only probed is what its probes say.
+    fn target_health(&self, name: &str) -> Health {
+        let Some(target) = self.config.target(name) else {
+            return Health::Unknown;
+        };
+        let base = match &target.kind {
+            config::TargetKind::Unit { unit } => {
+                Some(self.units.get(unit).map(unit_health).unwrap_or_default())
+            }
+            config::TargetKind::Process(_) | config::TargetKind::Adopted(_) => Some(
+                self.process_states
+                    .get(name)
+                    .map(|(_, s)| process_health(name, s))
+                    .unwrap_or_default(),
+            ),
+            config::TargetKind::Probed => None,
+        };
+        if let Some(h @ Health::Failing { .. }) = &base {
+            return h.clone();
+        }
+        let counted: Vec<&config::Probe> = target
+            .probes
+            .iter()
+            .filter(|p| crate::probe::runs(&p.check))
+            .filter(|p| base.is_none() || p.role == config::ProbeRole::Liveness)
+            .collect();
+        let mut all_known = true;
+        for p in &counted {
+            match self.probes.get(&(name.to_owned(), p.name.clone())) {
+                Some(view) if view.health == ProbeHealth::Failing => {
+                    return Health::Failing {
+                        reason: format!("probe {} is failing: {}", p.name, view.outcome.output),
+                        systemd_restarting: false,
+                    };
+                }
+                Some(view) if view.health == ProbeHealth::Passing => {}
+                _ => all_known = false,
+            }
+        }
+        match base {
+            Some(h) if !all_known && h == Health::Healthy => Health::Unknown,
+            Some(h) => h,
+            None if counted.is_empty() || !all_known => Health::Unknown,
+            None => Health::Healthy,
+        }
+    }
+
+    /// Starts the probes of every target (again, after a reload).
+    fn start_probes(&mut self) {
+        self.probe_stop.cancel();
+        self.probe_stop = self.shutdown.child_token();
+        let ctx = crate::probe::Context {
+            host_root: self.config.daemon.host_root.clone(),
+        };
+        for target in &self.config.targets {
+            crate::probe::start(
+                target,
+                &ctx,
+                &self.probe_results,
+                &self.probe_stop,
+                &self.tasks,
+            );
+        }
+        let config = &self.config;
+        self.probes.retain(|(t, p), _| {
+            config
+                .target(t)
+                .is_some_and(|t| t.probes.iter().any(|q| &q.name == p))
+        });
+    }
+
+    fn on_probe_result(&mut self, result: ProbeResult) {
+        let Some(target) = self.config.target(&result.target).cloned() else {
+            return;
+        };
+        let Some(probe) = target.probes.iter().find(|p| p.name == result.probe) else {
+            return;
+        };
+        let key = (result.target.clone(), result.probe.clone());
+        let view = self.probes.entry(key.clone()).or_insert_with(|| ProbeView {
+            hysteresis: Hysteresis::new(probe.fail_after, probe.pass_after),
+            health: ProbeHealth::Unknown,
+            outcome: result.outcome.clone(),
+            at: result.at,
+        });
+        view.outcome = result.outcome.clone();
+        view.at = result.at;
+        let changed = view.hysteresis.observe(result.outcome.status);
+        if let Some(health) = changed {
+            view.health = health;
+            let (name, probe_name, output) =
+                (&result.target, &result.probe, &result.outcome.output);
+            match health {
+                ProbeHealth::Failing => warn!(
+                    target_name = %name,
+                    object_systemd_unit = target.unit(),
+                    probe = %probe_name,
+                    "probe {name}/{probe_name} is failing: {output}"
+                ),
+                _ => info!(
+                    target_name = %name,
+                    object_systemd_unit = target.unit(),
+                    probe = %probe_name,
+                    "probe {name}/{probe_name} is passing: {output}"
+                ),
+            }
+        } else {
+            debug!(
+                target_name = %result.target,
+                probe = %result.probe,
+                status = result.outcome.status.as_str(),
+                lag_ms = result.lag.as_millis() as u64,
+                "{}",
+                result.outcome.output
+            );
+        }
+        let views: BTreeMap<String, crate::status::ProbeView> = self
+            .probes
+            .iter()
+            .map(|((t, p), v)| {
+                (
+                    format!("{t}:{p}"),
+                    crate::status::ProbeView {
+                        health: v.health,
+                        outcome: v.outcome.clone(),
+                        at: v.at,
+                    },
+                )
+            })
+            .collect();
+        self.snapshot.send_modify(|s| s.probes = views);
+        // Every result is news to the engine: after an action it waits for
+        // a fresh observation, even one that does not change the probe's health.
+        let health = self.target_health(&result.target);
+        let decisions = self.engine.health(&result.target, health, now_ms());
+        self.handle(decisions);
     }
 
     /// Reads resource use of every unit target off the loop; the figures
@@ -1134,6 +1289,7 @@ impl Core {
         }
         self.config = new;
         self.start_processes();
+        self.start_probes();
         match &self.supervisor {
             Some(supervisor) => {
                 let supervisor = supervisor.clone();
@@ -1540,4 +1696,12 @@ fn decision_message(target: &config::Target, d: &Decision) -> String {
         Decision::IncidentOpened { reason, .. } => format!("failing: {reason}"),
         Decision::IncidentClosed { lasted, .. } => format!("healthy again after {}", human(lasted)),
     }
+}
+
+/// A probe as the core loop keeps it.
+struct ProbeView {
+    hysteresis: Hysteresis,
+    health: ProbeHealth,
+    outcome: crate::probe::Outcome,
+    at: SystemTime,
 }

@@ -14,6 +14,7 @@ pub mod hook;
 pub mod logging;
 pub mod metrics;
 pub mod notify;
+pub mod probe;
 pub mod process;
 pub mod recovery;
 pub mod status;

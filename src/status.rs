@@ -48,6 +48,19 @@ pub struct Snapshot {
     pub processes: BTreeMap<String, crate::process::ProcessState>,
     /// The watchdog's own counters.
     pub counters: crate::metrics::Counters,
+    /// Each probe's last outcome and health, by `target:probe`.
+    pub probes: BTreeMap<String, ProbeView>,
+}
+
+/// A probe as observers see it.
+#[derive(Debug, Clone)]
+pub struct ProbeView {
+    /// After hysteresis.
+    pub health: crate::probe::ProbeHealth,
+    /// The last run.
+    pub outcome: crate::probe::Outcome,
+    /// When it ran.
+    pub at: SystemTime,
 }
 
 /// Safe mode: the reboot budget is spent or the machine boot-loops; the

@@ -214,3 +214,54 @@ fn an_adopted_process_is_watched_and_never_signalled_without_permission() {
             .contains("adoptee-marker")
     );
 }
+
+/// A failing liveness probe restarts the process; a failing dependency
+/// probe only reports (a dependency's outage must not cause restart storms).
+#[test]
+fn a_liveness_failure_restarts_and_a_dependency_failure_does_not() {
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path();
+    let pidfile = dir.join("pid");
+    let alive_flag = dir.join("alive");
+    let upstream_flag = dir.join("upstream");
+    std::fs::write(&alive_flag, "").unwrap();
+    std::fs::write(&upstream_flag, "").unwrap();
+    let policy = format!(
+        "[target]\nname = \"worker\"\n\n[target.process]\ncommand = [\"/bin/sh\", \"-c\", \"echo $$ > {pid}; exec sleep 300\"]\n\n\
+         [[probe]]\nname = \"alive\"\nkind = \"exec\"\ncommand = [\"/bin/sh\", \"-c\", \"test -e {alive} || exit 2\"]\ninterval = \"200ms\"\ntimeout = \"150ms\"\nfail-after = 2\n\n\
+         [[probe]]\nname = \"upstream\"\nrole = \"dependency\"\nkind = \"exec\"\ncommand = [\"/bin/sh\", \"-c\", \"test -e {up} || exit 2\"]\ninterval = \"200ms\"\ntimeout = \"150ms\"\nfail-after = 2\n\n\
+         [[recovery]]\naction = \"restart\"\nattempts = 5\nbackoff = {{ initial = \"100ms\", jitter = 0.0 }}\n",
+        pid = pidfile.display(),
+        alive = alive_flag.display(),
+        up = upstream_flag.display()
+    );
+    let mut daemon = setup(dir, &policy);
+    let first = wait_until("the process up", WAIT, || {
+        read_pid(&pidfile).filter(|p| alive(*p))
+    })
+    .unwrap();
+    daemon.wait_for_line("probe worker/upstream is passing", WAIT);
+
+    // The dependency fails: reported, nothing restarted.
+    std::fs::remove_file(&upstream_flag).unwrap();
+    daemon.wait_for_line("probe worker/upstream is failing", WAIT);
+    let health = daemon.get_json("/health");
+    assert_eq!(health["checks"]["worker:upstream"][0]["status"], "fail");
+    assert_eq!(health["status"], "warn");
+    assert!(daemon.seen.iter().all(|l| !l.contains("recovering worker")));
+    assert_eq!(read_pid(&pidfile), Some(first));
+    assert!(alive(first));
+
+    // Its liveness probe fails: restarted.
+    std::fs::remove_file(&alive_flag).unwrap();
+    daemon.wait_for_line("probe worker/alive is failing", WAIT);
+    daemon.wait_for_line("worker is failing: probe alive is failing", WAIT);
+    std::fs::write(&alive_flag, "").unwrap();
+    daemon.wait_for_line("restart of worker: restarted worker", WAIT);
+    let second = wait_until("a new process", WAIT, || {
+        read_pid(&pidfile).filter(|p| *p != first && alive(*p))
+    })
+    .unwrap();
+    assert!(!alive(first));
+    assert_ne!(first, second);
+}

@@ -1,0 +1,344 @@
+//! The checks themselves, one function per kind. Each returns an
+//! [`Outcome`]; the scheduler bounds it with the probe's timeout. Reads of
+//! `/proc` and `/sys` go through `[daemon] host-root`, so tests run against
+//! fixture trees.
+
+use std::path::Path;
+use std::time::SystemTime;
+
+use super::{Context, Outcome, Status};
+use crate::config::{Check, Thresholds};
+
+/// Runs one check.
+pub async fn run(check: &Check, ctx: &Context) -> Outcome {
+    match check {
+        Check::Tcp { address } => tcp(address).await,
+        Check::Exec { command } => exec(command).await,
+        Check::FileAge { file, max_age } => file_age(file, *max_age),
+        Check::Disk { mount, thresholds } => disk(mount, thresholds),
+        Check::Memory { thresholds } => memory(&ctx.host_root, thresholds),
+        Check::Temperature { zone, thresholds } => {
+            temperature(&ctx.host_root, zone.as_deref(), thresholds)
+        }
+        other => Outcome::new(
+            Status::Warn,
+            format!("probe kind {} is not run by this version", other.kind()),
+        ),
+    }
+}
+
+/// Pass, warn or fail by thresholds on a value.
+fn judge(value: f64, t: &Thresholds) -> Status {
+    if t.fail_above.is_some_and(|f| value > f) {
+        Status::Fail
+    } else if t.warn_above.is_some_and(|w| value > w) {
+        Status::Warn
+    } else {
+        Status::Pass
+    }
+}
+
+async fn tcp(address: &str) -> Outcome {
+    let started = std::time::Instant::now();
+    match tokio::net::TcpStream::connect(address).await {
+        Ok(_) => {
+            let ms = started.elapsed().as_secs_f64() * 1000.0;
+            Outcome::new(
+                Status::Pass,
+                format!("connected to {address} in {ms:.1} ms"),
+            )
+            .value(ms, "ms")
+        }
+        Err(e) => Outcome::new(Status::Fail, format!("cannot connect to {address}: {e}")),
+    }
+}
+
+/// Nagios plugin convention: exit 0 ok, 1 warning, 2 critical, 3 unknown;
+/// the first line of output is the message.
+async fn exec(command: &[String]) -> Outcome {
+    let output = tokio::process::Command::new(&command[0])
+        .args(&command[1..])
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .output()
+        .await;
+    match output {
+        Ok(out) => {
+            let text = String::from_utf8_lossy(&out.stdout);
+            let first = text.lines().next().unwrap_or("").trim().to_owned();
+            let (status, label) = match out.status.code() {
+                Some(0) => (Status::Pass, "ok"),
+                Some(1) => (Status::Warn, "warning"),
+                Some(2) => (Status::Fail, "critical"),
+                Some(3) => (Status::Warn, "unknown"),
+                Some(_) => (Status::Fail, "unexpected exit code"),
+                None => (Status::Fail, "killed by a signal"),
+            };
+            let message = if first.is_empty() {
+                label.to_owned()
+            } else {
+                first
+            };
+            Outcome::new(status, message)
+                .value(f64::from(out.status.code().unwrap_or(-1)), "exit code")
+        }
+        Err(e) => Outcome::new(Status::Fail, format!("cannot run {}: {e}", command[0])),
+    }
+}
+
+fn file_age(file: &Path, max_age: std::time::Duration) -> Outcome {
+    let modified = match std::fs::metadata(file).and_then(|m| m.modified()) {
+        Ok(t) => t,
+        Err(e) => {
+            return Outcome::new(Status::Fail, format!("cannot read {}: {e}", file.display()));
+        }
+    };
+    let age = SystemTime::now()
+        .duration_since(modified)
+        .unwrap_or_default();
+    let secs = age.as_secs_f64();
+    let status = if age > max_age {
+        Status::Fail
+    } else {
+        Status::Pass
+    };
+    Outcome::new(
+        status,
+        format!(
+            "{} was written {secs:.1} s ago (limit {})",
+            file.display(),
+            humantime::format_duration(max_age)
+        ),
+    )
+    .value(secs, "s")
+}
+
+fn disk(mount: &Path, t: &Thresholds) -> Outcome {
+    match nix::sys::statvfs::statvfs(mount) {
+        Ok(st) => {
+            let size = st.blocks() as f64 * st.fragment_size() as f64;
+            let free = st.blocks_available() as f64 * st.fragment_size() as f64;
+            if size <= 0.0 {
+                return Outcome::new(Status::Warn, format!("{} reports no size", mount.display()));
+            }
+            let used = 100.0 * (1.0 - free / size);
+            Outcome::new(
+                judge(used, t),
+                format!("{} is {used:.1} % full", mount.display()),
+            )
+            .value(used, "percent")
+        }
+        Err(e) => Outcome::new(
+            Status::Fail,
+            format!("cannot read {}: {e}", mount.display()),
+        ),
+    }
+}
+
+fn memory(root: &Path, t: &Thresholds) -> Outcome {
+    let path = root.join("proc/meminfo");
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) => {
+            return Outcome::new(Status::Fail, format!("cannot read {}: {e}", path.display()));
+        }
+    };
+    let field = |name: &str| -> Option<f64> {
+        text.lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+    };
+    match (field("MemTotal:"), field("MemAvailable:")) {
+        (Some(total), Some(available)) if total > 0.0 => {
+            let used = 100.0 * (1.0 - available / total);
+            Outcome::new(judge(used, t), format!("memory {used:.1} % used")).value(used, "percent")
+        }
+        _ => Outcome::new(
+            Status::Fail,
+            format!("{} lacks MemTotal or MemAvailable", path.display()),
+        ),
+    }
+}
+
+/// The named thermal zone, or the hottest readable one. Zones that cannot
+/// be read (offline `cv*` zones on Orin Nano answer EAGAIN) and readings of
+/// -256 °C (no sensor) are missing, not readings.
+fn temperature(root: &Path, zone: Option<&str>, t: &Thresholds) -> Outcome {
+    let dir = root.join("sys/class/thermal");
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return Outcome::new(
+            Status::Warn,
+            format!("no thermal zones under {}", dir.display()),
+        );
+    };
+    let mut readings: Vec<(String, f64)> = Vec::new();
+    for entry in entries.filter_map(Result::ok) {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !name.starts_with("thermal_zone") {
+            continue;
+        }
+        let kind = std::fs::read_to_string(entry.path().join("type"))
+            .map(|s| s.trim().to_owned())
+            .unwrap_or(name);
+        if zone.is_some_and(|z| z != kind) {
+            continue;
+        }
+        let Ok(raw) = std::fs::read_to_string(entry.path().join("temp")) else {
+            continue;
+        };
+        let Ok(milli) = raw.trim().parse::<i64>() else {
+            continue;
+        };
+        if milli <= -256_000 {
+            continue;
+        }
+        readings.push((kind, milli as f64 / 1000.0));
+    }
+    match readings.into_iter().max_by(|a, b| a.1.total_cmp(&b.1)) {
+        Some((kind, celsius)) => {
+            Outcome::new(judge(celsius, t), format!("{kind} at {celsius:.1} °C"))
+                .value(celsius, "°C")
+        }
+        None => Outcome::new(
+            Status::Warn,
+            match zone {
+                Some(z) => format!("thermal zone {z} cannot be read"),
+                None => "no thermal zone can be read".to_owned(),
+            },
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn thresholds(warn: f64, fail: f64) -> Thresholds {
+        Thresholds {
+            warn_above: Some(warn),
+            fail_above: Some(fail),
+        }
+    }
+
+    fn zone(root: &Path, n: u32, kind: &str, temp: Option<&str>) {
+        let dir = root.join(format!("sys/class/thermal/thermal_zone{n}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("type"), format!("{kind}\n")).unwrap();
+        if let Some(t) = temp {
+            std::fs::write(dir.join("temp"), format!("{t}\n")).unwrap();
+        }
+    }
+
+    #[test]
+    fn the_hottest_readable_zone_counts_and_missing_sensors_do_not() {
+        let root = tempfile::tempdir().unwrap();
+        zone(root.path(), 0, "cpu-thermal", Some("44125"));
+        zone(root.path(), 1, "cv0-thermal", None); // offline: no readable temp
+        zone(root.path(), 2, "gpu-thermal", Some("-256000")); // no sensor
+        zone(root.path(), 3, "tj-thermal", Some("91500"));
+        let o = temperature(root.path(), None, &thresholds(85.0, 95.0));
+        assert_eq!(o.status, Status::Warn);
+        assert_eq!(o.observed_value, Some(91.5));
+        assert_eq!(o.output, "tj-thermal at 91.5 °C");
+        let cpu = temperature(root.path(), Some("cpu-thermal"), &thresholds(85.0, 95.0));
+        assert_eq!(
+            (cpu.status, cpu.observed_value),
+            (Status::Pass, Some(44.125))
+        );
+        let gpu = temperature(root.path(), Some("gpu-thermal"), &thresholds(85.0, 95.0));
+        assert_eq!(gpu.status, Status::Warn);
+        assert_eq!(gpu.output, "thermal zone gpu-thermal cannot be read");
+    }
+
+    #[test]
+    fn memory_uses_available_memory() {
+        let root = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(root.path().join("proc")).unwrap();
+        std::fs::write(
+            root.path().join("proc/meminfo"),
+            "MemTotal:        8000000 kB\nMemFree:          100000 kB\nMemAvailable:     400000 kB\n",
+        )
+        .unwrap();
+        let o = memory(root.path(), &thresholds(90.0, 97.0));
+        assert_eq!(o.status, Status::Warn);
+        assert_eq!(o.output, "memory 95.0 % used");
+    }
+
+    #[test]
+    fn file_age_fails_past_its_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("heartbeat");
+        std::fs::write(&file, "1").unwrap();
+        assert_eq!(
+            file_age(&file, std::time::Duration::from_secs(60)).status,
+            Status::Pass
+        );
+        let old = SystemTime::now() - std::time::Duration::from_secs(120);
+        std::fs::File::options()
+            .write(true)
+            .open(&file)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        let o = file_age(&file, std::time::Duration::from_secs(60));
+        assert_eq!(o.status, Status::Fail);
+        assert!(o.output.contains("limit 1m"), "{}", o.output);
+        assert_eq!(
+            file_age(
+                &dir.path().join("absent"),
+                std::time::Duration::from_secs(1)
+            )
+            .status,
+            Status::Fail
+        );
+    }
+
+    #[tokio::test]
+    async fn exec_follows_the_nagios_convention() {
+        let cmd = |script: &str| vec!["/bin/sh".to_owned(), "-c".to_owned(), script.to_owned()];
+        assert_eq!(
+            exec(&cmd("echo all good; exit 0")).await.status,
+            Status::Pass
+        );
+        let warn = exec(&cmd("echo load high; echo more; exit 1")).await;
+        assert_eq!(
+            (warn.status, warn.output.as_str()),
+            (Status::Warn, "load high")
+        );
+        assert_eq!(exec(&cmd("exit 2")).await.status, Status::Fail);
+        assert_eq!(exec(&cmd("exit 2")).await.output, "critical");
+        assert_eq!(exec(&cmd("exit 3")).await.status, Status::Warn);
+        assert_eq!(
+            exec(&["/nonexistent/check".to_owned()]).await.status,
+            Status::Fail
+        );
+    }
+
+    #[tokio::test]
+    async fn tcp_connects_or_fails() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let o = tcp(&addr).await;
+        assert_eq!(o.status, Status::Pass);
+        assert_eq!(o.observed_unit, Some("ms"));
+        drop(listener);
+        // Port 1 on loopback: nothing listens there.
+        let o = tcp("127.0.0.1:1").await;
+        assert_eq!(o.status, Status::Fail);
+        assert!(
+            o.output.starts_with("cannot connect to 127.0.0.1:1"),
+            "{}",
+            o.output
+        );
+    }
+
+    #[test]
+    fn disk_reports_percent_used() {
+        let o = disk(Path::new("/"), &thresholds(99.99, 100.0));
+        assert!(
+            o.observed_value.is_some_and(|v| (0.0..=100.0).contains(&v)),
+            "{o:?}"
+        );
+    }
+}

@@ -1,0 +1,229 @@
+//! Probes: checks of what a target needs, each on its own schedule.
+//!
+//! A **probe** runs one check and gives an **outcome**: pass, warn or fail,
+//! with an observed value and a one-line output. Every probe has a task of
+//! its own, so a slow one never delays another; each run is bounded by the
+//! probe's timeout. **Hysteresis** turns outcomes into the probe's health:
+//! failing after `fail-after` failures in a row, passing again after
+//! `pass-after` passes in a row, so a flapping check does not start a
+//! recovery. A warning counts as a pass for hysteresis.
+//!
+//! This version runs the `tcp`, `exec`, `file-age`, `disk`, `memory` and
+//! `temperature` kinds, and `process` (in [`crate::process`]); the other
+//! kinds are validated by `check` but not run yet.
+
+pub mod checks;
+pub mod hysteresis;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant, SystemTime};
+
+use serde::Serialize;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::info;
+
+use crate::config::{Check, Probe, Target};
+
+pub use hysteresis::{Hysteresis, ProbeHealth};
+
+/// How a check went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Status {
+    /// All well.
+    Pass,
+    /// Degraded.
+    Warn,
+    /// Failed.
+    Fail,
+}
+
+impl Status {
+    /// `pass`, `warn` or `fail`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Pass => "pass",
+            Status::Warn => "warn",
+            Status::Fail => "fail",
+        }
+    }
+}
+
+/// One run of a probe.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Outcome {
+    /// Pass, warn or fail.
+    pub status: Status,
+    /// What was measured, when something was.
+    pub observed_value: Option<f64>,
+    /// Its unit (`ms`, `percent`, `s`, `°C`).
+    pub observed_unit: Option<&'static str>,
+    /// One line for people.
+    pub output: String,
+    /// How long the check took, milliseconds.
+    pub took_ms: u64,
+}
+
+impl Outcome {
+    /// An outcome without a value.
+    pub fn new(status: Status, output: impl Into<String>) -> Self {
+        Outcome {
+            status,
+            observed_value: None,
+            observed_unit: None,
+            output: output.into(),
+            took_ms: 0,
+        }
+    }
+
+    /// With a measured value.
+    pub fn value(mut self, value: f64, unit: &'static str) -> Self {
+        self.observed_value = Some(value);
+        self.observed_unit = Some(unit);
+        self
+    }
+}
+
+/// A probe's run reported to the core loop.
+#[derive(Debug, Clone)]
+pub struct ProbeResult {
+    /// The target.
+    pub target: String,
+    /// The probe's name.
+    pub probe: String,
+    /// The outcome.
+    pub outcome: Outcome,
+    /// When it ran (wall clock).
+    pub at: SystemTime,
+    /// How late the run started against its schedule.
+    pub lag: Duration,
+}
+
+/// Whether this version runs probes of this kind.
+pub fn runs(check: &Check) -> bool {
+    matches!(
+        check,
+        Check::Tcp { .. }
+            | Check::Exec { .. }
+            | Check::FileAge { .. }
+            | Check::Disk { .. }
+            | Check::Memory { .. }
+            | Check::Temperature { .. }
+    )
+}
+
+/// Where probes read the machine from.
+#[derive(Debug, Clone)]
+pub struct Context {
+    /// `[daemon] host-root`.
+    pub host_root: PathBuf,
+}
+
+/// Starts a task for every probe of `target` this version runs; they report
+/// on `results` until `stop` is cancelled.
+pub fn start(
+    target: &Target,
+    ctx: &Context,
+    results: &mpsc::Sender<ProbeResult>,
+    stop: &CancellationToken,
+    tasks: &TaskTracker,
+) {
+    for probe in &target.probes {
+        if !runs(&probe.check) {
+            if !matches!(probe.check, Check::Process { .. }) {
+                info!(
+                    target_name = %target.name,
+                    probe = %probe.name,
+                    kind = probe.check.kind(),
+                    "probe {}/{} ({}) is not run by this version",
+                    target.name,
+                    probe.name,
+                    probe.check.kind()
+                );
+            }
+            continue;
+        }
+        tasks.spawn(schedule(
+            target.name.clone(),
+            probe.clone(),
+            ctx.clone(),
+            results.clone(),
+            stop.clone(),
+        ));
+    }
+}
+
+/// Runs one probe on its interval, with a little jitter so probes of many
+/// machines (and of one machine) do not fire in step.
+async fn schedule(
+    target: String,
+    probe: Probe,
+    ctx: Context,
+    results: mpsc::Sender<ProbeResult>,
+    stop: CancellationToken,
+) {
+    let seed = target.len() as u64 * 31 + probe.name.len() as u64 + u64::from(std::process::id());
+    let mut jitter = crate::recovery::backoff::Jitter::new(seed ^ 0x9e37_79b9_7f4a_7c15);
+    // Spread the first runs over a tenth of the interval.
+    let mut due = tokio::time::Instant::now() + probe.interval.mul_f64(jitter.sample() * 0.1);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep_until(due) => {}
+        }
+        let started = tokio::time::Instant::now();
+        let lag = started.saturating_duration_since(due);
+        let at = SystemTime::now();
+        let clock = Instant::now();
+        let mut outcome =
+            match tokio::time::timeout(probe.timeout, checks::run(&probe.check, &ctx)).await {
+                Ok(outcome) => outcome,
+                Err(_) => Outcome::new(
+                    Status::Fail,
+                    format!(
+                        "no answer within {}",
+                        humantime::format_duration(probe.timeout)
+                    ),
+                ),
+            };
+        outcome.took_ms = clock.elapsed().as_millis() as u64;
+        let result = ProbeResult {
+            target: target.clone(),
+            probe: probe.name.clone(),
+            outcome,
+            at,
+            lag,
+        };
+        if results.send(result).await.is_err() {
+            return;
+        }
+        // ±5 % around the interval.
+        let spread = 1.0 + 0.05 * (2.0 * jitter.sample() - 1.0);
+        due += probe.interval.mul_f64(spread);
+        let now = tokio::time::Instant::now();
+        if due < now {
+            due = now;
+        }
+    }
+}
+
+/// Runs every probe of a target once, now (for `rvm-watchdog probe`).
+pub async fn run_once(probe: &Probe, ctx: &Context) -> Outcome {
+    let clock = Instant::now();
+    let mut outcome =
+        match tokio::time::timeout(probe.timeout, checks::run(&probe.check, ctx)).await {
+            Ok(outcome) => outcome,
+            Err(_) => Outcome::new(
+                Status::Fail,
+                format!(
+                    "no answer within {}",
+                    humantime::format_duration(probe.timeout)
+                ),
+            ),
+        };
+    outcome.took_ms = clock.elapsed().as_millis() as u64;
+    outcome
+}
