@@ -474,8 +474,17 @@ fn start(name: &str, spec: &ProcessSpec) -> Result<Child, String> {
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .process_group(0)
         .kill_on_drop(true);
+    // A session of its own (and so a process group of its own, whose id is
+    // its pid): no terminal, and signals to the group reach all of it.
+    // SAFETY: setsid is async-signal-safe and touches no memory of ours.
+    unsafe {
+        command.pre_exec(|| {
+            nix::unistd::setsid()
+                .map(|_| ())
+                .map_err(std::io::Error::from)
+        });
+    }
     if let Some(user) = &spec.user {
         match nix::unistd::User::from_name(user) {
             Ok(Some(u)) => {
