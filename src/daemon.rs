@@ -518,6 +518,9 @@ impl Core {
 
     /// Logs each decision and starts the actions.
     fn handle(&mut self, decisions: Vec<(String, Decision)>) {
+        // Observers (and the store) see the ladders' new state before the
+        // log tells of it.
+        self.publish_ladders();
         for (name, decision) in decisions {
             let Some(target) = self.config.target(&name).cloned() else {
                 continue;
@@ -551,6 +554,10 @@ impl Core {
                 self.start_action(&target, step, attempt, action, reason);
             }
         }
+    }
+
+    /// Publishes every ladder's state and saves those that changed.
+    fn publish_ladders(&mut self) {
         let ladders: BTreeMap<String, LadderState> = self
             .engine
             .states()
@@ -810,20 +817,23 @@ impl Core {
         if self.safe_mode.is_some() {
             return;
         }
+        let mode = SafeMode {
+            since: now_ms(),
+            reason: reason.clone(),
+        };
+        // Durable before anyone is told: safe mode must survive a crash.
+        if let Some(store) = &self.store {
+            let value = serde_json::to_value(&mode).unwrap_or_default();
+            if let Err(e) = store.write_now(Duration::from_secs(5), move |s| {
+                s.put_state(SAFE_MODE_KEY, &value)
+            }) {
+                warn!(error = %e, "cannot record safe mode; it holds until the watchdog restarts");
+            }
+        }
         error!(
             reason = %reason,
             "entering safe mode: {reason}; no more automatic reboots, probing, recovery and alerts go on"
         );
-        let mode = SafeMode {
-            since: now_ms(),
-            reason,
-        };
-        if let Some(store) = &self.store {
-            let value = serde_json::to_value(&mode).unwrap_or_default();
-            store.write("record safe mode", move |s| {
-                s.put_state(SAFE_MODE_KEY, &value)
-            });
-        }
         self.safe_mode = Some(mode.clone());
         self.snapshot.send_modify(|s| s.safe_mode = Some(mode));
         notify::status(&self.status_line());
@@ -1036,10 +1046,15 @@ impl Core {
             );
         }
         let config = &self.config;
-        self.probes.retain(|(t, p), _| {
+        let kept = |t: &str, p: &str| {
             config
                 .target(t)
-                .is_some_and(|t| t.probes.iter().any(|q| &q.name == p))
+                .is_some_and(|t| t.probes.iter().any(|q| q.name == p))
+        };
+        self.probes.retain(|(t, p), _| kept(t, p));
+        self.snapshot.send_modify(|s| {
+            s.probes
+                .retain(|key, _| key.split_once(':').is_some_and(|(t, p)| kept(t, p)));
         });
     }
 
@@ -1062,6 +1077,17 @@ impl Core {
         let changed = view.hysteresis.observe(result.outcome.status);
         if let Some(health) = changed {
             view.health = health;
+        }
+        // Observers see the probe's new state before the log tells of it.
+        let public = crate::status::ProbeView {
+            health: view.health,
+            outcome: view.outcome.clone(),
+            at: view.at,
+        };
+        self.snapshot.send_modify(|s| {
+            s.probes.insert(format!("{}:{}", key.0, key.1), public);
+        });
+        if let Some(health) = changed {
             let (name, probe_name, output) =
                 (&result.target, &result.probe, &result.outcome.output);
             match health {
@@ -1088,21 +1114,6 @@ impl Core {
                 result.outcome.output
             );
         }
-        let views: BTreeMap<String, crate::status::ProbeView> = self
-            .probes
-            .iter()
-            .map(|((t, p), v)| {
-                (
-                    format!("{t}:{p}"),
-                    crate::status::ProbeView {
-                        health: v.health,
-                        outcome: v.outcome.clone(),
-                        at: v.at,
-                    },
-                )
-            })
-            .collect();
-        self.snapshot.send_modify(|s| s.probes = views);
         // Every result is news to the engine: after an action it waits for
         // a fresh observation, even one that does not change the probe's health.
         let health = self.target_health(&result.target);

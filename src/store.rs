@@ -1048,6 +1048,22 @@ impl StoreThread {
         }));
     }
 
+    /// Runs a write and blocks until it is done (at most `timeout`): for
+    /// the rare state that must be durable before anyone is told of it.
+    pub fn write_now(
+        &self,
+        timeout: std::time::Duration,
+        job: impl FnOnce(&Store) -> Result<(), StoreError> + Send + 'static,
+    ) -> Result<(), StoreError> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        self.jobs
+            .send(Box::new(move |store| {
+                let _ = tx.send(job(store));
+            }))
+            .map_err(|_| StoreError::Stopped)?;
+        rx.recv_timeout(timeout).unwrap_or(Err(StoreError::Stopped))
+    }
+
     /// Runs a query and waits for its answer.
     pub async fn query<T: Send + 'static>(
         &self,

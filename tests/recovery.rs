@@ -380,7 +380,6 @@ fn a_spent_reboot_budget_enters_safe_mode_also_after_a_sigkill_restart() {
     // inside the hour is refused and safe mode is entered.
     let mut daemon = Daemon::start_with_env(dir, &env);
     let refused = daemon.wait_for_line("reboot refused", WAIT);
-    assert!(refused.contains("attempt=2"), "{refused}");
     assert!(refused.contains("the reboot budget 1/1h"), "{refused}");
     daemon.wait_for_line("entering safe mode", WAIT);
     assert_eq!(
