@@ -628,6 +628,7 @@ impl Core {
                     detail: "observe mode: not performed".into(),
                     safe_mode: None,
                     process_spawn: None,
+                    output: None,
                 },
                 took: Duration::ZERO,
                 observed: true,
@@ -799,8 +800,32 @@ impl Core {
         result: Option<&str>,
         message: String,
     ) {
+        self.record_event_with(
+            kind,
+            target,
+            incident,
+            step,
+            result,
+            message,
+            serde_json::json!({}),
+        );
+    }
+
+    /// [`Core::record_event`] with structured detail.
+    #[allow(clippy::too_many_arguments)]
+    fn record_event_with(
+        &self,
+        kind: &'static str,
+        target: &config::Target,
+        incident: Option<&str>,
+        step: Option<(usize, u32)>,
+        result: Option<&str>,
+        message: String,
+        fields: serde_json::Value,
+    ) {
         let Some(store) = &self.store else { return };
         let mut event = NewEvent::new(SystemTime::now(), kind, message);
+        event.fields = fields;
         event.target = Some(target.name.clone());
         event.unit = target.unit().map(str::to_owned);
         event.incident = incident.map(str::to_owned);
@@ -879,7 +904,7 @@ impl Core {
             .state(&target.name)
             .and_then(|s| s.incident.as_ref())
             .map(|i| i.id.clone());
-        self.record_event(
+        self.record_event_with(
             "action-finished",
             &target,
             incident.as_deref(),
@@ -893,6 +918,10 @@ impl Core {
                 "{} of {}: {}",
                 finished.action, target.name, finished.performed.detail
             ),
+            serde_json::json!({
+                "tookMs": finished.took.as_millis() as u64,
+                "output": finished.performed.output,
+            }),
         );
         let result = match (finished.observed, finished.performed.ok) {
             (true, _) => "observed",

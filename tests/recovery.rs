@@ -326,6 +326,35 @@ fn the_ladder_escalates_from_restarts_to_a_hook_then_gives_up() {
         noted.trim(),
         format!("escalate step=2 attempt=1 unit={unit}")
     );
+    // The event log holds every decision and action, the hook's output included.
+    let store = rvm_watchdog::store::Store::open(&dir.join("state")).unwrap();
+    let events = wait_until("the hook's event", WAIT, || {
+        let events = store
+            .events(&rvm_watchdog::store::EventQuery {
+                target: Some("escalate".into()),
+                kind: None,
+                since: None,
+                limit: 100,
+            })
+            .ok()?;
+        events.iter().any(|e| e.kind == "gave-up").then_some(events)
+    })
+    .unwrap();
+    let hook_done = events
+        .iter()
+        .find(|e| e.kind == "action-finished" && e.message.starts_with("hook of escalate"))
+        .expect("the hook's action is in the event log");
+    assert_eq!(hook_done.result.as_deref(), Some("ok"));
+    assert_eq!(
+        hook_done.fields["output"].as_str().map(str::trim),
+        Some("noted")
+    );
+    assert_eq!(hook_done.step, Some(1));
+    let restarts = events
+        .iter()
+        .filter(|e| e.kind == "action-finished" && e.message.starts_with("restart of escalate"))
+        .count();
+    assert_eq!(restarts, 2);
     assert!(
         !lines_with(&daemon, &["noted", "stream=\"stdout\""]).is_empty(),
         "the hook's output is logged"

@@ -57,6 +57,8 @@ pub struct Performed {
     pub safe_mode: Option<String>,
     /// A process target was restarted: the spawn number of its new process.
     pub process_spawn: Option<u64>,
+    /// A hook's output (bounded), for the event log.
+    pub output: Option<String>,
 }
 
 impl Performed {
@@ -66,6 +68,7 @@ impl Performed {
             detail,
             safe_mode: None,
             process_spawn: None,
+            output: None,
         }
     }
 
@@ -75,6 +78,7 @@ impl Performed {
             detail,
             safe_mode: None,
             process_spawn: None,
+            output: None,
         }
     }
 }
@@ -203,11 +207,17 @@ pub async fn perform(
                 output_limit: hook::OUTPUT_LIMIT,
             };
             match hook::run(run).await {
-                Ok(outcome) if outcome.success() => Performed::ok(format!(
-                    "hook {name} succeeded in {} ms",
-                    outcome.took.as_millis()
-                )),
-                Ok(outcome) => Performed::failed(format!("hook {name} {}", outcome.status)),
+                Ok(outcome) if outcome.success() => Performed {
+                    output: Some(outcome.output.clone()),
+                    ..Performed::ok(format!(
+                        "hook {name} succeeded in {} ms",
+                        outcome.took.as_millis()
+                    ))
+                },
+                Ok(outcome) => Performed {
+                    output: Some(outcome.output.clone()),
+                    ..Performed::failed(format!("hook {name} {}", outcome.status))
+                },
                 Err(e) => Performed::failed(e.to_string()),
             }
         }
@@ -264,6 +274,7 @@ async fn reboot(
             detail: format!("reboot refused: {why}"),
             safe_mode: Some(why),
             process_spawn: None,
+            output: None,
         };
     }
     if let Some(budget) = step_budget {
@@ -285,6 +296,7 @@ async fn reboot(
                 detail: format!("reboot refused: {why}"),
                 safe_mode: Some(why),
                 process_spawn: None,
+                output: None,
             };
         }
     }
