@@ -36,6 +36,19 @@ pub enum Command {
     Step(StepArgs),
     /// Make the running daemon re-read its configuration (all or nothing).
     Reload(ApiArgs),
+    /// Run a target's probes once, now, and print their outcomes (exit code:
+    /// 0 all pass, 1 a warning, 2 a failure, 3 no such target or probe).
+    Probe(ProbeArgs),
+}
+
+/// `probe TARGET[/PROBE]`
+#[derive(Debug, Clone, clap::Args)]
+pub struct ProbeArgs {
+    /// `TARGET` for all its probes, `TARGET/PROBE` for one.
+    pub which: String,
+    /// Files to read.
+    #[command(flatten)]
+    pub files: FileArgs,
 }
 
 /// How to reach the running daemon's API.
@@ -273,4 +286,79 @@ fn post(addr: SocketAddr, path: &str, token: Option<&str>) -> std::io::Result<(u
         .and_then(|c| c.parse().ok())
         .unwrap_or(0);
     Ok((code, body.to_owned()))
+}
+
+/// `rvm-watchdog probe`: runs probes once and prints each outcome. Returns
+/// the exit code: the worst outcome (0 pass, 1 warn, 2 fail), 3 when the
+/// target or probe does not exist or the configuration is invalid.
+pub fn probe(args: &ProbeArgs, out: &mut impl std::io::Write) -> std::io::Result<u8> {
+    let loaded = config::load(&args.files.sources());
+    let Some(config) = loaded.config else {
+        for d in &loaded.diagnostics {
+            writeln!(out, "{d}")?;
+        }
+        writeln!(
+            out,
+            "the configuration is invalid; run `rvm-watchdog check`"
+        )?;
+        return Ok(3);
+    };
+    let (target_name, probe_name) = match args.which.split_once('/') {
+        Some((t, p)) => (t, Some(p)),
+        None => (args.which.as_str(), None),
+    };
+    let Some(target) = config.target(target_name) else {
+        writeln!(out, "no target named \"{target_name}\"")?;
+        return Ok(3);
+    };
+    let probes: Vec<&crate::config::Probe> = target
+        .probes
+        .iter()
+        .filter(|p| probe_name.is_none_or(|n| p.name == n))
+        .collect();
+    if probes.is_empty() {
+        match probe_name {
+            Some(n) => writeln!(out, "target \"{target_name}\" has no probe named \"{n}\"")?,
+            None => writeln!(out, "target \"{target_name}\" has no probes")?,
+        }
+        return Ok(3);
+    }
+    let ctx = crate::probe::Context {
+        host_root: config.daemon.host_root.clone(),
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let mut worst = 0u8;
+    for p in probes {
+        if !crate::probe::runs(&p.check) {
+            writeln!(
+                out,
+                "{target_name}/{}: not run by this version ({} probe)",
+                p.name,
+                p.check.kind()
+            )?;
+            continue;
+        }
+        let outcome = runtime.block_on(crate::probe::run_once(p, &ctx));
+        let code = match outcome.status {
+            crate::probe::Status::Pass => 0,
+            crate::probe::Status::Warn => 1,
+            crate::probe::Status::Fail => 2,
+        };
+        worst = worst.max(code);
+        let value = match (outcome.observed_value, outcome.observed_unit) {
+            (Some(v), Some(u)) => format!(" [{v:.2} {u}]"),
+            _ => String::new(),
+        };
+        writeln!(
+            out,
+            "{target_name}/{}: {}{value} {} ({} ms)",
+            p.name,
+            outcome.status.as_str(),
+            outcome.output,
+            outcome.took_ms
+        )?;
+    }
+    Ok(worst)
 }

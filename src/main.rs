@@ -35,6 +35,15 @@ fn main() -> ExitCode {
             &format!("/api/v1/targets/{}/steps/{}", args.target, args.step),
         ),
         Command::Reload(args) => api_call(&args, "/api/v1/reload"),
+        Command::Probe(args) => {
+            match rvm_watchdog::cli::probe(&args, &mut std::io::stdout().lock()) {
+                Ok(code) => ExitCode::from(code),
+                Err(e) => {
+                    eprintln!("rvm-watchdog: {e}");
+                    ExitCode::from(3)
+                }
+            }
+        }
         Command::Run(args) => match rvm_watchdog::daemon::main(args.sources()) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

@@ -431,3 +431,63 @@ fn every_key_is_documented_in_the_policies_readme() {
         );
     }
 }
+
+#[test]
+fn probe_runs_a_targets_probes_once_and_exits_with_the_worst() {
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path();
+    let policies = dir.join("policies");
+    std::fs::create_dir_all(&policies).unwrap();
+    let fresh = dir.join("fresh");
+    std::fs::write(&fresh, "").unwrap();
+    std::fs::write(
+        policies.join("edge.toml"),
+        format!(
+            "[target]\nname = \"edge\"\n\n\
+             [[probe]]\nname = \"beat\"\nkind = \"file-age\"\nfile = \"{}\"\nmax-age = \"1m\"\n\n\
+             [[probe]]\nname = \"gone\"\nkind = \"file-age\"\nfile = \"{}\"\nmax-age = \"1m\"\n\n\
+             [[probe]]\nname = \"helper\"\nkind = \"exec\"\ncommand = [\"/bin/sh\", \"-c\", \"echo degraded; exit 1\"]\n\n\
+             [[probe]]\nname = \"web\"\nkind = \"http\"\nurl = \"http://127.0.0.1:1/\"\n",
+            fresh.display(),
+            dir.join("missing").display()
+        ),
+    )
+    .unwrap();
+    let run = |which: &str| {
+        let out = binary()
+            .args(["probe", which, "--policies"])
+            .arg(&policies)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (code, text) = run("edge/beat");
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.starts_with("edge/beat: pass ["), "{text}");
+    let (code, text) = run("edge/helper");
+    assert_eq!(
+        (
+            code,
+            text.contains("edge/helper: warn [1.00 exit code] degraded")
+        ),
+        (Some(1), true),
+        "{text}"
+    );
+    let (code, text) = run("edge");
+    assert_eq!(code, Some(2), "the worst of all: {text}");
+    assert!(text.contains("edge/gone: fail cannot read"), "{text}");
+    assert!(
+        text.contains("edge/web: not run by this version (http probe)"),
+        "{text}"
+    );
+    let (code, text) = run("nope");
+    assert_eq!((code, text.trim()), (Some(3), "no target named \"nope\""));
+    let (code, text) = run("edge/nope");
+    assert_eq!(
+        (code, text.trim()),
+        (Some(3), "target \"edge\" has no probe named \"nope\"")
+    );
+}
