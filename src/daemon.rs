@@ -501,6 +501,29 @@ impl Core {
             .collect();
         let state = event.state;
         self.units.insert(state.unit.clone(), state.clone());
+        // `unit` probes of this unit: their outcome is the unit's state.
+        let probes: Vec<(String, String)> = self
+            .config
+            .targets
+            .iter()
+            .flat_map(|t| {
+                t.probes
+                    .iter()
+                    .filter(
+                        |p| matches!(&p.check, config::Check::Unit { unit } if *unit == state.unit),
+                    )
+                    .map(move |p| (t.name.clone(), p.name.clone()))
+            })
+            .collect();
+        for (target, probe) in probes {
+            self.on_probe_result(ProbeResult {
+                target,
+                probe,
+                outcome: crate::probe::unit_outcome(&state),
+                at: SystemTime::now(),
+                lag: Duration::ZERO,
+            });
+        }
         let now = now_ms();
         for target in &targets {
             if restarted_by_systemd {

@@ -516,3 +516,40 @@ fn operator_commands_return_after_the_action_with_its_result() {
     daemon.wait_for_line("operator restart of op: restarted", WAIT);
     sd.systemctl(&["stop", unit]);
 }
+
+#[test]
+fn a_unit_probe_follows_the_units_state() {
+    let Some(sd) = PrivateSystemd::shared() else {
+        return;
+    };
+    let unit = "rec-upstream.service";
+    sd.write_unit(unit, "[Service]\nExecStart=/bin/sleep 300\n");
+    assert!(sd.systemctl(&["start", unit]).status.success());
+    let temp = tempfile::tempdir().unwrap();
+    let policy = format!(
+        "[target]\nname = \"kiosk\"\n\n[[probe]]\nname = \"upstream\"\nkind = \"unit\"\nunit = \"{unit}\"\nfail-after = 1\npass-after = 1\n"
+    );
+    let mut daemon = setup(sd, temp.path(), &[("kiosk", policy)]);
+    daemon.wait_for_line("probe kiosk/upstream is passing", WAIT);
+    let check = |daemon: &Daemon| daemon.get_json("/health")["checks"]["kiosk:upstream"][0].clone();
+    assert_eq!(check(&daemon)["status"], "pass");
+
+    assert!(sd.systemctl(&["stop", unit]).status.success());
+    daemon.wait_for_line("probe kiosk/upstream is failing", WAIT);
+    daemon.wait_for_line("kiosk is failing: probe upstream is failing", WAIT);
+    let failing = check(&daemon);
+    assert_eq!(failing["status"], "fail");
+    assert!(
+        failing["output"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("{unit} is inactive/dead")),
+        "{failing}"
+    );
+
+    let mark = daemon.seen.len();
+    assert!(sd.systemctl(&["start", unit]).status.success());
+    daemon.wait_for_line_after(mark, "probe kiosk/upstream is passing", WAIT);
+    assert_eq!(check(&daemon)["status"], "pass");
+    sd.systemctl(&["stop", unit]);
+}

@@ -20,6 +20,12 @@ pub async fn run(check: &Check, ctx: &Context) -> Outcome {
         Check::Temperature { zone, thresholds } => {
             temperature(&ctx.host_root, zone.as_deref(), thresholds)
         }
+        Check::Unit { unit } => Outcome::new(
+            Status::Warn,
+            format!(
+                "{unit}: unit probes follow systemd's signals in the running daemon; see /health"
+            ),
+        ),
         other => Outcome::new(
             Status::Warn,
             format!("probe kind {} is not run by this version", other.kind()),

@@ -9,8 +9,9 @@
 //! recovery. A warning counts as a pass for hysteresis.
 //!
 //! This version runs the `tcp`, `exec`, `file-age`, `disk`, `memory` and
-//! `temperature` kinds, and `process` (in [`crate::process`]); the other
-//! kinds are validated by `check` but not run yet.
+//! `temperature` kinds on their schedules, `unit` on systemd's signals,
+//! and `process` (in [`crate::process`]); the other kinds are validated by
+//! `check` but not run yet.
 
 pub mod checks;
 pub mod hysteresis;
@@ -102,11 +103,13 @@ pub struct ProbeResult {
     pub lag: Duration,
 }
 
-/// Whether this version runs probes of this kind.
+/// Whether this version runs probes of this kind (`unit` probes are run
+/// by systemd's signals, not on a schedule: see [`unit_outcome`]).
 pub fn runs(check: &Check) -> bool {
     matches!(
         check,
-        Check::Tcp { .. }
+        Check::Unit { .. }
+            | Check::Tcp { .. }
             | Check::Exec { .. }
             | Check::FileAge { .. }
             | Check::Disk { .. }
@@ -144,6 +147,9 @@ pub fn start(
                     probe.check.kind()
                 );
             }
+            continue;
+        }
+        if matches!(probe.check, Check::Unit { .. }) {
             continue;
         }
         tasks.spawn(schedule(
@@ -208,6 +214,21 @@ async fn schedule(
             due = now;
         }
     }
+}
+
+/// The outcome of a `unit` probe from the unit's state as systemd signals
+/// it: pass while active, fail while failed, inactive or missing.
+pub fn unit_outcome(state: &crate::supervisor::UnitState) -> Outcome {
+    let status = match state.active_state.as_str() {
+        "active" | "reloading" => Status::Pass,
+        "activating" | "deactivating" if state.failure().is_none() => Status::Warn,
+        _ => Status::Fail,
+    };
+    let mut output = format!("{} is {}", state.unit, state.summary());
+    if state.load_state == "not-found" {
+        output = format!("{} does not exist", state.unit);
+    }
+    Outcome::new(status, output).value(f64::from(state.n_restarts), "restarts")
 }
 
 /// Runs every probe of a target once, now (for `rvm-watchdog probe`).
