@@ -56,9 +56,7 @@ fn main() {
         let (tx, mut rx) = mpsc::channel(4096);
         let stop = CancellationToken::new();
         let tasks = TaskTracker::new();
-        let ctx = Context {
-            host_root: "/".into(),
-        };
+        let ctx = Context::new("/".into());
         probe::start(&target, &ctx, &tx, &stop, &tasks);
         // Warm-up: the first runs are spread over a tenth of the interval.
         tokio::time::sleep(Duration::from_secs(2)).await;

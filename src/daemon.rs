@@ -1085,9 +1085,7 @@ impl Core {
     fn start_probes(&mut self) {
         self.probe_stop.cancel();
         self.probe_stop = self.shutdown.child_token();
-        let ctx = crate::probe::Context {
-            host_root: self.config.daemon.host_root.clone(),
-        };
+        let ctx = crate::probe::Context::new(self.config.daemon.host_root.clone());
         for target in &self.config.targets {
             crate::probe::start(
                 target,

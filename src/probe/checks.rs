@@ -12,6 +12,23 @@ use crate::config::{Check, Thresholds};
 /// Runs one check.
 pub async fn run(check: &Check, ctx: &Context) -> Outcome {
     match check {
+        Check::Http {
+            url,
+            method,
+            expect_status,
+            body_contains,
+            json,
+        } => {
+            http(
+                &ctx.http,
+                url,
+                method,
+                expect_status,
+                body_contains.as_deref(),
+                json.as_ref(),
+            )
+            .await
+        }
         Check::Tcp { address } => tcp(address).await,
         Check::Exec { command } => exec(command).await,
         Check::FileAge { file, max_age } => file_age(file, *max_age),
@@ -42,6 +59,76 @@ fn judge(value: f64, t: &Thresholds) -> Status {
     } else {
         Status::Pass
     }
+}
+
+/// An HTTP(S) request: the status must be accepted (200–399 unless
+/// `expect-status` says otherwise), the body must hold `body-contains`, and
+/// the JSON value at `json-pointer` must equal `json-equals`.
+async fn http(
+    client: &reqwest::Client,
+    url: &str,
+    method: &str,
+    expect_status: &[u16],
+    body_contains: Option<&str>,
+    json: Option<&(String, String)>,
+) -> Outcome {
+    let started = std::time::Instant::now();
+    let request = if method == "HEAD" {
+        client.head(url)
+    } else {
+        client.get(url)
+    };
+    let response = match request.send().await {
+        Ok(r) => r,
+        Err(e) => {
+            let why = if e.is_connect() {
+                "cannot connect"
+            } else if e.is_timeout() {
+                "timed out"
+            } else {
+                "request failed"
+            };
+            return Outcome::new(Status::Fail, format!("{why}: {url}: {e}"));
+        }
+    };
+    let code = response.status().as_u16();
+    let accepted = if expect_status.is_empty() {
+        (200..400).contains(&code)
+    } else {
+        expect_status.contains(&code)
+    };
+    let body = if body_contains.is_some() || json.is_some() {
+        response.text().await.unwrap_or_default()
+    } else {
+        String::new()
+    };
+    let ms = started.elapsed().as_secs_f64() * 1000.0;
+    let fail = |why: String| Outcome::new(Status::Fail, why).value(ms, "ms");
+    if !accepted {
+        return fail(format!("{url} answered {code}"));
+    }
+    if let Some(text) = body_contains
+        && !body.contains(text)
+    {
+        return fail(format!(
+            "{url} answered {code} without \"{text}\" in its body"
+        ));
+    }
+    if let Some((pointer, want)) = json {
+        let value: serde_json::Value = match serde_json::from_str(&body) {
+            Ok(v) => v,
+            Err(e) => return fail(format!("{url} did not answer JSON: {e}")),
+        };
+        let got = match value.pointer(pointer) {
+            Some(serde_json::Value::String(s)) => s.clone(),
+            Some(other) => other.to_string(),
+            None => return fail(format!("{url}: nothing at {pointer}")),
+        };
+        if &got != want {
+            return fail(format!("{url}: {pointer} is \"{got}\", not \"{want}\""));
+        }
+    }
+    Outcome::new(Status::Pass, format!("{url} answered {code} in {ms:.1} ms")).value(ms, "ms")
 }
 
 async fn tcp(address: &str) -> Outcome {
@@ -337,6 +424,59 @@ mod tests {
             "{}",
             o.output
         );
+    }
+
+    /// A one-route HTTP server on loopback answering `status` with `body`.
+    async fn serve(status: u16, body: &'static str) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let app = axum::Router::new().route(
+            "/",
+            axum::routing::get(move || async move {
+                (axum::http::StatusCode::from_u16(status).unwrap(), body)
+            }),
+        );
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        format!("http://{addr}/")
+    }
+
+    #[tokio::test]
+    async fn http_checks_status_body_and_json() {
+        let ctx = Context::new("/".into());
+        let ok = serve(200, r#"{"status":"healthy","n":3}"#).await;
+        let pointer = ("/status".to_owned(), "healthy".to_owned());
+        let o = http(&ctx.http, &ok, "GET", &[], Some("healthy"), Some(&pointer)).await;
+        assert_eq!(o.status, Status::Pass, "{}", o.output);
+        assert_eq!(o.observed_unit, Some("ms"));
+        let number = ("/n".to_owned(), "3".to_owned());
+        assert_eq!(
+            http(&ctx.http, &ok, "GET", &[], None, Some(&number))
+                .await
+                .status,
+            Status::Pass
+        );
+        let wrong = ("/status".to_owned(), "sick".to_owned());
+        let o = http(&ctx.http, &ok, "GET", &[], None, Some(&wrong)).await;
+        assert_eq!(
+            o.output,
+            format!("{ok}: /status is \"healthy\", not \"sick\"")
+        );
+        let o = http(&ctx.http, &ok, "GET", &[], Some("nope"), None).await;
+        assert_eq!(o.status, Status::Fail);
+        let down = serve(503, "busy").await;
+        let o = http(&ctx.http, &down, "GET", &[], None, None).await;
+        assert_eq!(
+            (o.status, o.output),
+            (Status::Fail, format!("{down} answered 503"))
+        );
+        assert_eq!(
+            http(&ctx.http, &down, "GET", &[503], None, None)
+                .await
+                .status,
+            Status::Pass
+        );
+        let o = http(&ctx.http, "http://127.0.0.1:1/", "GET", &[], None, None).await;
+        assert!(o.output.starts_with("cannot connect"), "{}", o.output);
     }
 
     #[test]

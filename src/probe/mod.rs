@@ -8,7 +8,7 @@
 //! `pass-after` passes in a row, so a flapping check does not start a
 //! recovery. A warning counts as a pass for hysteresis.
 //!
-//! This version runs the `tcp`, `exec`, `file-age`, `disk`, `memory` and
+//! This version runs the `http`, `tcp`, `exec`, `file-age`, `disk`, `memory` and
 //! `temperature` kinds on their schedules, `unit` on systemd's signals,
 //! and `process` (in [`crate::process`]); the other kinds are validated by
 //! `check` but not run yet.
@@ -109,6 +109,7 @@ pub fn runs(check: &Check) -> bool {
     matches!(
         check,
         Check::Unit { .. }
+            | Check::Http { .. }
             | Check::Tcp { .. }
             | Check::Exec { .. }
             | Check::FileAge { .. }
@@ -118,11 +119,32 @@ pub fn runs(check: &Check) -> bool {
     )
 }
 
-/// Where probes read the machine from.
+/// What probes share: where they read the machine from, and one HTTP
+/// client (its connection pool and TLS setup are made once).
 #[derive(Debug, Clone)]
 pub struct Context {
     /// `[daemon] host-root`.
     pub host_root: PathBuf,
+    /// For `http` probes.
+    pub http: reqwest::Client,
+}
+
+impl Context {
+    /// A context reading under `host_root`.
+    pub fn new(host_root: PathBuf) -> Context {
+        install_tls();
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("rvm-watchdog/", env!("CARGO_PKG_VERSION")))
+            .redirect(reqwest::redirect::Policy::limited(5))
+            .build()
+            .unwrap_or_else(|_| reqwest::Client::new());
+        Context { host_root, http }
+    }
+}
+
+/// Installs the TLS crypto provider (ring) once per process; later calls do nothing.
+pub fn install_tls() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
 /// Starts a task for every probe of `target` this version runs; they report
