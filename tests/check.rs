@@ -447,7 +447,8 @@ fn probe_runs_a_targets_probes_once_and_exits_with_the_worst() {
              [[probe]]\nname = \"beat\"\nkind = \"file-age\"\nfile = \"{}\"\nmax-age = \"1m\"\n\n\
              [[probe]]\nname = \"gone\"\nkind = \"file-age\"\nfile = \"{}\"\nmax-age = \"1m\"\n\n\
              [[probe]]\nname = \"helper\"\nkind = \"exec\"\ncommand = [\"/bin/sh\", \"-c\", \"echo degraded; exit 1\"]\n\n\
-             [[probe]]\nname = \"web\"\nkind = \"http\"\nurl = \"http://127.0.0.1:1/\"\n",
+             [[probe]]\nname = \"web\"\nkind = \"http\"\nurl = \"http://127.0.0.1:1/\"\n\n\
+             [[probe]]\nname = \"gpu\"\nkind = \"gpu\"\n",
             fresh.display(),
             dir.join("missing").display()
         ),
@@ -480,7 +481,11 @@ fn probe_runs_a_targets_probes_once_and_exits_with_the_worst() {
     assert_eq!(code, Some(2), "the worst of all: {text}");
     assert!(text.contains("edge/gone: fail cannot read"), "{text}");
     assert!(
-        text.contains("edge/web: not run by this version (http probe)"),
+        text.contains("edge/web: fail cannot connect: http://127.0.0.1:1/"),
+        "{text}"
+    );
+    assert!(
+        text.contains("edge/gpu: not run by this version (gpu probe)"),
         "{text}"
     );
     let (code, text) = run("nope");
