@@ -310,7 +310,13 @@ pub async fn run(
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,
-            _ = ticker.tick() => core.tick(),
+            _ = ticker.tick() => {
+                core.tick();
+                // A timer that came due while the loop was busy elsewhere
+                // is caught here, a tick later at most.
+                let decisions = core.engine.tick(now_ms());
+                core.handle(decisions);
+            }
             Some(command) = from_api.recv() => core.command(command).await,
             Some(command) = commands.recv() => match command {
                 Command::Reload { reply } => {
