@@ -109,18 +109,13 @@ impl ProcessHandle {
         let TargetKind::Process(spec) = &target.kind else {
             return None;
         };
-        let stuck_for = stuck_limit(target);
-        let (requests, rx) = mpsc::channel(8);
-        let stop = shutdown.child_token();
-        tasks.spawn(run(
-            target.name.clone(),
-            spec.clone(),
-            stuck_for,
-            events,
-            rx,
-            stop.clone(),
-        ));
-        Some(ProcessHandle { requests, stop })
+        let (name, spec) = (target.name.clone(), spec.clone());
+        Some(Self::start_task(
+            target,
+            shutdown,
+            tasks,
+            |stuck_for, rx, stop| run(name, spec, stuck_for, events, rx, stop),
+        ))
     }
 
     /// Stops the process and restarts it; returns once the new one runs,
@@ -165,18 +160,30 @@ impl ProcessHandle {
         let TargetKind::Adopted(spec) = &target.kind else {
             return None;
         };
-        let stuck_for = stuck_limit(target);
+        let (name, spec) = (target.name.clone(), spec.clone());
+        Some(Self::start_task(
+            target,
+            shutdown,
+            tasks,
+            |stuck_for, rx, stop| watch_adopted(name, spec, stuck_for, events, rx, stop),
+        ))
+    }
+
+    /// Starts a target's task (tracked, stopped with `shutdown`) and
+    /// returns the handle that talks to it.
+    fn start_task<F>(
+        target: &Target,
+        shutdown: &CancellationToken,
+        tasks: &TaskTracker,
+        task: impl FnOnce(Option<Duration>, mpsc::Receiver<Request>, CancellationToken) -> F,
+    ) -> ProcessHandle
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
         let (requests, rx) = mpsc::channel(8);
         let stop = shutdown.child_token();
-        tasks.spawn(watch_adopted(
-            target.name.clone(),
-            spec.clone(),
-            stuck_for,
-            events,
-            rx,
-            stop.clone(),
-        ));
-        Some(ProcessHandle { requests, stop })
+        tasks.spawn(task(stuck_limit(target), rx, stop.clone()));
+        ProcessHandle { requests, stop }
     }
 }
 

@@ -205,19 +205,7 @@ async fn schedule(
         let started = tokio::time::Instant::now();
         let lag = started.saturating_duration_since(due);
         let at = SystemTime::now();
-        let clock = Instant::now();
-        let mut outcome =
-            match tokio::time::timeout(probe.timeout, checks::run(&probe.check, &ctx)).await {
-                Ok(outcome) => outcome,
-                Err(_) => Outcome::new(
-                    Status::Fail,
-                    format!(
-                        "no answer within {}",
-                        humantime::format_duration(probe.timeout)
-                    ),
-                ),
-            };
-        outcome.took_ms = clock.elapsed().as_millis() as u64;
+        let outcome = run_once(&probe, &ctx).await;
         let result = ProbeResult {
             target: target.clone(),
             probe: probe.name.clone(),
@@ -253,7 +241,8 @@ pub fn unit_outcome(state: &crate::supervisor::UnitState) -> Outcome {
     Outcome::new(status, output).value(f64::from(state.n_restarts), "restarts")
 }
 
-/// Runs every probe of a target once, now (for `rvm-watchdog probe`).
+/// Runs one probe now, bounded by its timeout (the scheduler's runs and
+/// `rvm-watchdog probe`).
 pub async fn run_once(probe: &Probe, ctx: &Context) -> Outcome {
     let clock = Instant::now();
     let mut outcome =

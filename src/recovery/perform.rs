@@ -72,6 +72,14 @@ impl Performed {
         }
     }
 
+    /// A reboot refused because a budget is spent: safe mode follows.
+    fn refused(why: String) -> Self {
+        Performed {
+            safe_mode: Some(why.clone()),
+            ..Performed::failed(format!("reboot refused: {why}"))
+        }
+    }
+
     fn failed(detail: String) -> Self {
         Performed {
             ok: false,
@@ -269,13 +277,7 @@ async fn reboot(
             done.len(),
             humantime::format_duration(global.window)
         );
-        return Performed {
-            ok: false,
-            detail: format!("reboot refused: {why}"),
-            safe_mode: Some(why),
-            process_spawn: None,
-            output: None,
-        };
+        return Performed::refused(why);
     }
     if let Some(budget) = step_budget {
         let since = now
@@ -291,13 +293,7 @@ async fn reboot(
                 target.name,
                 humantime::format_duration(budget.window)
             );
-            return Performed {
-                ok: false,
-                detail: format!("reboot refused: {why}"),
-                safe_mode: Some(why),
-                process_spawn: None,
-                output: None,
-            };
+            return Performed::refused(why);
         }
     }
     // Recorded before it happens: a budget that survives the reboot.
