@@ -263,37 +263,37 @@ async fn reboot(
         );
     };
     let now = SystemTime::now();
+    let window_start = |window: Duration| now.checked_sub(window).unwrap_or(SystemTime::UNIX_EPOCH);
     let global = ctx.reboot.budget;
-    let since = now
-        .checked_sub(global.window)
-        .unwrap_or(SystemTime::UNIX_EPOCH);
+    // Read back as far as the longer of the two windows.
+    let since = step_budget
+        .map(|b| window_start(b.window))
+        .unwrap_or(now)
+        .min(window_start(global.window));
     let done = match store.query(move |s| s.reboots_since(since)).await {
         Ok(d) => d,
         Err(e) => return Performed::failed(format!("cannot read the reboot budget: {e}")),
     };
-    if done.len() >= global.count as usize {
-        let why = format!(
-            "the reboot budget {global} ([reboot] budget) is spent: {} reboot(s) in the last {}",
-            done.len(),
+    let count = |start: SystemTime, only: Option<&str>| {
+        done.iter()
+            .filter(|r| r.at >= start && only.is_none_or(|t| r.target.as_deref() == Some(t)))
+            .count()
+    };
+    let all = count(window_start(global.window), None);
+    if all >= global.count as usize {
+        return Performed::refused(format!(
+            "the reboot budget {global} ([reboot] budget) is spent: {all} reboot(s) in the last {}",
             humantime::format_duration(global.window)
-        );
-        return Performed::refused(why);
+        ));
     }
     if let Some(budget) = step_budget {
-        let since = now
-            .checked_sub(budget.window)
-            .unwrap_or(SystemTime::UNIX_EPOCH);
-        let mine = done
-            .iter()
-            .filter(|r| r.at >= since && r.target.as_deref() == Some(target.name.as_str()))
-            .count();
+        let mine = count(window_start(budget.window), Some(&target.name));
         if mine >= budget.count as usize {
-            let why = format!(
+            return Performed::refused(format!(
                 "{}'s reboot budget {budget} is spent: {mine} reboot(s) in the last {}",
                 target.name,
                 humantime::format_duration(budget.window)
-            );
-            return Performed::refused(why);
+            ));
         }
     }
     // Recorded before it happens: a budget that survives the reboot.
@@ -370,5 +370,71 @@ async fn restart_unit(supervisor: &Supervisor, unit: &str, state: Option<&UnitSt
     match supervisor.act(unit, UnitAction::Restart, JOB_TIMEOUT).await {
         Ok(done) => Performed::ok(format!("restarted {unit} in {} ms", done.took.as_millis())),
         Err(e) => Performed::failed(e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::diag::SourceFile;
+    use crate::config::{self, validate};
+    use crate::store::Store;
+
+    fn target(text: &str) -> (config::Config, Target) {
+        let src = SourceFile::new(
+            "<embedded>/watchdog.toml",
+            config::EMBEDDED_CONFIG.to_owned(),
+        );
+        let mut out = Vec::new();
+        let raw = src.deserialize(&mut out, |_| None).unwrap();
+        let config = validate::config(&src, raw, &mut out);
+        let psrc = SourceFile::new("t.toml", text.to_owned());
+        let raw = psrc.deserialize(&mut out, |_| None).unwrap();
+        let target = validate::policy(&psrc, raw, &config, &mut out).unwrap();
+        assert!(out.is_empty(), "{out:?}");
+        (config, target)
+    }
+
+    /// A step's budget counts its reboots over its own window, even one
+    /// longer than the global budget's.
+    #[tokio::test]
+    async fn a_step_budget_longer_than_the_global_one_counts_its_whole_window() {
+        let (config, target) = target(
+            "[target]\nname = \"cam\"\n\n[[probe]]\nkind = \"memory\"\n\n[[recovery]]\naction = \"reboot\"\nbudget = \"1/1d\"\n",
+        );
+        let store = Store::open_in_memory().unwrap();
+        let earlier = SystemTime::now() - Duration::from_secs(2 * 3600);
+        store
+            .record_reboot(earlier, Some("cam"), "earlier", "boot-1")
+            .unwrap();
+        let mut reboot = config.reboot.clone();
+        reboot.budget = Budget {
+            count: 5,
+            window: Duration::from_secs(3600),
+        };
+        reboot.min_uptime = Duration::ZERO;
+        reboot.command = Some(vec!["/bin/true".into()]);
+        let ctx = ActionContext {
+            supervisor: None,
+            store: Some(StoreThread::spawn(store)),
+            reboot,
+            host_root: "/".into(),
+            safe_mode: None,
+            dashboard_url: None,
+            processes: BTreeMap::new(),
+        };
+        let attempt = Attempt {
+            step: 0,
+            attempt: 1,
+            reason: "test".into(),
+            incident: "cam-1".into(),
+        };
+        let done = perform(&ctx, &target, &target.ladder[0].action, &attempt, None).await;
+        assert!(!done.ok);
+        assert_eq!(
+            done.detail,
+            "reboot refused: cam's reboot budget 1/1day is spent: 1 reboot(s) in the last 1day"
+        );
+        assert!(done.safe_mode.is_some());
     }
 }
