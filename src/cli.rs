@@ -323,7 +323,7 @@ pub fn probe(args: &ProbeArgs, out: &mut impl std::io::Write) -> std::io::Result
         }
         return Ok(3);
     }
-    let ctx = crate::probe::Context::new(config.daemon.host_root.clone());
+    let ctx = crate::probe::Context::for_config(&config);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;

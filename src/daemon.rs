@@ -1091,7 +1091,7 @@ impl Core {
     fn start_probes(&mut self) {
         self.probe_stop.cancel();
         self.probe_stop = self.shutdown.child_token();
-        let ctx = crate::probe::Context::new(self.config.daemon.host_root.clone());
+        let ctx = crate::probe::Context::for_config(&self.config);
         for target in &self.config.targets {
             crate::probe::start(
                 target,

@@ -448,7 +448,8 @@ fn probe_runs_a_targets_probes_once_and_exits_with_the_worst() {
              [[probe]]\nname = \"gone\"\nkind = \"file-age\"\nfile = \"{}\"\nmax-age = \"1m\"\n\n\
              [[probe]]\nname = \"helper\"\nkind = \"exec\"\ncommand = [\"/bin/sh\", \"-c\", \"echo degraded; exit 1\"]\n\n\
              [[probe]]\nname = \"web\"\nkind = \"http\"\nurl = \"http://127.0.0.1:1/\"\n\n\
-             [[probe]]\nname = \"gpu\"\nkind = \"gpu\"\n",
+             [[probe]]\nname = \"gpu\"\nkind = \"gpu\"\n\n\
+             [[probe]]\nname = \"cam\"\nkind = \"camera\"\ndevice = \"/dev/null\"\nkernel-errors = false\n",
             fresh.display(),
             dir.join("missing").display()
         ),
@@ -486,6 +487,10 @@ fn probe_runs_a_targets_probes_once_and_exits_with_the_worst() {
     );
     assert!(
         text.contains("edge/gpu: not run by this version (gpu probe)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("edge/cam: fail /dev/null is not a V4L2 device"),
         "{text}"
     );
     let (code, text) = run("nope");

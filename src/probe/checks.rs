@@ -10,7 +10,7 @@ use super::{Context, Outcome, Status};
 use crate::config::{Check, Thresholds};
 
 /// Runs one check.
-pub async fn run(check: &Check, ctx: &Context) -> Outcome {
+pub async fn run(check: &Check, ctx: &Context, timeout: std::time::Duration) -> Outcome {
     match check {
         Check::Http {
             url,
@@ -43,6 +43,34 @@ pub async fn run(check: &Check, ctx: &Context) -> Outcome {
                 "{unit}: unit probes follow systemd's signals in the running daemon; see /health"
             ),
         ),
+        Check::Network {
+            interface,
+            default_route,
+            resolve,
+            address,
+            url,
+        } => {
+            let steps = super::network::Steps {
+                interface: interface.as_deref(),
+                default_route: *default_route,
+                resolve: resolve.as_deref(),
+                address: address.as_deref(),
+                url: url.as_deref(),
+            };
+            // A step's own deadline comes just before the probe's timeout,
+            // so that the step that hung is the one named.
+            let deadline = tokio::time::Instant::now() + timeout.mul_f64(0.95);
+            super::network::run(&ctx.host_root, &steps, &ctx.http, deadline).await
+        }
+        Check::Myrvm { path } => {
+            super::myrvm::run(
+                ctx.platform.as_ref(),
+                path,
+                &ctx.http,
+                timeout.mul_f64(0.95),
+            )
+            .await
+        }
         other => Outcome::new(
             Status::Warn,
             format!("probe kind {} is not run by this version", other.kind()),

@@ -8,15 +8,19 @@
 //! `pass-after` passes in a row, so a flapping check does not start a
 //! recovery. A warning counts as a pass for hysteresis.
 //!
-//! This version runs the `http`, `tcp`, `exec`, `file-age`, `disk`, `memory` and
-//! `temperature` kinds on their schedules, `unit` on systemd's signals,
-//! and `process` (in [`crate::process`]); the other kinds are validated by
-//! `check` but not run yet.
+//! This version runs the `http`, `tcp`, `exec`, `file-age`, `disk`, `memory`,
+//! `temperature`, `camera`, `network` and `myrvm` kinds on their schedules,
+//! `unit` on systemd's signals, and `process` (in [`crate::process`]); the
+//! other kinds are validated by `check` but not run yet.
 
+pub mod camera;
 pub mod checks;
 pub mod hysteresis;
+pub mod myrvm;
+pub mod network;
 
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex, TryLockError};
 use std::time::{Duration, Instant, SystemTime};
 
 use serde::Serialize;
@@ -116,7 +120,101 @@ pub fn runs(check: &Check) -> bool {
             | Check::Disk { .. }
             | Check::Memory { .. }
             | Check::Temperature { .. }
+            | Check::Camera { .. }
+            | Check::Network { .. }
+            | Check::Myrvm { .. }
     )
+}
+
+/// A probe ready to run, with what its check remembers between runs (a
+/// camera's last heartbeat and kernel log position, say).
+pub struct Runner {
+    probe: Probe,
+    memory: Memory,
+}
+
+/// Per-probe state of the kinds that keep some. Blocking kinds hold it
+/// behind a mutex that their worker thread takes: a run still blocked in
+/// the kernel (a wedged device, a stuck sysfs read) is never run twice.
+enum Memory {
+    None,
+    Camera(Arc<Mutex<camera::CameraProbe>>),
+}
+
+impl Runner {
+    /// A runner for `probe`.
+    pub fn new(probe: &Probe, ctx: &Context) -> Runner {
+        let memory = match &probe.check {
+            Check::Camera {
+                device,
+                frame_heartbeat,
+                max_frame_age,
+                identical_frames,
+                kernel_errors,
+            } => Memory::Camera(Arc::new(Mutex::new(camera::CameraProbe::new(
+                ctx.host_root.clone(),
+                camera::Settings {
+                    device: device.clone(),
+                    frame_heartbeat: frame_heartbeat.clone(),
+                    max_frame_age: *max_frame_age,
+                    identical_frames: *identical_frames,
+                    kernel_errors: *kernel_errors,
+                },
+            )))),
+            _ => Memory::None,
+        };
+        Runner {
+            probe: probe.clone(),
+            memory,
+        }
+    }
+
+    /// The probe.
+    pub fn probe(&self) -> &Probe {
+        &self.probe
+    }
+
+    /// Runs the probe once, bounded by its timeout.
+    pub async fn run(&mut self, ctx: &Context) -> Outcome {
+        let clock = Instant::now();
+        let timeout = self.probe.timeout;
+        let check = async {
+            match &self.memory {
+                Memory::Camera(state) => off_runtime(state, camera::CameraProbe::run).await,
+                Memory::None => checks::run(&self.probe.check, ctx, timeout).await,
+            }
+        };
+        let mut outcome = match tokio::time::timeout(timeout, check).await {
+            Ok(outcome) => outcome,
+            Err(_) => Outcome::new(
+                Status::Fail,
+                format!("no answer within {}", humantime::format_duration(timeout)),
+            ),
+        };
+        outcome.took_ms = clock.elapsed().as_millis() as u64;
+        outcome
+    }
+}
+
+/// Runs a blocking check on a worker thread. When the previous run of the
+/// same probe is still blocked, says so instead of starting another.
+async fn off_runtime<P: Send + 'static>(
+    state: &Arc<Mutex<P>>,
+    check: fn(&mut P) -> Outcome,
+) -> Outcome {
+    let state = Arc::clone(state);
+    let work = tokio::task::spawn_blocking(move || match state.try_lock() {
+        Ok(mut p) => check(&mut p),
+        Err(TryLockError::Poisoned(e)) => check(&mut e.into_inner()),
+        Err(TryLockError::WouldBlock) => Outcome::new(
+            Status::Fail,
+            "the previous run is still blocked (a device or sysfs read that does not return)",
+        ),
+    });
+    match work.await {
+        Ok(outcome) => outcome,
+        Err(e) => Outcome::new(Status::Fail, format!("the check failed: {e}")),
+    }
 }
 
 /// What probes share: where they read the machine from, and one HTTP
@@ -127,6 +225,8 @@ pub struct Context {
     pub host_root: PathBuf,
     /// For `http` probes.
     pub http: reqwest::Client,
+    /// `[platform]`, for `myrvm` probes.
+    pub platform: Option<crate::config::Platform>,
 }
 
 impl Context {
@@ -138,7 +238,18 @@ impl Context {
             .redirect(reqwest::redirect::Policy::limited(5))
             .build()
             .unwrap_or_else(|_| reqwest::Client::new());
-        Context { host_root, http }
+        Context {
+            host_root,
+            http,
+            platform: None,
+        }
+    }
+
+    /// A context for a configuration: its host root and platform.
+    pub fn for_config(config: &crate::config::Config) -> Context {
+        let mut ctx = Context::new(config.daemon.host_root.clone());
+        ctx.platform = config.platform.clone();
+        ctx
     }
 }
 
@@ -176,7 +287,7 @@ pub fn start(
         }
         tasks.spawn(schedule(
             target.name.clone(),
-            probe.clone(),
+            Runner::new(probe, ctx),
             ctx.clone(),
             results.clone(),
             stop.clone(),
@@ -188,15 +299,17 @@ pub fn start(
 /// machines (and of one machine) do not fire in step.
 async fn schedule(
     target: String,
-    probe: Probe,
+    mut runner: Runner,
     ctx: Context,
     results: mpsc::Sender<ProbeResult>,
     stop: CancellationToken,
 ) {
-    let seed = target.len() as u64 * 31 + probe.name.len() as u64 + u64::from(std::process::id());
+    let interval = runner.probe.interval;
+    let name = runner.probe.name.clone();
+    let seed = target.len() as u64 * 31 + name.len() as u64 + u64::from(std::process::id());
     let mut jitter = crate::recovery::backoff::Jitter::new(seed ^ 0x9e37_79b9_7f4a_7c15);
     // Spread the first runs over a tenth of the interval.
-    let mut due = tokio::time::Instant::now() + probe.interval.mul_f64(jitter.sample() * 0.1);
+    let mut due = tokio::time::Instant::now() + interval.mul_f64(jitter.sample() * 0.1);
     loop {
         tokio::select! {
             _ = stop.cancelled() => return,
@@ -205,10 +318,10 @@ async fn schedule(
         let started = tokio::time::Instant::now();
         let lag = started.saturating_duration_since(due);
         let at = SystemTime::now();
-        let outcome = run_once(&probe, &ctx).await;
+        let outcome = runner.run(&ctx).await;
         let result = ProbeResult {
             target: target.clone(),
-            probe: probe.name.clone(),
+            probe: name.clone(),
             outcome,
             at,
             lag,
@@ -218,7 +331,7 @@ async fn schedule(
         }
         // ±5 % around the interval.
         let spread = 1.0 + 0.05 * (2.0 * jitter.sample() - 1.0);
-        due += probe.interval.mul_f64(spread);
+        due += interval.mul_f64(spread);
         let now = tokio::time::Instant::now();
         if due < now {
             due = now;
@@ -241,21 +354,8 @@ pub fn unit_outcome(state: &crate::supervisor::UnitState) -> Outcome {
     Outcome::new(status, output).value(f64::from(state.n_restarts), "restarts")
 }
 
-/// Runs one probe now, bounded by its timeout (the scheduler's runs and
-/// `rvm-watchdog probe`).
+/// Runs one probe now, bounded by its timeout, with fresh state (the
+/// `rvm-watchdog probe` command).
 pub async fn run_once(probe: &Probe, ctx: &Context) -> Outcome {
-    let clock = Instant::now();
-    let mut outcome =
-        match tokio::time::timeout(probe.timeout, checks::run(&probe.check, ctx)).await {
-            Ok(outcome) => outcome,
-            Err(_) => Outcome::new(
-                Status::Fail,
-                format!(
-                    "no answer within {}",
-                    humantime::format_duration(probe.timeout)
-                ),
-            ),
-        };
-    outcome.took_ms = clock.elapsed().as_millis() as u64;
-    outcome
+    Runner::new(probe, ctx).run(ctx).await
 }

@@ -1,0 +1,713 @@
+//! The `camera` probe: a V4L2 camera present and answering, its USB port
+//! still there, frames arriving and changing, and no UVC or USB errors in
+//! the kernel log since the last run.
+//!
+//! Cheapest first, never streaming and never blocking on the device:
+//! 1. the node exists (a stable `/dev/v4l/by-id/...` name is resolved);
+//! 2. `VIDIOC_QUERYCAP` answers on an `O_RDWR | O_NONBLOCK` open, which is
+//!    safe while the capture service streams from the camera;
+//! 3. the USB port behind `/sys/class/video4linux/videoN/device` is still
+//!    under `/sys/bus/usb/devices`;
+//! 4. the frame heartbeat file (see [`Heartbeat`]) is fresh, its sequence
+//!    advances, and its frame hash changes;
+//! 5. `/dev/kmsg` holds no UVC/USB error signature since the last run.
+//!
+//! The probe remembers the previous heartbeat and its place in the kernel
+//! log between runs; it is blocking code, run off the async runtime.
+
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::io::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tracing::info;
+
+use super::{Outcome, Status};
+
+/// `struct v4l2_capability` from `linux/videodev2.h`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct Capability {
+    /// Driver name, NUL-padded.
+    pub driver: [u8; 16],
+    /// Device name, NUL-padded.
+    pub card: [u8; 32],
+    /// Bus location, NUL-padded.
+    pub bus_info: [u8; 32],
+    /// Driver version.
+    pub version: u32,
+    /// Capabilities of the physical device.
+    pub capabilities: u32,
+    /// Capabilities of this node.
+    pub device_caps: u32,
+    /// Zero.
+    pub reserved: [u32; 3],
+}
+
+/// `V4L2_CAP_VIDEO_CAPTURE`.
+const CAP_VIDEO_CAPTURE: u32 = 0x0000_0001;
+/// `V4L2_CAP_STREAMING`.
+const CAP_STREAMING: u32 = 0x0400_0000;
+/// `V4L2_CAP_DEVICE_CAPS`: `device_caps` is filled in.
+const CAP_DEVICE_CAPS: u32 = 0x8000_0000;
+
+nix::ioctl_read!(vidioc_querycap, b'V', 0, Capability);
+
+/// What `VIDIOC_QUERYCAP` told, or why it could not.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Query {
+    /// The node does not exist.
+    Absent,
+    /// It cannot be opened.
+    CannotOpen(String),
+    /// It is not a V4L2 device (the ioctl is not known).
+    NotV4l2,
+    /// The ioctl failed otherwise.
+    Failed(String),
+    /// A V4L2 device.
+    Device {
+        /// Driver, e.g. `uvcvideo`.
+        driver: String,
+        /// Card, e.g. `HD Pro Webcam C920`.
+        card: String,
+        /// Bus, e.g. `usb-3610000.usb-2.4`.
+        bus_info: String,
+        /// The node's capabilities.
+        caps: u32,
+    },
+}
+
+fn text(bytes: &[u8]) -> String {
+    let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+    String::from_utf8_lossy(&bytes[..end]).into_owned()
+}
+
+/// Opens `device` without blocking and asks it `VIDIOC_QUERYCAP`.
+pub fn query(device: &Path) -> Query {
+    let file = match std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(nix::libc::O_NONBLOCK | nix::libc::O_CLOEXEC)
+        .open(device)
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Query::Absent,
+        Err(e) if e.raw_os_error() == Some(nix::libc::ENODEV) => return Query::Absent,
+        Err(e) => return Query::CannotOpen(e.to_string()),
+    };
+    let mut cap = Capability {
+        driver: [0; 16],
+        card: [0; 32],
+        bus_info: [0; 32],
+        version: 0,
+        capabilities: 0,
+        device_caps: 0,
+        reserved: [0; 3],
+    };
+    // SAFETY: `cap` is a properly sized, writable v4l2_capability and the
+    // descriptor stays open for the call.
+    match unsafe { vidioc_querycap(file.as_raw_fd(), &mut cap) } {
+        Ok(_) => {
+            let caps = if cap.capabilities & CAP_DEVICE_CAPS != 0 {
+                cap.device_caps
+            } else {
+                cap.capabilities
+            };
+            Query::Device {
+                driver: text(&cap.driver),
+                card: text(&cap.card),
+                bus_info: text(&cap.bus_info),
+                caps,
+            }
+        }
+        Err(nix::errno::Errno::ENOTTY | nix::errno::Errno::EINVAL) => Query::NotV4l2,
+        Err(nix::errno::Errno::ENODEV) => Query::Absent,
+        Err(e) => Query::Failed(e.desc().to_owned()),
+    }
+}
+
+/// The USB port (e.g. `2-1.4`) behind a video node, from sysfs under
+/// `root`; `None` for a node that is not on USB (a CSI camera) or that
+/// sysfs does not know.
+pub fn usb_port(root: &Path, node: &str) -> Option<String> {
+    let device = root.join("sys/class/video4linux").join(node).join("device");
+    let interface = std::fs::canonicalize(device).ok()?;
+    // The interface is named `<port>:<config>.<interface>`, e.g. `2-1.4:1.0`.
+    let name = interface.file_name()?.to_str()?;
+    let (port, _) = name.split_once(':')?;
+    let looks_usb = port
+        .split(['-', '.'])
+        .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+    looks_usb.then(|| port.to_owned())
+}
+
+/// Whether a USB port is present under `root`'s `/sys/bus/usb/devices`.
+pub fn port_present(root: &Path, port: &str) -> bool {
+    root.join("sys/bus/usb/devices").join(port).exists()
+}
+
+/// One frame heartbeat, as the capture service writes it.
+///
+/// The file holds one line of `key=value` fields separated by spaces:
+///
+/// ```text
+/// ts=1764251234.512 seq=48213 hash=9f2c4e01a7
+/// ```
+///
+/// - `ts`: when the frame arrived, Unix seconds (fractions allowed);
+///   without it, the file's modification time is used.
+/// - `seq`: the frame's sequence number, counting up from any start; it
+///   may start again from 0 when the capture service restarts.
+/// - `hash`: any short digest of the frame's bytes (a dead pipeline that
+///   returns its last frame gives the same hash again and again).
+///
+/// Unknown fields are ignored. The service should write a new file and
+/// rename it over the old one, so that the probe never reads half a line.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Heartbeat {
+    /// When the frame arrived.
+    pub at: SystemTime,
+    /// Sequence number.
+    pub seq: Option<u64>,
+    /// Frame hash.
+    pub hash: Option<String>,
+}
+
+impl Heartbeat {
+    /// Reads and parses the heartbeat file. Errors name the file and the
+    /// bad text.
+    pub fn read(path: &Path) -> Result<Heartbeat, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let modified = std::fs::metadata(path)
+            .and_then(|m| m.modified())
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        Heartbeat::parse(&text, modified).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    /// Parses a heartbeat line; `modified` stands in for a missing `ts`.
+    pub fn parse(text: &str, modified: SystemTime) -> Result<Heartbeat, String> {
+        let line = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
+        let mut beat = Heartbeat {
+            at: modified,
+            seq: None,
+            hash: None,
+        };
+        for field in line.split_whitespace() {
+            let Some((key, value)) = field.split_once('=') else {
+                return Err(format!("\"{field}\" is not key=value"));
+            };
+            match key {
+                "ts" => {
+                    let secs: f64 = value
+                        .parse()
+                        .ok()
+                        .filter(|s: &f64| s.is_finite() && *s >= 0.0)
+                        .ok_or_else(|| format!("ts \"{value}\" is not Unix seconds"))?;
+                    beat.at = UNIX_EPOCH + Duration::from_secs_f64(secs);
+                }
+                "seq" => {
+                    beat.seq = Some(
+                        value
+                            .parse()
+                            .map_err(|_| format!("seq \"{value}\" is not a whole number"))?,
+                    );
+                }
+                "hash" if !value.is_empty() => beat.hash = Some(value.to_owned()),
+                _ => {}
+            }
+        }
+        Ok(beat)
+    }
+}
+
+/// The kernel's UVC/USB trouble, as written to the kernel log.
+const KERNEL_SIGNATURES: &[&str] = &[
+    "uvcvideo: Non-zero status",
+    "Failed to set UVC probe control",
+    "USB disconnect",
+    "cannot reset (err = -71)",
+    "uvcvideo: Failed to",
+    "device descriptor read/64, error",
+    "device not accepting address",
+];
+
+/// Whether a kernel log message is UVC/USB trouble for the camera on
+/// `port` (messages about other USB devices do not count; with the port
+/// unknown, all do).
+pub fn kernel_trouble(message: &str, port: Option<&str>) -> bool {
+    if !KERNEL_SIGNATURES.iter().any(|s| message.contains(s)) {
+        return false;
+    }
+    if message.contains("uvcvideo") {
+        return true;
+    }
+    // `usb 2-1.4: USB disconnect, device number 5`: the device, or the hub
+    // it hangs from.
+    match (port, message.strip_prefix("usb ")) {
+        (Some(port), Some(rest)) => {
+            let device = rest.split(':').next().unwrap_or("");
+            port == device || port.starts_with(&format!("{device}."))
+        }
+        _ => true,
+    }
+}
+
+/// New records in the kernel log since the last read.
+struct KernelLog {
+    file: File,
+    pending: Vec<u8>,
+}
+
+impl KernelLog {
+    /// Opens `/dev/kmsg` (or a fixture file) at its end: only what is
+    /// written later is read.
+    fn open(path: &Path) -> std::io::Result<KernelLog> {
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(nix::libc::O_NONBLOCK | nix::libc::O_CLOEXEC)
+            .open(path)?;
+        file.seek(SeekFrom::End(0))?;
+        Ok(KernelLog {
+            file,
+            pending: Vec::new(),
+        })
+    }
+
+    /// The messages written since the last call. `/dev/kmsg` gives one
+    /// record per read (`prio,seq,usec,flags;message`, then indented
+    /// key=value lines); a record overwritten before it was read gives
+    /// EPIPE, and the next read goes on.
+    fn read_new(&mut self) -> Vec<String> {
+        let mut buf = [0u8; 8192];
+        for _ in 0..10_000 {
+            match self.file.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    self.pending.extend_from_slice(&buf[..n]);
+                    if !self.pending.ends_with(b"\n") && n < buf.len() {
+                        // /dev/kmsg records end in a newline; a fixture may not.
+                        self.pending.push(b'\n');
+                    }
+                }
+                Err(e) if e.raw_os_error() == Some(nix::libc::EPIPE) => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(_) => break, // EAGAIN: nothing more now
+            }
+        }
+        let Some(last) = self.pending.iter().rposition(|&b| b == b'\n') else {
+            return Vec::new();
+        };
+        let complete: Vec<u8> = self.pending.drain(..=last).collect();
+        String::from_utf8_lossy(&complete)
+            .lines()
+            .filter(|l| !l.starts_with(' ') && !l.is_empty())
+            .map(|l| match l.split_once(';') {
+                Some((_, message)) => message.to_owned(),
+                None => l.to_owned(),
+            })
+            .collect()
+    }
+}
+
+/// What the camera probe checks, from its policy.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Device node.
+    pub device: PathBuf,
+    /// Frame heartbeat file.
+    pub frame_heartbeat: Option<PathBuf>,
+    /// Fail when the last frame is older.
+    pub max_frame_age: Duration,
+    /// This many identical hashes in a row = frozen.
+    pub identical_frames: u32,
+    /// Watch the kernel log.
+    pub kernel_errors: bool,
+}
+
+/// A camera probe with what it remembers between runs.
+pub struct CameraProbe {
+    root: PathBuf,
+    settings: Settings,
+    /// The USB port last seen behind the node.
+    port: Option<String>,
+    /// The previous heartbeat's sequence number.
+    last_seq: Option<u64>,
+    /// The previous heartbeat's hash and how many heartbeats in a row had it.
+    last_hash: Option<(String, u32)>,
+    kmsg: Option<KernelLog>,
+    /// The kernel log could not be opened: said once, not tried again.
+    kmsg_unavailable: bool,
+}
+
+impl CameraProbe {
+    /// A probe reading sysfs and the kernel log under `root`.
+    pub fn new(root: PathBuf, settings: Settings) -> CameraProbe {
+        CameraProbe {
+            root,
+            settings,
+            port: None,
+            last_seq: None,
+            last_hash: None,
+            kmsg: None,
+            kmsg_unavailable: false,
+        }
+    }
+
+    /// One run. Blocking: the caller runs it off the runtime.
+    pub fn run(&mut self) -> Outcome {
+        let mut fails: Vec<String> = Vec::new();
+        let mut warns: Vec<String> = Vec::new();
+        let mut notes: Vec<String> = Vec::new();
+        // The kernel log first: its errors explain what follows.
+        let kernel = self.kernel_errors();
+        let device = &self.settings.device;
+
+        match query(device) {
+            Query::Absent => {
+                let port = match &self.port {
+                    Some(p) if port_present(&self.root, p) => {
+                        format!(" (USB port {p} is still there)")
+                    }
+                    Some(p) => format!(" (USB port {p} is gone)"),
+                    None => String::new(),
+                };
+                fails.push(format!("{} is absent{port}", device.display()));
+            }
+            Query::CannotOpen(e) => {
+                fails.push(format!("cannot open {}: {e}", device.display()));
+            }
+            Query::NotV4l2 => {
+                fails.push(format!("{} is not a V4L2 device", device.display()));
+            }
+            Query::Failed(e) => {
+                fails.push(format!("{}: VIDIOC_QUERYCAP failed: {e}", device.display()));
+            }
+            Query::Device { card, caps, .. } => {
+                if caps & CAP_VIDEO_CAPTURE == 0 {
+                    fails.push(format!(
+                        "{} ({card}) cannot capture video (a metadata node?)",
+                        device.display()
+                    ));
+                } else if caps & CAP_STREAMING == 0 {
+                    warns.push(format!("{} ({card}) cannot stream", device.display()));
+                } else {
+                    notes.push(card);
+                }
+                let node = std::fs::canonicalize(device)
+                    .ok()
+                    .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()));
+                if let Some(port) = node.and_then(|n| usb_port(&self.root, &n)) {
+                    if port_present(&self.root, &port) {
+                        notes.push(format!("USB {port}"));
+                    } else {
+                        fails.push(format!("USB port {port} is gone"));
+                    }
+                    self.port = Some(port);
+                }
+            }
+        }
+
+        let mut age = None;
+        if let Some(path) = self.settings.frame_heartbeat.clone() {
+            match Heartbeat::read(&path) {
+                Ok(beat) => age = Some(self.judge_heartbeat(&beat, &mut fails, &mut notes)),
+                Err(e) => fails.push(format!("frame heartbeat: {e}")),
+            }
+        }
+
+        if let Some((count, last)) = kernel {
+            warns.push(format!(
+                "kernel: {count} UVC/USB error{} since the last check, last \"{last}\"",
+                if count == 1 { "" } else { "s" }
+            ));
+        }
+
+        let status = if !fails.is_empty() {
+            Status::Fail
+        } else if !warns.is_empty() {
+            Status::Warn
+        } else {
+            Status::Pass
+        };
+        let mut parts = fails;
+        parts.extend(warns);
+        if parts.is_empty() {
+            parts = notes;
+        }
+        let outcome = Outcome::new(status, parts.join("; "));
+        match age {
+            Some(secs) => outcome.value(secs, "s"),
+            None => outcome,
+        }
+    }
+
+    /// Applies the heartbeat rules; returns the frame's age in seconds.
+    fn judge_heartbeat(
+        &mut self,
+        beat: &Heartbeat,
+        fails: &mut Vec<String>,
+        notes: &mut Vec<String>,
+    ) -> f64 {
+        let age = SystemTime::now()
+            .duration_since(beat.at)
+            .unwrap_or_default()
+            .as_secs_f64();
+        if age > self.settings.max_frame_age.as_secs_f64() {
+            fails.push(format!(
+                "stale: the last frame is {age:.1} s old (limit {})",
+                humantime::format_duration(self.settings.max_frame_age)
+            ));
+        } else {
+            notes.push(format!("last frame {age:.1} s ago"));
+        }
+        if let Some(seq) = beat.seq {
+            if self.last_seq == Some(seq) {
+                fails.push(format!("stuck: frame sequence still at {seq}"));
+            }
+            self.last_seq = Some(seq);
+        }
+        if let Some(hash) = &beat.hash {
+            let count = match &self.last_hash {
+                Some((last, n)) if last == hash => n + 1,
+                _ => 1,
+            };
+            if count >= self.settings.identical_frames {
+                fails.push(format!(
+                    "frozen: frame hash {hash} in {count} heartbeats in a row"
+                ));
+            }
+            self.last_hash = Some((hash.clone(), count));
+        }
+        age
+    }
+
+    /// UVC/USB errors in the kernel log since the last run: how many and
+    /// the last one. The first run only opens the log at its end.
+    fn kernel_errors(&mut self) -> Option<(usize, String)> {
+        if !self.settings.kernel_errors || self.kmsg_unavailable {
+            return None;
+        }
+        let Some(log) = &mut self.kmsg else {
+            let path = self.root.join("dev/kmsg");
+            match KernelLog::open(&path) {
+                Ok(log) => self.kmsg = Some(log),
+                Err(e) => {
+                    info!(
+                        "camera probe: cannot read the kernel log {}: {e}; \
+                         kernel errors are not watched",
+                        path.display()
+                    );
+                    self.kmsg_unavailable = true;
+                }
+            }
+            return None;
+        };
+        let port = self.port.as_deref();
+        let trouble: Vec<String> = log
+            .read_new()
+            .into_iter()
+            .filter(|m| kernel_trouble(m, port))
+            .collect();
+        let last = trouble.last()?.clone();
+        Some((trouble.len(), last))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn settings(device: &Path, heartbeat: Option<&Path>) -> Settings {
+        Settings {
+            device: device.to_owned(),
+            frame_heartbeat: heartbeat.map(Path::to_owned),
+            max_frame_age: Duration::from_secs(10),
+            identical_frames: 3,
+            kernel_errors: false,
+        }
+    }
+
+    fn now_secs() -> f64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64()
+    }
+
+    fn beat(path: &Path, ts: f64, seq: u64, hash: &str) {
+        std::fs::write(path, format!("ts={ts:.3} seq={seq} hash={hash}\n")).unwrap();
+    }
+
+    #[test]
+    fn a_node_that_is_not_v4l2_says_so() {
+        let mut probe =
+            CameraProbe::new(PathBuf::from("/"), settings(Path::new("/dev/null"), None));
+        let out = probe.run();
+        assert_eq!(out.status, Status::Fail);
+        assert_eq!(out.output, "/dev/null is not a V4L2 device");
+    }
+
+    #[test]
+    fn a_missing_node_is_absent() {
+        let dir = tempfile::tempdir().unwrap();
+        let device = dir.path().join("usb-046d_HD_Pro_Webcam_C920-video-index0");
+        let mut probe = CameraProbe::new(dir.path().to_owned(), settings(&device, None));
+        let out = probe.run();
+        assert_eq!(out.status, Status::Fail);
+        assert_eq!(out.output, format!("{} is absent", device.display()));
+    }
+
+    #[test]
+    fn heartbeat_rules_fire_stale_stuck_and_frozen() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("camera.heartbeat");
+        let mut s = settings(Path::new("/dev/null"), Some(&file));
+        // Only the heartbeat is judged here: a node that exists but is not
+        // V4L2 would fail too, so check the heartbeat rules directly.
+        s.device = dir.path().join("unused");
+        let mut probe = CameraProbe::new(dir.path().to_owned(), s);
+        let mut run = |ts: f64, seq: u64, hash: &str| {
+            beat(&file, ts, seq, hash);
+            let mut fails = Vec::new();
+            let mut notes = Vec::new();
+            let b = Heartbeat::read(&file).unwrap();
+            let age = probe.judge_heartbeat(&b, &mut fails, &mut notes);
+            (age, fails)
+        };
+        let now = now_secs();
+        // Fresh, advancing, changing: nothing.
+        assert!(run(now, 100, "aa").1.is_empty());
+        assert!(run(now, 130, "bb").1.is_empty());
+        // Stale.
+        let (age, fails) = run(now - 42.0, 160, "cc");
+        assert!(age > 41.0, "{age}");
+        assert_eq!(fails.len(), 1, "{fails:?}");
+        assert!(
+            fails[0].starts_with("stale: the last frame is 42"),
+            "{fails:?}"
+        );
+        // Stuck sequence.
+        let (_, fails) = run(now_secs(), 160, "dd");
+        assert_eq!(fails, ["stuck: frame sequence still at 160"]);
+        // The same hash three times in a row (identical-frames = 3), while
+        // the sequence advances.
+        assert!(run(now_secs(), 190, "ee").1.is_empty());
+        assert!(run(now_secs(), 220, "ee").1.is_empty());
+        let (_, fails) = run(now_secs(), 250, "ee");
+        assert_eq!(fails, ["frozen: frame hash ee in 3 heartbeats in a row"]);
+        // A new frame clears it; a restart of the service (seq from 0) is fine.
+        assert!(run(now_secs(), 0, "ff").1.is_empty());
+    }
+
+    #[test]
+    fn the_whole_probe_reports_a_stale_heartbeat_with_its_age() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("camera.heartbeat");
+        beat(&file, now_secs() - 30.0, 7, "ab");
+        let mut probe = CameraProbe::new(
+            dir.path().to_owned(),
+            settings(Path::new("/dev/null"), Some(&file)),
+        );
+        let out = probe.run();
+        assert_eq!(out.status, Status::Fail);
+        assert!(
+            out.output.contains("stale: the last frame is 30"),
+            "{}",
+            out.output
+        );
+        assert!(out.observed_value.unwrap() >= 29.9);
+        assert_eq!(out.observed_unit, Some("s"));
+    }
+
+    #[test]
+    fn heartbeat_parse_errors_name_the_bad_text_and_ts_falls_back_to_mtime() {
+        let t = UNIX_EPOCH + Duration::from_secs(1000);
+        assert_eq!(
+            Heartbeat::parse("ts=abc seq=1", t).unwrap_err(),
+            "ts \"abc\" is not Unix seconds"
+        );
+        assert_eq!(
+            Heartbeat::parse("seq=-4", t).unwrap_err(),
+            "seq \"-4\" is not a whole number"
+        );
+        assert_eq!(
+            Heartbeat::parse("garbage", t).unwrap_err(),
+            "\"garbage\" is not key=value"
+        );
+        let b = Heartbeat::parse("seq=5 hash=x extra=1\n", t).unwrap();
+        assert_eq!(b.at, t);
+        assert_eq!(b.seq, Some(5));
+        assert_eq!(b.hash.as_deref(), Some("x"));
+    }
+
+    #[test]
+    fn usb_port_comes_from_sysfs_and_its_absence_is_noticed() {
+        let root = tempfile::tempdir().unwrap();
+        let r = root.path();
+        let iface = r.join("sys/devices/platform/3610000.usb/usb2/2-1/2-1.4/2-1.4:1.0");
+        std::fs::create_dir_all(&iface).unwrap();
+        std::fs::create_dir_all(r.join("sys/class/video4linux/video0")).unwrap();
+        std::os::unix::fs::symlink(
+            "../../../devices/platform/3610000.usb/usb2/2-1/2-1.4/2-1.4:1.0",
+            r.join("sys/class/video4linux/video0/device"),
+        )
+        .unwrap();
+        std::fs::create_dir_all(r.join("sys/bus/usb/devices")).unwrap();
+        std::os::unix::fs::symlink(
+            "../../../devices/platform/3610000.usb/usb2/2-1/2-1.4",
+            r.join("sys/bus/usb/devices/2-1.4"),
+        )
+        .unwrap();
+        assert_eq!(usb_port(r, "video0").as_deref(), Some("2-1.4"));
+        assert!(port_present(r, "2-1.4"));
+        assert_eq!(usb_port(r, "video1"), None);
+        std::fs::remove_dir_all(r.join("sys/devices/platform/3610000.usb/usb2/2-1/2-1.4")).unwrap();
+        assert!(!port_present(r, "2-1.4"));
+    }
+
+    #[test]
+    fn kernel_errors_since_the_last_run_warn_and_other_devices_do_not_count() {
+        let root = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(root.path().join("dev")).unwrap();
+        let kmsg = root.path().join("dev/kmsg");
+        std::fs::write(
+            &kmsg,
+            "3,100,5000,-;uvcvideo: Non-zero status (-71) in video completion handler\n",
+        )
+        .unwrap();
+        let mut s = settings(Path::new("/dev/null"), None);
+        s.kernel_errors = true;
+        let mut probe = CameraProbe::new(root.path().to_owned(), s);
+        probe.port = Some("2-1.4".into());
+        // The first run opens the log at its end: old errors do not count.
+        assert_eq!(probe.kernel_errors(), None);
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&kmsg)
+            .unwrap();
+        writeln!(f, "6,101,6000,-;usb 1-2: USB disconnect, device number 3").unwrap();
+        writeln!(f, " SUBSYSTEM=usb").unwrap();
+        writeln!(f, "3,102,7000,-;usb 2-1.4: cannot reset (err = -71)").unwrap();
+        writeln!(
+            f,
+            "3,103,8000,-;uvcvideo: Failed to set UVC probe control : -71"
+        )
+        .unwrap();
+        assert_eq!(
+            probe.kernel_errors(),
+            Some((2, "uvcvideo: Failed to set UVC probe control : -71".into()))
+        );
+        // Nothing new: nothing.
+        assert_eq!(probe.kernel_errors(), None);
+        // A hub above the camera counts.
+        writeln!(f, "6,104,9000,-;usb 2-1: USB disconnect, device number 2").unwrap();
+        assert_eq!(
+            probe.kernel_errors(),
+            Some((1, "usb 2-1: USB disconnect, device number 2".into()))
+        );
+    }
+}
