@@ -332,7 +332,7 @@ pub fn probe(args: &ProbeArgs, out: &mut impl std::io::Write) -> std::io::Result
         if !crate::probe::runs(&p.check) {
             writeln!(
                 out,
-                "{target_name}/{}: not run by this version ({} probe)",
+                "{target_name}/{}: judged by the running daemon, which watches the process ({} probe)",
                 p.name,
                 p.check.kind()
             )?;

@@ -1115,15 +1115,16 @@ impl Core {
     }
 
     fn on_probe_result(&mut self, result: ProbeResult) {
-        let Some(target) = self.config.target(&result.target).cloned() else {
+        let Some(target) = self.config.target(&result.target) else {
             return;
         };
         let Some(probe) = target.probes.iter().find(|p| p.name == result.probe) else {
             return;
         };
+        let (fail_after, pass_after) = (probe.fail_after, probe.pass_after);
         let key = (result.target.clone(), result.probe.clone());
         let view = self.probes.entry(key.clone()).or_insert_with(|| ProbeView {
-            hysteresis: Hysteresis::new(probe.fail_after, probe.pass_after),
+            hysteresis: Hysteresis::new(fail_after, pass_after),
             health: ProbeHealth::Unknown,
             outcome: result.outcome.clone(),
             at: result.at,
@@ -1140,22 +1141,25 @@ impl Core {
             outcome: view.outcome.clone(),
             at: view.at,
         };
+        let lag = result.lag;
         self.snapshot.send_modify(|s| {
             s.probes.insert(format!("{}:{}", key.0, key.1), public);
+            s.counters.probe_lag.observe(lag);
         });
         if let Some(health) = changed {
+            let unit = self.config.target(&result.target).and_then(|t| t.unit());
             let (name, probe_name, output) =
                 (&result.target, &result.probe, &result.outcome.output);
             match health {
                 ProbeHealth::Failing => warn!(
                     target_name = %name,
-                    object_systemd_unit = target.unit(),
+                    object_systemd_unit = unit,
                     probe = %probe_name,
                     "probe {name}/{probe_name} is failing: {output}"
                 ),
                 _ => info!(
                     target_name = %name,
-                    object_systemd_unit = target.unit(),
+                    object_systemd_unit = unit,
                     probe = %probe_name,
                     "probe {name}/{probe_name} is passing: {output}"
                 ),

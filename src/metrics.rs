@@ -14,6 +14,34 @@ pub struct Counters {
     pub decisions: BTreeMap<(String, &'static str), u64>,
     /// Actions by (target, action, result).
     pub actions: BTreeMap<(String, &'static str, &'static str), u64>,
+    /// How late probe runs started against their schedule.
+    pub probe_lag: Histogram,
+}
+
+/// Upper bounds of the probe lag histogram's buckets, seconds.
+pub const LAG_BUCKETS: [f64; 9] = [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5, 1.0];
+
+/// A Prometheus histogram over [`LAG_BUCKETS`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Histogram {
+    /// Observations at or below each bound (not cumulative).
+    pub buckets: [u64; LAG_BUCKETS.len()],
+    /// All observations.
+    pub count: u64,
+    /// Their sum, microseconds.
+    pub sum_us: u64,
+}
+
+impl Histogram {
+    /// Counts one observation.
+    pub fn observe(&mut self, value: std::time::Duration) {
+        let secs = value.as_secs_f64();
+        if let Some(i) = LAG_BUCKETS.iter().position(|&b| secs <= b) {
+            self.buckets[i] += 1;
+        }
+        self.count += 1;
+        self.sum_us += value.as_micros() as u64;
+    }
 }
 
 impl Counters {
@@ -49,6 +77,27 @@ fn family(out: &mut String, name: &str, kind: &str, help: &str, samples: &[(Stri
     for (labels, value) in samples {
         let _ = writeln!(out, "{name}{labels} {value}");
     }
+}
+
+/// The probe lag histogram, buckets cumulative as Prometheus wants them.
+fn lag_histogram(out: &mut String, lag: &Histogram) {
+    let name = "rvm_watchdog_probe_lag_seconds";
+    let _ = writeln!(
+        out,
+        "# HELP {name} How late probe runs started against their schedule.\n# TYPE {name} histogram"
+    );
+    let mut cumulative = 0;
+    for (bound, n) in LAG_BUCKETS.iter().zip(lag.buckets) {
+        cumulative += n;
+        let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {cumulative}");
+    }
+    let _ = writeln!(
+        out,
+        "{name}_bucket{{le=\"+Inf\"}} {}\n{name}_sum {}\n{name}_count {}",
+        lag.count,
+        lag.sum_us as f64 / 1e6,
+        lag.count
+    );
 }
 
 /// The exposition of everything the snapshot knows.
@@ -112,6 +161,7 @@ pub fn render(s: &Snapshot) -> String {
         "The target's current ladder step, counted from 1.",
         &per_target(&|l| l.step as u64 + 1),
     );
+    lag_histogram(&mut out, &s.counters.probe_lag);
     family(
         &mut out,
         "rvm_watchdog_safe_mode",
@@ -139,4 +189,36 @@ pub fn render(s: &Snapshot) -> String {
         &[(String::new(), s.config.targets.len() as u64)],
     );
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn the_lag_histogram_is_cumulative_in_the_exposition() {
+        let mut h = Histogram::default();
+        for ms in [0.5, 1.5, 1.8, 7.0, 3000.0] {
+            h.observe(Duration::from_secs_f64(ms / 1000.0));
+        }
+        assert_eq!(h.count, 5);
+        assert_eq!(h.buckets[0], 1); // <= 1 ms
+        assert_eq!(h.buckets[1], 2); // <= 2 ms
+        assert_eq!(h.buckets[3], 1); // <= 10 ms
+        let mut text = String::new();
+        lag_histogram(&mut text, &h);
+        for line in [
+            "rvm_watchdog_probe_lag_seconds_bucket{le=\"0.001\"} 1",
+            "rvm_watchdog_probe_lag_seconds_bucket{le=\"0.002\"} 3",
+            "rvm_watchdog_probe_lag_seconds_bucket{le=\"0.005\"} 3",
+            "rvm_watchdog_probe_lag_seconds_bucket{le=\"0.01\"} 4",
+            "rvm_watchdog_probe_lag_seconds_bucket{le=\"1\"} 4",
+            "rvm_watchdog_probe_lag_seconds_bucket{le=\"+Inf\"} 5",
+            "rvm_watchdog_probe_lag_seconds_count 5",
+            "rvm_watchdog_probe_lag_seconds_sum 3.0108",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
+        }
+    }
 }

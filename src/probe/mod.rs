@@ -8,16 +8,17 @@
 //! `pass-after` passes in a row, so a flapping check does not start a
 //! recovery. A warning counts as a pass for hysteresis.
 //!
-//! This version runs the `http`, `tcp`, `exec`, `file-age`, `disk`, `memory`,
-//! `temperature`, `camera`, `network` and `myrvm` kinds on their schedules,
-//! `unit` on systemd's signals, and `process` (in [`crate::process`]); the
-//! other kinds are validated by `check` but not run yet.
+//! The `unit` kind runs on systemd's signals, `process` in
+//! [`crate::process`], and every other kind on its schedule.
 
 pub mod camera;
 pub mod checks;
+pub mod gpu;
 pub mod hysteresis;
+pub mod jetson;
 pub mod myrvm;
 pub mod network;
+pub mod tegrastats;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, TryLockError};
@@ -27,7 +28,6 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::info;
 
 use crate::config::{Check, Probe, Target};
 
@@ -107,23 +107,11 @@ pub struct ProbeResult {
     pub lag: Duration,
 }
 
-/// Whether this version runs probes of this kind (`unit` probes are run
-/// by systemd's signals, not on a schedule: see [`unit_outcome`]).
+/// Whether probes of this kind run on a schedule or, for `unit` probes,
+/// on systemd's signals (see [`unit_outcome`]); `process` probes are
+/// judged by the process target's own task ([`crate::process`]).
 pub fn runs(check: &Check) -> bool {
-    matches!(
-        check,
-        Check::Unit { .. }
-            | Check::Http { .. }
-            | Check::Tcp { .. }
-            | Check::Exec { .. }
-            | Check::FileAge { .. }
-            | Check::Disk { .. }
-            | Check::Memory { .. }
-            | Check::Temperature { .. }
-            | Check::Camera { .. }
-            | Check::Network { .. }
-            | Check::Myrvm { .. }
-    )
+    !matches!(check, Check::Process { .. })
 }
 
 /// A probe ready to run, with what its check remembers between runs (a
@@ -139,6 +127,7 @@ pub struct Runner {
 enum Memory {
     None,
     Camera(Arc<Mutex<camera::CameraProbe>>),
+    Gpu(Arc<Mutex<gpu::GpuProbe>>),
 }
 
 impl Runner {
@@ -161,6 +150,10 @@ impl Runner {
                     kernel_errors: *kernel_errors,
                 },
             )))),
+            Check::Gpu { thresholds } => Memory::Gpu(Arc::new(Mutex::new(gpu::GpuProbe::new(
+                ctx.host_root.clone(),
+                *thresholds,
+            )))),
             _ => Memory::None,
         };
         Runner {
@@ -181,6 +174,7 @@ impl Runner {
         let check = async {
             match &self.memory {
                 Memory::Camera(state) => off_runtime(state, camera::CameraProbe::run).await,
+                Memory::Gpu(state) => off_runtime(state, gpu::GpuProbe::run).await,
                 Memory::None => checks::run(&self.probe.check, ctx, timeout).await,
             }
         };
@@ -268,21 +262,9 @@ pub fn start(
     tasks: &TaskTracker,
 ) {
     for probe in &target.probes {
-        if !runs(&probe.check) {
-            if !matches!(probe.check, Check::Process { .. }) {
-                info!(
-                    target_name = %target.name,
-                    probe = %probe.name,
-                    kind = probe.check.kind(),
-                    "probe {}/{} ({}) is not run by this version",
-                    target.name,
-                    probe.name,
-                    probe.check.kind()
-                );
-            }
-            continue;
-        }
-        if matches!(probe.check, Check::Unit { .. }) {
+        // `unit` probes follow systemd's signals, `process` probes the
+        // process target's own task.
+        if !runs(&probe.check) || matches!(probe.check, Check::Unit { .. }) {
             continue;
         }
         tasks.spawn(schedule(
