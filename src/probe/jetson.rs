@@ -56,7 +56,8 @@ pub struct Telemetry {
     /// The nvpmodel power mode.
     pub power_mode: Option<PowerMode>,
     /// Files that exist but could not be read or hold a bad value, each
-    /// naming the file and the value.
+    /// naming the file and the value (and, from tegrastats, lines that did
+    /// not parse).
     pub problems: Vec<String>,
 }
 
@@ -80,13 +81,16 @@ pub enum Backend {
     Devfreq,
     /// NVIDIA's management library, on discrete GPUs.
     Nvml,
+    /// The `tegrastats` program's lines, where sysfs shows no Jetson GPU.
+    Tegrastats,
 }
 
 /// The GPU's state.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Gpu {
-    /// The devfreq entry (`17000000.gpu`) or NVML's device name.
+    /// The devfreq entry (`17000000.gpu`), NVML's device name, or `GR3D`
+    /// (tegrastats's name for the GPU engine).
     pub name: String,
     /// Where the readings came from.
     pub backend: Backend,
@@ -110,7 +114,8 @@ pub struct Gpu {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Temperature {
-    /// The zone's `type` as the kernel names it (`gpu-thermal`, `GPU-therm`).
+    /// The zone's `type` as the kernel names it (`gpu-thermal`, `GPU-therm`),
+    /// or as tegrastats prints it, lower-cased (`gpu`, `tj`).
     pub zone: String,
     /// °C.
     pub celsius: f64,
@@ -122,10 +127,10 @@ pub struct Temperature {
 pub struct Rail {
     /// Its label (`VDD_IN`).
     pub name: String,
-    /// Bus voltage, mV.
-    pub millivolts: f64,
-    /// Current, mA.
-    pub milliamps: f64,
+    /// Bus voltage, mV; `None` from tegrastats, which prints power only.
+    pub millivolts: Option<f64>,
+    /// Current, mA; `None` from tegrastats.
+    pub milliamps: Option<f64>,
     /// Power, mW (mV × mA / 1000).
     pub milliwatts: f64,
     /// Critical current limit, mA.
@@ -333,8 +338,8 @@ fn read_rails(root: &Path, problems: &mut Vec<String>) -> Vec<Rail> {
                 };
                 rails.push(Rail {
                     name: label,
-                    millivolts,
-                    milliamps,
+                    millivolts: Some(millivolts),
+                    milliamps: Some(milliamps),
                     milliwatts: millivolts * milliamps / 1000.0,
                     crit_milliamps: number(&hwmon.join(format!("curr{k}_crit")), problems),
                 });
