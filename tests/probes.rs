@@ -1,0 +1,142 @@
+//! The new probe kinds in the running daemon: a camera that is absent fails
+//! its target and its ladder runs the hook with the camera's device; a
+//! camera whose frame heartbeat freezes fails; the uplink's steps pass
+//! against a local listener; and all of it shows on `/health`.
+
+mod support;
+
+use std::path::Path;
+use std::time::Duration;
+
+use support::daemon::{Daemon, http_get};
+use support::systemd::wait_until;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+/// The `/health` check of `target:probe`: (status, output).
+fn check(daemon: &Daemon, key: &str) -> Option<(String, String)> {
+    let (_, _, body) = http_get(daemon.addr, "/health");
+    let health: serde_json::Value = serde_json::from_str(&body).ok()?;
+    let c = health.get("checks")?.get(key)?.get(0)?;
+    Some((
+        c.get("status")?.as_str()?.to_owned(),
+        c.get("output")?.as_str()?.to_owned(),
+    ))
+}
+
+fn now_secs() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
+fn setup(dir: &Path, hooks: &Path) {
+    std::fs::create_dir_all(dir.join("policies")).unwrap();
+    std::fs::create_dir_all(hooks).unwrap();
+    std::fs::write(
+        dir.join("watchdog.toml"),
+        format!(
+            "[daemon]\nhooks-dirs = [\"{}\"]\n\n[log]\noutput = \"stderr\"\n",
+            hooks.display()
+        ),
+    )
+    .unwrap();
+}
+
+#[test]
+fn an_absent_camera_fails_and_its_hook_gets_the_device() {
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path();
+    let hooks = dir.join("hooks");
+    setup(dir, &hooks);
+    let marker = dir.join("hook-args");
+    let hook = hooks.join("usb-reset");
+    std::fs::write(
+        &hook,
+        format!("#!/bin/sh\necho \"$@\" >> {}\n", marker.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let device = dir.join("by-id/usb-046d_HD_Pro_Webcam_C920-video-index0");
+    std::fs::write(
+        dir.join("policies/camera.toml"),
+        format!(
+            "[target]\nname = \"camera\"\n\n\
+             [[probe]]\nname = \"v4l2\"\nkind = \"camera\"\ndevice = \"{}\"\nkernel-errors = false\n\
+             interval = \"200ms\"\nfail-after = 2\n\n\
+             [[recovery]]\naction = \"hook\"\nhook = \"usb-reset\"\nargs = [\"--device\", \"{{device}}\"]\n\
+             attempts = 1\nbackoff = {{ initial = \"100ms\", jitter = 0.0 }}\n",
+            device.display()
+        ),
+    )
+    .unwrap();
+    let mut daemon = Daemon::start(dir);
+    daemon.wait_for_line("probe camera/v4l2 is failing", WAIT);
+    let (status, output) = check(&daemon, "camera:v4l2").unwrap();
+    assert_eq!(status, "fail");
+    assert_eq!(output, format!("{} is absent", device.display()));
+    let args = wait_until("the hook ran", WAIT, || {
+        std::fs::read_to_string(&marker).ok()
+    })
+    .unwrap();
+    assert_eq!(args.trim(), format!("--device {}", device.display()));
+}
+
+#[test]
+fn a_frozen_frame_heartbeat_fails_and_the_uplink_passes() {
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path();
+    setup(dir, &dir.join("hooks"));
+    let beat = dir.join("camera.heartbeat");
+    std::fs::write(&beat, format!("ts={:.3} seq=1 hash=aa\n", now_secs())).unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap();
+    std::fs::write(
+        dir.join("policies/frames.toml"),
+        format!(
+            "[target]\nname = \"frames\"\n\n\
+             [[probe]]\nname = \"beat\"\nkind = \"camera\"\ndevice = \"/dev/null\"\n\
+             frame-heartbeat = \"{}\"\nidentical-frames = 3\nkernel-errors = false\n\
+             interval = \"200ms\"\nfail-after = 1\nrole = \"dependency\"\n",
+            beat.display()
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("policies/uplink.toml"),
+        format!(
+            "[target]\nname = \"uplink\"\n\n\
+             [[probe]]\nname = \"path\"\nkind = \"network\"\ndefault-route = false\n\
+             resolve = \"localhost\"\naddress = \"{address}\"\ninterval = \"200ms\"\n"
+        ),
+    )
+    .unwrap();
+    let daemon = Daemon::start(dir);
+    let (status, output) = wait_until("the uplink passes", WAIT, || {
+        check(&daemon, "uplink:path").filter(|(s, _)| s == "pass")
+    })
+    .unwrap();
+    assert_eq!(status, "pass");
+    assert!(output.starts_with("localhost is "), "{output}");
+    assert!(output.contains(&format!("TCP {address} in ")), "{output}");
+
+    // The capture service keeps writing fresh heartbeats with new sequence
+    // numbers but the same frame: frozen. (The node is not a camera, so
+    // the probe fails anyway; the heartbeat's verdict is in the output.)
+    let frozen = wait_until("the heartbeat is judged frozen", WAIT, || {
+        for seq in 2..5 {
+            std::fs::write(&beat, format!("ts={:.3} seq={seq} hash=aa\n", now_secs())).ok()?;
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        check(&daemon, "frames:beat").filter(|(_, o)| o.contains("frozen: frame hash aa"))
+    })
+    .unwrap();
+    assert_eq!(frozen.0, "fail");
+    assert!(
+        frozen.1.starts_with("/dev/null is not a V4L2 device"),
+        "{}",
+        frozen.1
+    );
+    drop(listener);
+}
