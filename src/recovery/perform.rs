@@ -13,7 +13,7 @@ use crate::hook::{self, HookEnv, HookRun};
 use crate::process::ProcessHandle;
 use crate::recovery::Health;
 use crate::store::StoreThread;
-use crate::supervisor::{KillWhom, Supervisor, UnitAction, UnitState};
+use crate::supervisor::{ActionError, KillWhom, Supervisor, UnitAction, UnitState};
 
 /// How long a systemd job of a recovery action may take.
 pub const JOB_TIMEOUT: Duration = Duration::from_secs(90);
@@ -355,21 +355,46 @@ async fn reboot(
     }
 }
 
-async fn restart_unit(supervisor: &Supervisor, unit: &str, state: Option<&UnitState>) -> Performed {
-    let state = match state {
-        Some(s) => Some(s.clone()),
-        None => supervisor.state(unit).await,
-    };
-    if state.as_ref().is_some_and(|s| s.active_state == "failed")
-        && let Err(e) = supervisor
-            .act(unit, UnitAction::ResetFailed, JOB_TIMEOUT)
+/// Restarts a unit as a `restart` step does, waiting for the job to end.
+/// A failed unit whose restart job fails too (systemd gave up on it: its
+/// start limit) is reset and restarted once more. `state` is the unit's
+/// last known state; `None` reads it.
+pub async fn restart_unit(
+    supervisor: &Supervisor,
+    unit: &str,
+    state: Option<&UnitState>,
+) -> Performed {
+    // Restart first: a failed unit starts again without a reset, and the
+    // reset's round trip would delay every restart. Only a unit that
+    // systemd gave up on (its start limit) refuses; that one is reset and
+    // restarted once more.
+    let failed = match state {
+        Some(s) => s.active_state == "failed",
+        None => supervisor
+            .state(unit)
             .await
+            .is_some_and(|s| s.active_state == "failed"),
+    };
+    let first = supervisor.act(unit, UnitAction::Restart, JOB_TIMEOUT).await;
+    let refused = match first {
+        Ok(done) => {
+            return Performed::ok(format!("restarted {unit} in {} ms", done.took.as_millis()));
+        }
+        Err(e @ (ActionError::JobFailed { .. } | ActionError::Refused(_))) if failed => e,
+        Err(e) => return Performed::failed(e.to_string()),
+    };
+    if let Err(e) = supervisor
+        .act(unit, UnitAction::ResetFailed, JOB_TIMEOUT)
+        .await
     {
-        return Performed::failed(format!("reset-failed of {unit}: {e}"));
+        return Performed::failed(format!("{refused}; reset-failed of {unit}: {e}"));
     }
     match supervisor.act(unit, UnitAction::Restart, JOB_TIMEOUT).await {
-        Ok(done) => Performed::ok(format!("restarted {unit} in {} ms", done.took.as_millis())),
-        Err(e) => Performed::failed(e.to_string()),
+        Ok(done) => Performed::ok(format!(
+            "restarted {unit} in {} ms after a reset ({refused})",
+            done.took.as_millis()
+        )),
+        Err(e) => Performed::failed(format!("{e} (after a reset; first: {refused})")),
     }
 }
 
