@@ -100,6 +100,51 @@ fn lag_histogram(out: &mut String, lag: &Histogram) {
     );
 }
 
+/// Resource use of unit targets as systemd accounts it (read every
+/// `[metrics] interval`); a figure systemd does not account is left out.
+fn accounting(out: &mut String, units: &BTreeMap<String, crate::supervisor::UnitAccounting>) {
+    type Pick = fn(&crate::supervisor::UnitAccounting) -> Option<String>;
+    let families: [(&str, &str, &str, Pick); 4] = [
+        (
+            "rvm_watchdog_unit_memory_bytes",
+            "gauge",
+            "Memory of the unit's cgroup, bytes.",
+            |a| a.memory_bytes.map(|v| v.to_string()),
+        ),
+        (
+            "rvm_watchdog_unit_cpu_seconds_total",
+            "counter",
+            "CPU time the unit used, seconds.",
+            |a| a.cpu_nanos.map(|v| (v as f64 / 1e9).to_string()),
+        ),
+        (
+            "rvm_watchdog_unit_tasks",
+            "gauge",
+            "Tasks (processes and threads) in the unit.",
+            |a| a.tasks.map(|v| v.to_string()),
+        ),
+        (
+            "rvm_watchdog_unit_restarts_total",
+            "counter",
+            "Restarts systemd made of the unit (NRestarts).",
+            |a| Some(a.n_restarts.to_string()),
+        ),
+    ];
+    for (name, kind, help, pick) in families {
+        let samples: Vec<(String, String)> = units
+            .iter()
+            .filter_map(|(u, a)| pick(a).map(|v| (format!("{{unit=\"{}\"}}", label(u)), v)))
+            .collect();
+        if samples.is_empty() {
+            continue;
+        }
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for (labels, value) in samples {
+            let _ = writeln!(out, "{name}{labels} {value}");
+        }
+    }
+}
+
 /// The exposition of everything the snapshot knows.
 pub fn render(s: &Snapshot) -> String {
     let mut out = String::new();
@@ -162,6 +207,7 @@ pub fn render(s: &Snapshot) -> String {
         &per_target(&|l| l.step as u64 + 1),
     );
     lag_histogram(&mut out, &s.counters.probe_lag);
+    accounting(&mut out, &s.accounting);
     family(
         &mut out,
         "rvm_watchdog_safe_mode",
@@ -195,6 +241,31 @@ pub fn render(s: &Snapshot) -> String {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn unit_accounting_is_exposed_and_missing_figures_are_left_out() {
+        let mut units = BTreeMap::new();
+        units.insert(
+            "myrvm-edge.service".to_owned(),
+            crate::supervisor::UnitAccounting {
+                memory_bytes: Some(1_048_576),
+                cpu_nanos: Some(2_500_000_000),
+                tasks: None,
+                n_restarts: 3,
+            },
+        );
+        let mut text = String::new();
+        accounting(&mut text, &units);
+        for line in [
+            "rvm_watchdog_unit_memory_bytes{unit=\"myrvm-edge.service\"} 1048576",
+            "rvm_watchdog_unit_cpu_seconds_total{unit=\"myrvm-edge.service\"} 2.5",
+            "rvm_watchdog_unit_restarts_total{unit=\"myrvm-edge.service\"} 3",
+            "# TYPE rvm_watchdog_unit_cpu_seconds_total counter",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
+        }
+        assert!(!text.contains("rvm_watchdog_unit_tasks"), "{text}");
+    }
 
     #[test]
     fn the_lag_histogram_is_cumulative_in_the_exposition() {
