@@ -1505,6 +1505,15 @@ fn probe(
                 &p.device,
                 ", like device = \"/dev/v4l/by-id/usb-...-video-index0\"",
             )?;
+            if device
+                .strip_prefix("/dev/video")
+                .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+            {
+                c.warn(
+                    &path.key("device"),
+                    format!("device \"{device}\" renumbers when the camera re-enumerates; use its name under /dev/v4l/by-id/ or /dev/v4l/by-path/"),
+                );
+            }
             Check::Camera {
                 device: c.abs_path(&path.key("device"), &device),
                 frame_heartbeat: p

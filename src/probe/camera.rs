@@ -393,11 +393,14 @@ impl CameraProbe {
                     ));
                 } else if caps & CAP_STREAMING == 0 {
                     warns.push(format!("{} ({card}) cannot stream", device.display()));
-                } else {
-                    notes.push(card);
                 }
-                let node = std::fs::canonicalize(device)
-                    .ok()
+                let real = std::fs::canonicalize(device).ok();
+                match &real {
+                    Some(r) if r != device => notes.push(format!("{card} at {}", r.display())),
+                    _ => notes.push(card),
+                }
+                let node = real
+                    .as_ref()
                     .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()));
                 if let Some(port) = node.and_then(|n| usb_port(&self.root, &n)) {
                     if port_present(&self.root, &port) {
