@@ -341,3 +341,72 @@ pub fn unit_outcome(state: &crate::supervisor::UnitState) -> Outcome {
 pub async fn run_once(probe: &Probe, ctx: &Context) -> Outcome {
     Runner::new(probe, ctx).run(ctx).await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{ProbeRole, Thresholds};
+
+    fn gpu_probe(timeout: Duration) -> Probe {
+        Probe {
+            name: "gpu".into(),
+            role: ProbeRole::Dependency,
+            interval: Duration::from_secs(10),
+            timeout,
+            fail_after: 1,
+            pass_after: 1,
+            check: Check::Gpu {
+                thresholds: Thresholds {
+                    warn_above: Some(85.0),
+                    fail_above: Some(95.0),
+                },
+            },
+        }
+    }
+
+    /// A thermal zone whose read never returns (a FIFO nobody writes)
+    /// costs the probe its timeout, never a runtime thread; the next run
+    /// says the last one is still stuck instead of starting another, and
+    /// once the read returns the probe runs again.
+    #[tokio::test]
+    async fn a_read_that_blocks_is_bounded_and_never_run_twice() {
+        let root = tempfile::tempdir().unwrap();
+        let zone = root.path().join("sys/class/thermal/thermal_zone0");
+        std::fs::create_dir_all(&zone).unwrap();
+        std::fs::write(zone.join("type"), "gpu-thermal\n").unwrap();
+        let fifo = zone.join("temp");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+        let ctx = Context::new(root.path().to_owned());
+        let mut runner = Runner::new(&gpu_probe(Duration::from_millis(300)), &ctx);
+
+        let first = runner.run(&ctx).await;
+        assert_eq!(first.status, Status::Fail);
+        assert_eq!(first.output, "no answer within 300ms");
+        let second = runner.run(&ctx).await;
+        assert_eq!(second.status, Status::Fail);
+        assert!(
+            second
+                .output
+                .starts_with("the previous run is still blocked"),
+            "{}",
+            second.output
+        );
+
+        // The reader gets its answer; the stuck run ends and the probe runs again.
+        std::fs::write(&fifo, "45000\n").unwrap();
+        std::fs::remove_file(&fifo).unwrap();
+        std::fs::write(&fifo, "45000\n").unwrap();
+        let again = tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                let o = runner.run(&ctx).await;
+                if !o.output.starts_with("the previous run is still blocked") {
+                    return o;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+        .await
+        .expect("the probe runs again once the read returned");
+        assert!(again.output.starts_with("no GPU found"), "{}", again.output);
+    }
+}
