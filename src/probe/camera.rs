@@ -10,19 +10,21 @@
 //!    under `/sys/bus/usb/devices`;
 //! 4. the frame heartbeat file (see [`Heartbeat`]) is fresh, its sequence
 //!    advances, and its frame hash changes;
-//! 5. `/dev/kmsg` holds no UVC/USB error signature since the last run.
+//! 5. `/dev/kmsg` held no UVC/USB error signature over the last five
+//!    minutes (each one is logged once, and warns for that long).
 //!
 //! The probe remembers the previous heartbeat and its place in the kernel
 //! log between runs; it is blocking code, run off the async runtime.
 
+use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use tracing::info;
+use tracing::{info, warn};
 
 use super::{Outcome, Status};
 
@@ -223,6 +225,10 @@ impl Heartbeat {
     }
 }
 
+/// How long a kernel error keeps the probe warning: long enough to be seen
+/// on `/health` and in the metrics history, not a single probe interval.
+pub const KERNEL_WINDOW: Duration = Duration::from_secs(300);
+
 /// The kernel's UVC/USB trouble, as written to the kernel log.
 const KERNEL_SIGNATURES: &[&str] = &[
     "uvcvideo: Non-zero status",
@@ -338,6 +344,8 @@ pub struct CameraProbe {
     /// The previous heartbeat's hash and how many heartbeats in a row had it.
     last_hash: Option<(String, u32)>,
     kmsg: Option<KernelLog>,
+    /// Kernel errors seen within the last [`KERNEL_WINDOW`], oldest first.
+    recent: VecDeque<(Instant, String)>,
     /// The kernel log could not be opened: said once, not tried again.
     kmsg_unavailable: bool,
 }
@@ -352,6 +360,7 @@ impl CameraProbe {
             last_seq: None,
             last_hash: None,
             kmsg: None,
+            recent: VecDeque::new(),
             kmsg_unavailable: false,
         }
     }
@@ -362,7 +371,7 @@ impl CameraProbe {
         let mut warns: Vec<String> = Vec::new();
         let mut notes: Vec<String> = Vec::new();
         // The kernel log first: its errors explain what follows.
-        let kernel = self.kernel_errors();
+        let kernel = self.kernel_errors(Instant::now());
         let device = &self.settings.device;
 
         match query(device) {
@@ -423,8 +432,9 @@ impl CameraProbe {
 
         if let Some((count, last)) = kernel {
             warns.push(format!(
-                "kernel: {count} UVC/USB error{} since the last check, last \"{last}\"",
-                if count == 1 { "" } else { "s" }
+                "kernel: {count} UVC/USB error{} in the last {}, last \"{last}\"",
+                if count == 1 { "" } else { "s" },
+                humantime::format_duration(KERNEL_WINDOW)
             ));
         }
 
@@ -487,9 +497,10 @@ impl CameraProbe {
         age
     }
 
-    /// UVC/USB errors in the kernel log since the last run: how many and
-    /// the last one. The first run only opens the log at its end.
-    fn kernel_errors(&mut self) -> Option<(usize, String)> {
+    /// UVC/USB errors in the kernel log over the last [`KERNEL_WINDOW`]:
+    /// how many and the last one. Each new one is logged once. The first
+    /// run only opens the log at its end.
+    fn kernel_errors(&mut self, now: Instant) -> Option<(usize, String)> {
         if !self.settings.kernel_errors || self.kmsg_unavailable {
             return None;
         }
@@ -509,13 +520,25 @@ impl CameraProbe {
             return None;
         };
         let port = self.port.as_deref();
-        let trouble: Vec<String> = log
-            .read_new()
-            .into_iter()
-            .filter(|m| kernel_trouble(m, port))
-            .collect();
-        let last = trouble.last()?.clone();
-        Some((trouble.len(), last))
+        for message in log.read_new() {
+            if kernel_trouble(&message, port) {
+                warn!(
+                    device = %self.settings.device.display(),
+                    "camera {}: kernel: {message}",
+                    self.settings.device.display()
+                );
+                self.recent.push_back((now, message));
+            }
+        }
+        while self
+            .recent
+            .front()
+            .is_some_and(|(at, _)| now.saturating_duration_since(*at) > KERNEL_WINDOW)
+        {
+            self.recent.pop_front();
+        }
+        let (_, last) = self.recent.back()?;
+        Some((self.recent.len(), last.clone()))
     }
 }
 
@@ -673,7 +696,7 @@ mod tests {
     }
 
     #[test]
-    fn kernel_errors_since_the_last_run_warn_and_other_devices_do_not_count() {
+    fn kernel_errors_warn_for_a_window_and_other_devices_do_not_count() {
         let root = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(root.path().join("dev")).unwrap();
         let kmsg = root.path().join("dev/kmsg");
@@ -686,8 +709,9 @@ mod tests {
         s.kernel_errors = true;
         let mut probe = CameraProbe::new(root.path().to_owned(), s);
         probe.port = Some("2-1.4".into());
+        let t0 = Instant::now();
         // The first run opens the log at its end: old errors do not count.
-        assert_eq!(probe.kernel_errors(), None);
+        assert_eq!(probe.kernel_errors(t0), None);
         let mut f = std::fs::OpenOptions::new()
             .append(true)
             .open(&kmsg)
@@ -700,17 +724,23 @@ mod tests {
             "3,103,8000,-;uvcvideo: Failed to set UVC probe control : -71"
         )
         .unwrap();
-        assert_eq!(
-            probe.kernel_errors(),
-            Some((2, "uvcvideo: Failed to set UVC probe control : -71".into()))
-        );
-        // Nothing new: nothing.
-        assert_eq!(probe.kernel_errors(), None);
+        let last = "uvcvideo: Failed to set UVC probe control : -71".to_owned();
+        assert_eq!(probe.kernel_errors(t0), Some((2, last.clone())));
+        // Nothing new: they still count while within the window.
+        let t1 = t0 + Duration::from_secs(60);
+        assert_eq!(probe.kernel_errors(t1), Some((2, last.clone())));
         // A hub above the camera counts.
         writeln!(f, "6,104,9000,-;usb 2-1: USB disconnect, device number 2").unwrap();
+        let hub = "usb 2-1: USB disconnect, device number 2".to_owned();
+        assert_eq!(probe.kernel_errors(t1), Some((3, hub.clone())));
+        // Past the window the first two are forgotten, then the last.
         assert_eq!(
-            probe.kernel_errors(),
-            Some((1, "usb 2-1: USB disconnect, device number 2".into()))
+            probe.kernel_errors(t0 + KERNEL_WINDOW + Duration::from_secs(1)),
+            Some((1, hub))
+        );
+        assert_eq!(
+            probe.kernel_errors(t1 + KERNEL_WINDOW + Duration::from_secs(1)),
+            None
         );
     }
 }
