@@ -664,7 +664,7 @@ impl Core {
             });
             return;
         }
-        let ctx = self.action_context();
+        let ctx = self.action_context(&target.name);
         let attempt_info = Attempt {
             step,
             attempt,
@@ -759,7 +759,7 @@ impl Core {
                 }
             },
         };
-        let ctx = self.action_context();
+        let ctx = self.action_context(&target.name);
         let incident = self
             .engine
             .state(name)
@@ -806,9 +806,16 @@ impl Core {
         });
     }
 
-    /// What an action needs besides its target.
-    fn action_context(&self) -> ActionContext {
+    /// What an action on `target` needs besides the target itself.
+    fn action_context(&self, target: &str) -> ActionContext {
+        let facts = self
+            .probes
+            .iter()
+            .filter(|((t, _), _)| t == target)
+            .flat_map(|(_, view)| view.outcome.facts.clone())
+            .collect();
         ActionContext {
+            facts,
             supervisor: self.supervisor.clone(),
             store: self.store.clone(),
             reboot: self.config.reboot.clone(),

@@ -182,6 +182,9 @@ pub struct HookEnv {
     /// The `device` of the target's camera probe, when it has one:
     /// `RVM_DEVICE`, `{device}`.
     pub device: Option<String>,
+    /// The USB port (e.g. `2-1.4`) the target's camera is, or was last
+    /// seen, on: `RVM_USB_PORT`, `{usb-port}`.
+    pub usb_port: Option<String>,
     /// The address of this watchdog's dashboard, when it is served:
     /// `RVM_DASHBOARD_URL`.
     pub dashboard_url: Option<String>,
@@ -204,6 +207,9 @@ impl HookEnv {
         if let Some(device) = &self.device {
             vars.push(("RVM_DEVICE", text(device)));
         }
+        if let Some(port) = &self.usb_port {
+            vars.push(("RVM_USB_PORT", text(port)));
+        }
         if let Some(url) = &self.dashboard_url {
             vars.push(("RVM_DASHBOARD_URL", text(url)));
         }
@@ -220,7 +226,7 @@ fn without_nul(s: &str) -> String {
     s.replace('\0', "\u{FFFD}")
 }
 
-/// Fills the `{target}`, `{unit}`, `{device}` and `{incident}` placeholders
+/// Fills the `{target}`, `{unit}`, `{device}`, `{usb-port}` and `{incident}` placeholders
 /// of a step's `args` from `env`.
 ///
 /// Each argument stays exactly one element, whatever the values hold
@@ -244,6 +250,8 @@ fn expand_arg(arg: &str, env: &HookEnv) -> String {
             "target" => Some(env.target.as_str()),
             "unit" => env.unit.as_deref(),
             "device" => env.device.as_deref(),
+            // Unknown until the camera probe saw the camera once: empty.
+            "usb-port" => Some(env.usb_port.as_deref().unwrap_or("")),
             "incident" => Some(env.incident.as_str()),
             _ => None,
         };

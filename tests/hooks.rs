@@ -46,6 +46,7 @@ fn env() -> HookEnv {
         step: 1,
         reason: "probe failed".into(),
         device: None,
+        usb_port: None,
         dashboard_url: None,
         host_root: "/".into(),
     }
@@ -300,7 +301,12 @@ const ALWAYS: [&str; 8] = [
     "PATH",
     "LANG",
 ];
-const OPTIONAL: [&str; 3] = ["RVM_UNIT", "RVM_DEVICE", "RVM_DASHBOARD_URL"];
+const OPTIONAL: [&str; 4] = [
+    "RVM_UNIT",
+    "RVM_DEVICE",
+    "RVM_USB_PORT",
+    "RVM_DASHBOARD_URL",
+];
 
 #[tokio::test]
 async fn a_hook_sees_exactly_the_documented_environment() {
@@ -323,6 +329,7 @@ async fn a_hook_sees_exactly_the_documented_environment() {
         step: 3,
         reason: "no frame for 30s: \"timeout\" $HOME `id`".into(),
         device: Some("/dev/v4l/by-id/usb-cam-video-index0".into()),
+        usb_port: Some("2-1.4".into()),
         dashboard_url: Some("http://127.0.0.1:9184/".into()),
         host_root: "/tmp/fixture root".into(),
     })
@@ -342,6 +349,7 @@ async fn a_hook_sees_exactly_the_documented_environment() {
         "no frame for 30s: \"timeout\" $HOME `id`"
     );
     assert_eq!(value("RVM_DEVICE"), "/dev/v4l/by-id/usb-cam-video-index0");
+    assert_eq!(value("RVM_USB_PORT"), "2-1.4");
     assert_eq!(value("RVM_DASHBOARD_URL"), "http://127.0.0.1:9184/");
     assert_eq!(value("RVM_HOST_ROOT"), "/tmp/fixture root");
     assert_eq!(value("PATH"), "/usr/sbin:/usr/bin:/sbin:/bin");
@@ -421,12 +429,14 @@ fn expand_args_fills_placeholders_and_keeps_each_argument_whole() {
         target: "camera one".into(),
         unit: Some("camera-capture.service".into()),
         device: Some("/dev/v4l/by-id/usb cam".into()),
+        usb_port: Some("2-1.4".into()),
         incident: "inc {target}".into(),
         ..env()
     };
     let args: Vec<String> = [
         "--device",
         "{device}",
+        "--port={usb-port}",
         "--unit={unit}",
         "{target} in {incident}",
         "two words",
@@ -442,6 +452,7 @@ fn expand_args_fills_placeholders_and_keeps_each_argument_whole() {
         [
             "--device",
             "/dev/v4l/by-id/usb cam",
+            "--port=2-1.4",
             "--unit=camera-capture.service",
             // A filled-in value is not expanded again.
             "camera one in inc {target}",
@@ -453,11 +464,16 @@ fn expand_args_fills_placeholders_and_keeps_each_argument_whole() {
         ]
     );
 
-    // Without a unit or device the placeholder stays (check rejects it).
-    let args = ["{unit}".to_owned(), "{device}".to_owned()];
+    // Without a unit or device the placeholder stays (check rejects it); a
+    // USB port never seen is empty.
+    let args = [
+        "{unit}".to_owned(),
+        "{device}".to_owned(),
+        "{usb-port}".to_owned(),
+    ];
     assert_eq!(
         hook::expand_args(&args, &self::env()),
-        ["{unit}", "{device}"]
+        ["{unit}", "{device}", ""]
     );
 }
 

@@ -32,16 +32,31 @@ fn now_secs() -> f64 {
 }
 
 fn setup(dir: &Path, hooks: &Path) {
+    setup_with(dir, hooks, "");
+}
+
+fn setup_with(dir: &Path, hooks: &Path, daemon: &str) {
     std::fs::create_dir_all(dir.join("policies")).unwrap();
     std::fs::create_dir_all(hooks).unwrap();
     std::fs::write(
         dir.join("watchdog.toml"),
         format!(
-            "[daemon]\nhooks-dirs = [\"{}\"]\n\n[log]\noutput = \"stderr\"\n",
+            "[daemon]\nhooks-dirs = [\"{}\"]\n{daemon}\n[log]\noutput = \"stderr\"\n",
             hooks.display()
         ),
     )
     .unwrap();
+}
+
+/// A hook that appends its arguments to `marker`.
+fn recording_hook(hooks: &Path, name: &str, marker: &Path) {
+    let hook = hooks.join(name);
+    std::fs::write(
+        &hook,
+        format!("#!/bin/sh\necho \"$@\" >> {}\n", marker.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
 }
 
 #[test]
@@ -51,13 +66,7 @@ fn an_absent_camera_fails_and_its_hook_gets_the_device() {
     let hooks = dir.join("hooks");
     setup(dir, &hooks);
     let marker = dir.join("hook-args");
-    let hook = hooks.join("usb-reset");
-    std::fs::write(
-        &hook,
-        format!("#!/bin/sh\necho \"$@\" >> {}\n", marker.display()),
-    )
-    .unwrap();
-    std::fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    recording_hook(&hooks, "usb-reset", &marker);
     let device = dir.join("by-id/usb-046d_HD_Pro_Webcam_C920-video-index0");
     std::fs::write(
         dir.join("policies/camera.toml"),
@@ -139,4 +148,65 @@ fn a_frozen_frame_heartbeat_fails_and_the_uplink_passes() {
         frozen.1
     );
     drop(listener);
+}
+
+#[test]
+fn the_hook_gets_the_usb_port_the_camera_was_on() {
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path();
+    let hooks = dir.join("hooks");
+    let root = dir.join("root");
+    setup_with(
+        dir,
+        &hooks,
+        &format!("host-root = \"{}\"\n", root.display()),
+    );
+    let marker = dir.join("hook-args");
+    recording_hook(&hooks, "usb-reset", &marker);
+    // A node (a plain file: it does not answer VIDIOC_QUERYCAP, as a
+    // wedged camera may not) whose sysfs entry hangs off USB port 2-1.4.
+    std::fs::create_dir_all(root.join("dev/v4l/by-id")).unwrap();
+    std::fs::write(root.join("dev/video0"), "").unwrap();
+    let device = root.join("dev/v4l/by-id/usb-cam-video-index0");
+    std::os::unix::fs::symlink("../../video0", &device).unwrap();
+    let iface = "devices/platform/3610000.usb/usb2/2-1/2-1.4/2-1.4:1.0";
+    std::fs::create_dir_all(root.join("sys").join(iface)).unwrap();
+    std::fs::create_dir_all(root.join("sys/class/video4linux/video0")).unwrap();
+    std::os::unix::fs::symlink(
+        format!("../../../{iface}"),
+        root.join("sys/class/video4linux/video0/device"),
+    )
+    .unwrap();
+    std::fs::create_dir_all(root.join("sys/bus/usb/devices")).unwrap();
+    std::os::unix::fs::symlink(
+        "../../../devices/platform/3610000.usb/usb2/2-1/2-1.4",
+        root.join("sys/bus/usb/devices/2-1.4"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("policies/camera.toml"),
+        format!(
+            "[target]\nname = \"camera\"\n\n\
+             [[probe]]\nname = \"v4l2\"\nkind = \"camera\"\ndevice = \"{}\"\nkernel-errors = false\n\
+             interval = \"200ms\"\nfail-after = 2\n\n\
+             [[recovery]]\naction = \"hook\"\nhook = \"usb-reset\"\n\
+             args = [\"--device\", \"{{device}}\", \"--port\", \"{{usb-port}}\"]\n\
+             attempts = 1\nbackoff = {{ initial = \"100ms\", jitter = 0.0 }}\n",
+            device.display()
+        ),
+    )
+    .unwrap();
+    let mut daemon = Daemon::start(dir);
+    daemon.wait_for_line("probe camera/v4l2 is failing", WAIT);
+    let (status, output) = check(&daemon, "camera:v4l2").unwrap();
+    assert_eq!(status, "fail");
+    assert_eq!(output, format!("{} is not a V4L2 device", device.display()));
+    let args = wait_until("the hook ran", WAIT, || {
+        std::fs::read_to_string(&marker).ok()
+    })
+    .unwrap();
+    assert_eq!(
+        args.trim(),
+        format!("--device {} --port 2-1.4", device.display())
+    );
 }

@@ -1058,7 +1058,7 @@ const ACTIONS: [(&str, &[&str]); 5] = [
 const STEP_COMMON: [&str; 5] = ["action", "attempts", "backoff", "healthy-for", "cooldown"];
 
 /// Placeholders a hook's `args` may use.
-pub const HOOK_PLACEHOLDERS: [&str; 4] = ["target", "unit", "device", "incident"];
+pub const HOOK_PLACEHOLDERS: [&str; 5] = ["target", "unit", "device", "usb-port", "incident"];
 
 /// Validates one policy file. `None` when it has no usable target, or the
 /// target is disabled (`enabled = false`, reported as `Ok(None)`).
@@ -1796,7 +1796,7 @@ fn check_placeholders(
                 path,
                 format!("{{unit}} in \"{arg}\" needs a target with a `unit`"),
             );
-        } else if name == "device" {
+        } else if name == "device" || name == "usb-port" {
             let cameras = probes
                 .iter()
                 .filter(|p| matches!(p.check, Check::Camera { .. }))
@@ -1804,13 +1804,13 @@ fn check_placeholders(
             if cameras == 0 {
                 c.error(
                     path,
-                    format!("{{device}} in \"{arg}\" needs a camera probe in this target"),
+                    format!("{{{name}}} in \"{arg}\" needs a camera probe in this target"),
                 );
             } else if cameras > 1 {
                 c.error(
                     path,
                     format!(
-                        "{{device}} in \"{arg}\" is ambiguous: this target has {cameras} camera probes"
+                        "{{{name}}} in \"{arg}\" is ambiguous: this target has {cameras} camera probes"
                     ),
                 );
             }

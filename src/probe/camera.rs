@@ -374,7 +374,24 @@ impl CameraProbe {
         let kernel = self.kernel_errors(Instant::now());
         let device = &self.settings.device;
 
-        match query(device) {
+        let answer = query(device);
+        let real = std::fs::canonicalize(device).ok();
+        if answer != Query::Absent {
+            // The port, whatever the node answered: a wedged camera (EIO)
+            // is reset through it too.
+            let node = real
+                .as_ref()
+                .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()));
+            if let Some(port) = node.and_then(|n| usb_port(&self.root, &n)) {
+                if port_present(&self.root, &port) {
+                    notes.push(format!("USB {port}"));
+                } else {
+                    fails.push(format!("USB port {port} is gone"));
+                }
+                self.port = Some(port);
+            }
+        }
+        match answer {
             Query::Absent => {
                 let port = match &self.port {
                     Some(p) if port_present(&self.root, p) => {
@@ -403,21 +420,9 @@ impl CameraProbe {
                 } else if caps & CAP_STREAMING == 0 {
                     warns.push(format!("{} ({card}) cannot stream", device.display()));
                 }
-                let real = std::fs::canonicalize(device).ok();
                 match &real {
-                    Some(r) if r != device => notes.push(format!("{card} at {}", r.display())),
-                    _ => notes.push(card),
-                }
-                let node = real
-                    .as_ref()
-                    .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()));
-                if let Some(port) = node.and_then(|n| usb_port(&self.root, &n)) {
-                    if port_present(&self.root, &port) {
-                        notes.push(format!("USB {port}"));
-                    } else {
-                        fails.push(format!("USB port {port} is gone"));
-                    }
-                    self.port = Some(port);
+                    Some(r) if r != device => notes.insert(0, format!("{card} at {}", r.display())),
+                    _ => notes.insert(0, card),
                 }
             }
         }
@@ -450,7 +455,12 @@ impl CameraProbe {
         if parts.is_empty() {
             parts = notes;
         }
-        let outcome = Outcome::new(status, parts.join("; "));
+        let mut outcome = Outcome::new(status, parts.join("; "));
+        if let Some(port) = &self.port {
+            // Known, or last known: a camera that fell off the bus is reset
+            // through the port it was on.
+            outcome.facts.insert("usb-port", port.clone());
+        }
         match age {
             Some(secs) => outcome.value(secs, "s"),
             None => outcome,

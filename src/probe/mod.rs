@@ -20,6 +20,7 @@ pub mod myrvm;
 pub mod network;
 pub mod tegrastats;
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, TryLockError};
 use std::time::{Duration, Instant, SystemTime};
@@ -70,6 +71,10 @@ pub struct Outcome {
     pub output: String,
     /// How long the check took, milliseconds.
     pub took_ms: u64,
+    /// What the check learnt that recovery can use, by name: a camera's
+    /// `usb-port` (for the `{usb-port}` hook placeholder).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub facts: BTreeMap<&'static str, String>,
 }
 
 impl Outcome {
@@ -81,6 +86,7 @@ impl Outcome {
             observed_unit: None,
             output: output.into(),
             took_ms: 0,
+            facts: BTreeMap::new(),
         }
     }
 

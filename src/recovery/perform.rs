@@ -108,6 +108,8 @@ pub struct ActionContext {
     pub dashboard_url: Option<String>,
     /// Process targets' handles, by target name.
     pub processes: BTreeMap<String, ProcessHandle>,
+    /// What the target's probes last learnt (a camera's `usb-port`).
+    pub facts: BTreeMap<&'static str, String>,
 }
 
 /// Which attempt of which step, and why: for hooks and records.
@@ -203,6 +205,7 @@ pub async fn perform(
                     Check::Camera { device, .. } => Some(device.display().to_string()),
                     _ => None,
                 }),
+                usb_port: ctx.facts.get("usb-port").cloned(),
                 dashboard_url: ctx.dashboard_url.clone(),
                 host_root: ctx.host_root.clone(),
             };
@@ -440,6 +443,7 @@ mod tests {
         reboot.min_uptime = Duration::ZERO;
         reboot.command = Some(vec!["/bin/true".into()]);
         let ctx = ActionContext {
+            facts: BTreeMap::new(),
             supervisor: None,
             store: Some(StoreThread::spawn(store)),
             reboot,
