@@ -145,6 +145,77 @@ fn accounting(out: &mut String, units: &BTreeMap<String, crate::supervisor::Unit
     }
 }
 
+/// Each probe's last run (status, value, duration), its health after
+/// hysteresis, and the figures it read (a GPU probe's telemetry).
+fn probes(out: &mut String, probes: &BTreeMap<String, crate::status::ProbeView>) {
+    use crate::probe::{ProbeHealth, Status};
+    let labels = |key: &str| {
+        let (t, p) = key.split_once(':').unwrap_or((key, ""));
+        format!("target=\"{}\",probe=\"{}\"", label(t), label(p))
+    };
+    let mut families: BTreeMap<String, (&str, &str, Vec<String>)> = BTreeMap::new();
+    let mut add = |name: String, kind: &'static str, help: &'static str, sample: String| {
+        families
+            .entry(name)
+            .or_insert_with(|| (kind, help, Vec::new()))
+            .2
+            .push(sample);
+    };
+    for (key, view) in probes {
+        let l = labels(key);
+        let o = &view.outcome;
+        let status = match o.status {
+            Status::Pass => 0,
+            Status::Warn => 1,
+            Status::Fail => 2,
+        };
+        add(
+            "rvm_watchdog_probe_status".into(),
+            "gauge",
+            "The probe's last run: 0 pass, 1 warn, 2 fail.",
+            format!("{{{l}}} {status}"),
+        );
+        add(
+            "rvm_watchdog_probe_failing".into(),
+            "gauge",
+            "1 while the probe is failing (after fail-after runs in a row).",
+            format!("{{{l}}} {}", u8::from(view.health == ProbeHealth::Failing)),
+        );
+        add(
+            "rvm_watchdog_probe_duration_seconds".into(),
+            "gauge",
+            "How long the probe's last run took.",
+            format!("{{{l}}} {}", o.took_ms as f64 / 1000.0),
+        );
+        if let (Some(v), Some(unit)) = (o.observed_value, o.observed_unit) {
+            add(
+                "rvm_watchdog_probe_value".into(),
+                "gauge",
+                "What the probe's last run measured, in its unit.",
+                format!("{{{l},unit=\"{}\"}} {v}", label(unit)),
+            );
+        }
+        for m in &o.measurements {
+            let extra = match &m.label {
+                Some((k, v)) => format!(",{k}=\"{}\"", label(v)),
+                None => String::new(),
+            };
+            add(
+                format!("rvm_watchdog_{}", m.name),
+                "gauge",
+                "Read by the probe named in the labels.",
+                format!("{{{l}{extra}}} {}", m.value),
+            );
+        }
+    }
+    for (name, (kind, help, samples)) in families {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for sample in samples {
+            let _ = writeln!(out, "{name}{sample}");
+        }
+    }
+}
+
 /// The exposition of everything the snapshot knows.
 pub fn render(s: &Snapshot) -> String {
     let mut out = String::new();
@@ -208,6 +279,7 @@ pub fn render(s: &Snapshot) -> String {
     );
     lag_histogram(&mut out, &s.counters.probe_lag);
     accounting(&mut out, &s.accounting);
+    probes(&mut out, &s.probes);
     family(
         &mut out,
         "rvm_watchdog_safe_mode",
@@ -265,6 +337,51 @@ mod tests {
             assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
         }
         assert!(!text.contains("rvm_watchdog_unit_tasks"), "{text}");
+    }
+
+    #[test]
+    fn probes_and_what_they_read_are_exposed() {
+        use crate::probe::{Measurement, Outcome, ProbeHealth, Status};
+        let mut gpu = Outcome::new(Status::Warn, "GPU 17000000.gpu: throttled").value(71.5, "°C");
+        gpu.took_ms = 12;
+        gpu.measurements = vec![
+            Measurement::new("gpu_load_percent", 45.7),
+            Measurement::labelled("temperature_celsius", "zone", "tj-thermal", 72.0),
+            Measurement::labelled("temperature_celsius", "zone", "gpu-thermal", 71.5),
+        ];
+        let mut probes = BTreeMap::new();
+        let view = |outcome: Outcome, health| crate::status::ProbeView {
+            health,
+            outcome,
+            at: std::time::SystemTime::now(),
+        };
+        probes.insert("gpu:gpu".to_owned(), view(gpu, ProbeHealth::Passing));
+        probes.insert(
+            "camera:v4l2".to_owned(),
+            view(Outcome::new(Status::Fail, "absent"), ProbeHealth::Failing),
+        );
+        let mut text = String::new();
+        super::probes(&mut text, &probes);
+        for line in [
+            "rvm_watchdog_probe_status{target=\"gpu\",probe=\"gpu\"} 1",
+            "rvm_watchdog_probe_status{target=\"camera\",probe=\"v4l2\"} 2",
+            "rvm_watchdog_probe_failing{target=\"camera\",probe=\"v4l2\"} 1",
+            "rvm_watchdog_probe_failing{target=\"gpu\",probe=\"gpu\"} 0",
+            "rvm_watchdog_probe_duration_seconds{target=\"gpu\",probe=\"gpu\"} 0.012",
+            "rvm_watchdog_probe_value{target=\"gpu\",probe=\"gpu\",unit=\"°C\"} 71.5",
+            "rvm_watchdog_gpu_load_percent{target=\"gpu\",probe=\"gpu\"} 45.7",
+            "rvm_watchdog_temperature_celsius{target=\"gpu\",probe=\"gpu\",zone=\"tj-thermal\"} 72",
+            "# TYPE rvm_watchdog_temperature_celsius gauge",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
+        }
+        // One HELP/TYPE per family, however many probes report it.
+        assert_eq!(
+            text.matches("# TYPE rvm_watchdog_temperature_celsius ")
+                .count(),
+            1
+        );
+        assert!(!text.contains("probe_value{target=\"camera\""), "{text}");
     }
 
     #[test]

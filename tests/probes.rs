@@ -129,6 +129,20 @@ fn a_frozen_frame_heartbeat_fails_and_the_uplink_passes() {
     assert_eq!(status, "pass");
     assert!(output.starts_with("localhost is "), "{output}");
     assert!(output.contains(&format!("TCP {address} in ")), "{output}");
+    // And on /metrics: its status and what it measured.
+    let (_, _, metrics) = http_get(daemon.addr, "/metrics");
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == "rvm_watchdog_probe_status{target=\"uplink\",probe=\"path\"} 0"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.lines().any(|l| l.starts_with(
+            "rvm_watchdog_probe_value{target=\"uplink\",probe=\"path\",unit=\"ms\"} "
+        )),
+        "{metrics}"
+    );
 
     // The capture service keeps writing fresh heartbeats with new sequence
     // numbers but the same frame: frozen. (The node is not a camera, so

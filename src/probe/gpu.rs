@@ -50,7 +50,7 @@ use tracing::{info, warn};
 use super::checks::judge;
 use super::jetson::{Backend, Gpu, Rail, Reader, Telemetry, Temperature};
 use super::tegrastats::{self, Sample};
-use super::{Outcome, Status};
+use super::{Measurement, Outcome, Status};
 use crate::config::Thresholds;
 
 /// How long after NVML failed to load it is tried again.
@@ -161,7 +161,8 @@ impl GpuProbe {
         } else if self.root == Path::new("/") && !self.root.join("etc/nv_tegra_release").exists() {
             self.read_nvml(now, &mut telemetry);
         }
-        let outcome = self.judge(&telemetry);
+        let mut outcome = self.judge(&telemetry);
+        outcome.measurements = measurements(&telemetry);
         self.telemetry = Some(telemetry);
         outcome
     }
@@ -666,6 +667,51 @@ fn fill_from_tegrastats(sample: Sample, t: &mut Telemetry) {
     };
 }
 
+/// The telemetry as figures for `/metrics`.
+pub fn measurements(t: &Telemetry) -> Vec<Measurement> {
+    let mut out = Vec::new();
+    if let Some(gpu) = &t.gpu {
+        if let Some(load) = gpu.load_percent {
+            out.push(Measurement::new("gpu_load_percent", load));
+        }
+        if let Some(hz) = gpu.cur_hz {
+            out.push(Measurement::new("gpu_frequency_hertz", hz as f64));
+        }
+        if let Some(hz) = gpu.max_hz {
+            out.push(Measurement::new("gpu_max_frequency_hertz", hz as f64));
+        }
+        out.push(Measurement::new(
+            "gpu_throttled",
+            f64::from(u8::from(gpu.throttled)),
+        ));
+    }
+    for zone in &t.temperatures {
+        out.push(Measurement::labelled(
+            "temperature_celsius",
+            "zone",
+            &zone.zone,
+            zone.celsius,
+        ));
+    }
+    for rail in &t.rails {
+        out.push(Measurement::labelled(
+            "power_milliwatts",
+            "rail",
+            &rail.name,
+            rail.milliwatts,
+        ));
+    }
+    if let Some(fan) = &t.fan {
+        if let Some(percent) = fan.percent {
+            out.push(Measurement::new("fan_percent", percent));
+        }
+        if let Some(rpm) = fan.rpm {
+            out.push(Measurement::new("fan_rpm", f64::from(rpm)));
+        }
+    }
+    out
+}
+
 /// A zone's name lower-cased without its `-thermal` or `-therm` suffix.
 fn base_name(zone: &str) -> String {
     let zone = zone.to_lowercase();
@@ -760,6 +806,23 @@ mod tests {
         );
         let t = p.telemetry().unwrap();
         assert_eq!(t.gpu.as_ref().unwrap().name, "17000000.gpu");
+        // The same reading, as figures for /metrics.
+        let figure = |name: &str, label: Option<&str>| {
+            o.measurements
+                .iter()
+                .find(|m| m.name == name && m.label.as_ref().map(|(_, v)| v.as_str()) == label)
+                .map(|m| m.value)
+        };
+        assert_eq!(figure("gpu_load_percent", None), Some(12.3));
+        assert_eq!(figure("gpu_frequency_hertz", None), Some(306_000_000.0));
+        assert_eq!(figure("gpu_throttled", None), Some(0.0));
+        assert_eq!(
+            figure("temperature_celsius", Some("gpu-thermal")),
+            Some(44.531)
+        );
+        // Offline zones are missing, not zero.
+        assert_eq!(figure("temperature_celsius", Some("cv0-thermal")), None);
+        assert!(figure("power_milliwatts", Some("VDD_IN")).is_some_and(|mw| mw > 4900.0));
     }
 
     #[test]

@@ -75,6 +75,43 @@ pub struct Outcome {
     /// `usb-port` (for the `{usb-port}` hook placeholder).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub facts: BTreeMap<&'static str, String>,
+    /// Figures for `/metrics` beyond the observed value (a GPU probe's
+    /// load, clocks, temperatures, rails and fan).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub measurements: Vec<Measurement>,
+}
+
+/// One figure a probe read, exposed on `/metrics` as
+/// `rvm_watchdog_<name>{target, probe[, label]}`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Measurement {
+    /// Metric name without the `rvm_watchdog_` prefix, with its unit
+    /// (`gpu_load_percent`, `temperature_celsius`).
+    pub name: &'static str,
+    /// One more label, e.g. `("zone", "tj-thermal")`.
+    pub label: Option<(&'static str, String)>,
+    /// The value.
+    pub value: f64,
+}
+
+impl Measurement {
+    /// A figure without an extra label.
+    pub fn new(name: &'static str, value: f64) -> Measurement {
+        Measurement {
+            name,
+            label: None,
+            value,
+        }
+    }
+
+    /// A figure with one extra label.
+    pub fn labelled(name: &'static str, key: &'static str, label: &str, value: f64) -> Measurement {
+        Measurement {
+            name,
+            label: Some((key, label.to_owned())),
+            value,
+        }
+    }
 }
 
 impl Outcome {
@@ -87,6 +124,7 @@ impl Outcome {
             output: output.into(),
             took_ms: 0,
             facts: BTreeMap::new(),
+            measurements: Vec::new(),
         }
     }
 
