@@ -30,7 +30,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::config::{Check, Probe, Target};
+use crate::config::{self, Check, Target};
 
 pub use hysteresis::{Hysteresis, ProbeHealth};
 
@@ -161,22 +161,42 @@ pub fn runs(check: &Check) -> bool {
 /// A probe ready to run, with what its check remembers between runs (a
 /// camera's last heartbeat and kernel log position, say).
 pub struct Runner {
-    probe: Probe,
+    probe: config::Probe,
     memory: Memory,
 }
 
-/// Per-probe state of the kinds that keep some. Blocking kinds hold it
-/// behind a mutex that their worker thread takes: a run still blocked in
-/// the kernel (a wedged device, a stuck sysfs read) is never run twice.
+/// A probe that keeps state between runs and reads devices or sysfs,
+/// which can block in the kernel: it runs on a worker thread, never on the
+/// async runtime (the `camera` and `gpu` kinds).
+pub trait Probe: Send + 'static {
+    /// One run. Blocking.
+    fn run(&mut self) -> Outcome;
+}
+
+impl Probe for camera::CameraProbe {
+    fn run(&mut self) -> Outcome {
+        camera::CameraProbe::run(self)
+    }
+}
+
+impl Probe for gpu::GpuProbe {
+    fn run(&mut self) -> Outcome {
+        gpu::GpuProbe::run(self)
+    }
+}
+
+/// What a probe keeps between runs. A [`Probe`] is held behind a mutex
+/// that its worker thread takes: a run still blocked in the kernel (a
+/// wedged device, a stuck sysfs read) is never run twice.
 enum Memory {
+    /// Kinds without state: [`checks::run`] on the runtime.
     None,
-    Camera(Arc<Mutex<camera::CameraProbe>>),
-    Gpu(Arc<Mutex<gpu::GpuProbe>>),
+    Blocking(Arc<Mutex<dyn Probe>>),
 }
 
 impl Runner {
     /// A runner for `probe`.
-    pub fn new(probe: &Probe, ctx: &Context) -> Runner {
+    pub fn new(probe: &config::Probe, ctx: &Context) -> Runner {
         let memory = match &probe.check {
             Check::Camera {
                 device,
@@ -184,7 +204,7 @@ impl Runner {
                 max_frame_age,
                 identical_frames,
                 kernel_errors,
-            } => Memory::Camera(Arc::new(Mutex::new(camera::CameraProbe::new(
+            } => Memory::Blocking(Arc::new(Mutex::new(camera::CameraProbe::new(
                 ctx.host_root.clone(),
                 camera::Settings {
                     device: device.clone(),
@@ -194,10 +214,9 @@ impl Runner {
                     kernel_errors: *kernel_errors,
                 },
             )))),
-            Check::Gpu { thresholds } => Memory::Gpu(Arc::new(Mutex::new(gpu::GpuProbe::new(
-                ctx.host_root.clone(),
-                *thresholds,
-            )))),
+            Check::Gpu { thresholds } => Memory::Blocking(Arc::new(Mutex::new(
+                gpu::GpuProbe::new(ctx.host_root.clone(), *thresholds),
+            ))),
             _ => Memory::None,
         };
         Runner {
@@ -207,7 +226,7 @@ impl Runner {
     }
 
     /// The probe.
-    pub fn probe(&self) -> &Probe {
+    pub fn probe(&self) -> &config::Probe {
         &self.probe
     }
 
@@ -217,8 +236,7 @@ impl Runner {
         let timeout = self.probe.timeout;
         let check = async {
             match &self.memory {
-                Memory::Camera(state) => off_runtime(state, camera::CameraProbe::run).await,
-                Memory::Gpu(state) => off_runtime(state, gpu::GpuProbe::run).await,
+                Memory::Blocking(state) => off_runtime(state).await,
                 Memory::None => checks::run(&self.probe.check, ctx, timeout).await,
             }
         };
@@ -236,14 +254,11 @@ impl Runner {
 
 /// Runs a blocking check on a worker thread. When the previous run of the
 /// same probe is still blocked, says so instead of starting another.
-async fn off_runtime<P: Send + 'static>(
-    state: &Arc<Mutex<P>>,
-    check: fn(&mut P) -> Outcome,
-) -> Outcome {
+async fn off_runtime(state: &Arc<Mutex<dyn Probe>>) -> Outcome {
     let state = Arc::clone(state);
     let work = tokio::task::spawn_blocking(move || match state.try_lock() {
-        Ok(mut p) => check(&mut p),
-        Err(TryLockError::Poisoned(e)) => check(&mut e.into_inner()),
+        Ok(mut p) => p.run(),
+        Err(TryLockError::Poisoned(e)) => e.into_inner().run(),
         Err(TryLockError::WouldBlock) => Outcome::new(
             Status::Fail,
             "the previous run is still blocked (a device or sysfs read that does not return)",
@@ -382,7 +397,7 @@ pub fn unit_outcome(state: &crate::supervisor::UnitState) -> Outcome {
 
 /// Runs one probe now, bounded by its timeout, with fresh state (the
 /// `rvm-watchdog probe` command).
-pub async fn run_once(probe: &Probe, ctx: &Context) -> Outcome {
+pub async fn run_once(probe: &config::Probe, ctx: &Context) -> Outcome {
     Runner::new(probe, ctx).run(ctx).await
 }
 
@@ -391,8 +406,8 @@ mod tests {
     use super::*;
     use crate::config::{ProbeRole, Thresholds};
 
-    fn gpu_probe(timeout: Duration) -> Probe {
-        Probe {
+    fn gpu_probe(timeout: Duration) -> config::Probe {
+        config::Probe {
             name: "gpu".into(),
             role: ProbeRole::Dependency,
             interval: Duration::from_secs(10),
