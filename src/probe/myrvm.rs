@@ -416,6 +416,30 @@ mod tests {
         );
     }
 
+    /// A resolver that knows no name, as a machine whose DNS is broken.
+    struct NoNames;
+
+    impl reqwest::dns::Resolve for NoNames {
+        fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+            let name = name.as_str().to_owned();
+            Box::pin(async move { Err(format!("{name}: no such name").into()) })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_name_that_does_not_resolve_is_dns() {
+        crate::probe::install_tls();
+        let http = reqwest::Client::builder()
+            .dns_resolver(std::sync::Arc::new(NoNames))
+            .build()
+            .unwrap();
+        let p = platform("https://myrvm.example/api/v1".into(), None);
+        let o = run(Some(&p), "/edge/config", &http, Duration::from_secs(5)).await;
+        assert_eq!(o.status, Status::Fail);
+        assert!(o.output.starts_with("DNS: "), "{}", o.output);
+        assert!(o.output.contains("myrvm.example"), "{}", o.output);
+    }
+
     #[test]
     fn statuses_map_to_classes() {
         assert_eq!(Class::of_status(204), Class::Ok);

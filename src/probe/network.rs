@@ -247,6 +247,12 @@ mod tests {
         std::fs::write(root.join("proc/net/ipv6_route"), v6).unwrap();
     }
 
+    /// A client as the daemon makes one: TLS with ring, installed first.
+    fn client() -> reqwest::Client {
+        crate::probe::install_tls();
+        reqwest::Client::new()
+    }
+
     fn deadline() -> Deadline {
         Deadline::now() + Duration::from_secs(5)
     }
@@ -290,7 +296,7 @@ mod tests {
         let r = root.path();
         iface(r, "eth0", "up", Some("1"));
         routes(r, ROUTES, "");
-        let http = reqwest::Client::new();
+        let http = client();
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let open = listener.local_addr().unwrap().to_string();
         let closed = {
@@ -349,6 +355,51 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_http_round_trip_is_the_last_step_and_any_answer_passes() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut sock, _)) = listener.accept().await {
+                let mut buf = [0u8; 1024];
+                let _ = sock.read(&mut buf).await;
+                let _ = sock
+                    .write_all(b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                    .await;
+            }
+        });
+        let root = tempfile::tempdir().unwrap();
+        let http = client();
+        let url = format!("http://{addr}/");
+        let steps = Steps {
+            url: Some(&url),
+            ..Steps::default()
+        };
+        let o = run(root.path(), &steps, &http, deadline()).await;
+        // The path works; what the server says is for other probes to judge.
+        assert_eq!(o.status, Status::Pass, "{}", o.output);
+        assert!(o.output.starts_with("HTTP 503 in "), "{}", o.output);
+        assert_eq!(o.observed_unit, Some("ms"));
+
+        let closed = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            format!("http://{}/", l.local_addr().unwrap())
+        };
+        let steps = Steps {
+            url: Some(&closed),
+            ..Steps::default()
+        };
+        let o = run(root.path(), &steps, &http, deadline()).await;
+        assert_eq!(o.status, Status::Fail);
+        assert!(
+            o.output
+                .starts_with(&format!("HTTP: {closed}: cannot connect: ")),
+            "{}",
+            o.output
+        );
+    }
+
+    #[tokio::test]
     async fn an_unresolvable_name_is_dns_not_the_platform() {
         let root = tempfile::tempdir().unwrap();
         let steps = Steps {
@@ -358,7 +409,7 @@ mod tests {
         let o = run(
             root.path(),
             &steps,
-            &reqwest::Client::new(),
+            &client(),
             Deadline::now() + Duration::from_secs(3),
         )
         .await;
