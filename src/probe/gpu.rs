@@ -695,10 +695,10 @@ pub fn measurements(t: &Telemetry) -> Vec<Measurement> {
     }
     for rail in &t.rails {
         out.push(Measurement::labelled(
-            "power_milliwatts",
+            "power_watts",
             "rail",
             &rail.name,
-            rail.milliwatts,
+            rail.milliwatts / 1000.0,
         ));
     }
     if let Some(fan) = &t.fan {
@@ -822,7 +822,7 @@ mod tests {
         );
         // Offline zones are missing, not zero.
         assert_eq!(figure("temperature_celsius", Some("cv0-thermal")), None);
-        assert!(figure("power_milliwatts", Some("VDD_IN")).is_some_and(|mw| mw > 4900.0));
+        assert!(figure("power_watts", Some("VDD_IN")).is_some_and(|w| w > 4.9 && w < 5.0));
     }
 
     #[test]
