@@ -46,6 +46,10 @@ pub enum Command {
 pub struct ProbeArgs {
     /// `TARGET` for all its probes, `TARGET/PROBE` for one.
     pub which: String,
+    /// Also print what each probe read: its figures (a GPU's load, every
+    /// thermal zone and rail) and facts (a camera's USB port).
+    #[arg(long)]
+    pub details: bool,
     /// Files to read.
     #[command(flatten)]
     pub files: FileArgs,
@@ -357,6 +361,19 @@ pub fn probe(args: &ProbeArgs, out: &mut impl std::io::Write) -> std::io::Result
             outcome.output,
             outcome.took_ms
         )?;
+        if args.details {
+            for (name, value) in &outcome.facts {
+                writeln!(out, "    {name} = {value}")?;
+            }
+            for m in &outcome.measurements {
+                match &m.label {
+                    Some((key, label)) => {
+                        writeln!(out, "    {}{{{key}={label}}} {}", m.name, m.value)?
+                    }
+                    None => writeln!(out, "    {} {}", m.name, m.value)?,
+                }
+            }
+        }
     }
     Ok(worst)
 }

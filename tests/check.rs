@@ -502,3 +502,46 @@ fn probe_runs_a_targets_probes_once_and_exits_with_the_worst() {
         (Some(3), "target \"edge\" has no probe named \"nope\"")
     );
 }
+
+#[test]
+fn probe_details_show_what_a_gpu_probe_read_on_a_jetson_tree() {
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/jetson/jp6-orin-nano");
+    let config = dir.join("watchdog.toml");
+    std::fs::write(
+        &config,
+        format!("[daemon]\nhost-root = \"{}\"\n", root.display()),
+    )
+    .unwrap();
+    let policies = dir.join("policies");
+    std::fs::create_dir_all(&policies).unwrap();
+    std::fs::write(
+        policies.join("board.toml"),
+        "[target]\nname = \"board\"\n\n[[probe]]\nname = \"gpu\"\nkind = \"gpu\"\n",
+    )
+    .unwrap();
+    let out = binary()
+        .args(["probe", "board/gpu", "--details", "--config"])
+        .arg(&config)
+        .arg("--policies")
+        .arg(&policies)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(
+        lines[0].starts_with("board/gpu: pass [44.53 °C] GPU 17000000.gpu: load 12.3 %"),
+        "{text}"
+    );
+    for line in [
+        "    gpu_load_percent 12.3",
+        "    gpu_frequency_hertz 306000000",
+        "    temperature_celsius{zone=gpu-thermal} 44.531",
+    ] {
+        assert!(lines.contains(&line), "{line} in\n{text}");
+    }
+    // Offline zones are not figures.
+    assert!(!text.contains("cv0-thermal"), "{text}");
+}
