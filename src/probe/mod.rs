@@ -468,4 +468,67 @@ mod tests {
         .expect("the probe runs again once the read returned");
         assert!(again.output.starts_with("no GPU found"), "{}", again.output);
     }
+
+    /// A probe stuck on its check (a program waiting on a FIFO nobody
+    /// writes) does not hold up another: the fast one reports again and
+    /// again before the stuck one reports once.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_stuck_probe_never_delays_another() {
+        use crate::config::diag::SourceFile;
+        use crate::config::validate;
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("gate");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+        let fresh = dir.path().join("fresh");
+        std::fs::write(&fresh, "").unwrap();
+        let policy = format!(
+            "[target]\nname = \"t\"\n\n\
+             [[probe]]\nname = \"stuck\"\nkind = \"exec\"\ncommand = [\"/bin/cat\", \"{}\"]\n\
+             interval = \"1m\"\ntimeout = \"30s\"\n\n\
+             [[probe]]\nname = \"fast\"\nkind = \"file-age\"\nfile = \"{}\"\nmax-age = \"1h\"\n\
+             interval = \"100ms\"\n",
+            fifo.display(),
+            fresh.display()
+        );
+        let src = SourceFile::new(
+            "<embedded>/watchdog.toml",
+            config::EMBEDDED_CONFIG.to_owned(),
+        );
+        let mut out = Vec::new();
+        let raw = src.deserialize(&mut out, |_| None).unwrap();
+        let cfg = validate::config(&src, raw, &mut out);
+        let psrc = SourceFile::new("t.toml", policy);
+        let raw = psrc.deserialize(&mut out, |_| None).unwrap();
+        let target = validate::policy(&psrc, raw, &cfg, &mut out).unwrap();
+        assert!(out.is_empty(), "{out:?}");
+
+        let (tx, mut rx) = mpsc::channel(64);
+        let stop = CancellationToken::new();
+        let tasks = TaskTracker::new();
+        start(&target, &Context::new("/".into()), &tx, &stop, &tasks);
+        let mut fast = 0;
+        let stuck = tokio::time::timeout(Duration::from_secs(30), async {
+            loop {
+                let r = rx.recv().await.unwrap();
+                match r.probe.as_str() {
+                    "fast" => {
+                        fast += 1;
+                        if fast == 5 {
+                            // Let the stuck one go.
+                            let gate = fifo.clone();
+                            tokio::task::spawn_blocking(move || std::fs::write(gate, "ok\n"));
+                        }
+                    }
+                    _ => return (fast, r.outcome),
+                }
+            }
+        })
+        .await
+        .expect("the stuck probe reports once let go");
+        assert!(stuck.0 >= 5, "the fast probe ran {} times first", stuck.0);
+        assert_eq!(stuck.1.status, Status::Pass, "{}", stuck.1.output);
+        stop.cancel();
+        tasks.close();
+        tasks.wait().await;
+    }
 }
