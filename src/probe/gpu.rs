@@ -81,6 +81,10 @@ pub struct GpuProbe {
     jetson: Reader,
     nvml: Option<Nvml>,
     nvml_retry_at: Option<Instant>,
+    /// NVML's library: `None` is the driver's `libnvidia-ml.so`, looked
+    /// for only on a machine (root `/`) that is no Jetson; a path is used
+    /// whatever the root.
+    nvml_library: Option<PathBuf>,
     tegrastats: Tegrastats,
     absence_logged: bool,
     /// The GPU judged last time, and where it came from.
@@ -109,6 +113,7 @@ impl GpuProbe {
             thresholds,
             nvml: None,
             nvml_retry_at: None,
+            nvml_library: None,
             tegrastats: Tegrastats::new(None, TEGRASTATS_INTERVAL),
             absence_logged: false,
             seen: None,
@@ -127,6 +132,17 @@ impl GpuProbe {
     ) -> GpuProbe {
         let mut probe = GpuProbe::new(host_root, thresholds);
         probe.tegrastats = Tegrastats::new(Some(program), interval);
+        probe
+    }
+
+    /// A probe that reads NVML from `library` where sysfs shows no GPU.
+    pub fn with_nvml_library(
+        host_root: PathBuf,
+        thresholds: Thresholds,
+        library: PathBuf,
+    ) -> GpuProbe {
+        let mut probe = GpuProbe::new(host_root, thresholds);
+        probe.nvml_library = Some(library);
         probe
     }
 
@@ -158,7 +174,9 @@ impl GpuProbe {
                     return warning;
                 }
             }
-        } else if self.root == Path::new("/") && !self.root.join("etc/nv_tegra_release").exists() {
+        } else if self.nvml_library.is_some()
+            || (self.root == Path::new("/") && !self.root.join("etc/nv_tegra_release").exists())
+        {
             self.read_nvml(now, &mut telemetry);
         }
         let mut outcome = self.judge(&telemetry);
@@ -224,7 +242,11 @@ impl GpuProbe {
     /// Fills the GPU, its temperature and power from NVML device 0.
     fn read_nvml(&mut self, now: Instant, t: &mut Telemetry) {
         if self.nvml.is_none() && self.nvml_retry_at.is_none_or(|at| now >= at) {
-            match Nvml::init() {
+            let init = match &self.nvml_library {
+                Some(path) => Nvml::builder().lib_path(path.as_os_str()).init(),
+                None => Nvml::init(),
+            };
+            match init {
                 Ok(nvml) => self.nvml = Some(nvml),
                 Err(e) => {
                     tracing::debug!("NVML is not available: {e}");
@@ -1220,5 +1242,104 @@ mod tests {
     fn the_probe_can_run_on_another_thread() {
         fn send<T: Send>() {}
         send::<GpuProbe>();
+    }
+
+    /// A stand-in for the NVIDIA driver's `libnvidia-ml.so`: the calls the
+    /// probe makes, with fixed answers; `defines` pick the variant.
+    fn fake_nvml(dir: &Path, name: &str, defines: &[&str]) -> PathBuf {
+        let source = dir.join(format!("{name}.c"));
+        std::fs::write(
+            &source,
+            r#"
+#include <string.h>
+typedef int ret;
+typedef struct { unsigned gpu; unsigned memory; } util;
+#ifndef DEVICES
+#define DEVICES 1
+#endif
+#ifndef REASONS
+#define REASONS 0x1ULL
+#endif
+ret nvmlInit_v2(void) { return 0; }
+ret nvmlShutdown(void) { return 0; }
+ret nvmlSystemGetDriverVersion(char *v, unsigned n) { strncpy(v, "550.54.14", n); return 0; }
+ret nvmlDeviceGetHandleByIndex_v2(unsigned i, void **d) {
+    if (i >= DEVICES) return 2;
+    *d = (void *)0x1; return 0;
+}
+ret nvmlDeviceGetName(void *d, char *name, unsigned n) { strncpy(name, "NVIDIA RTX A2000", n); return 0; }
+ret nvmlDeviceGetUtilizationRates(void *d, util *u) { u->gpu = 37; u->memory = 12; return 0; }
+ret nvmlDeviceGetTemperature(void *d, int sensor, unsigned *t) { *t = 66; return 0; }
+ret nvmlDeviceGetClockInfo(void *d, int type, unsigned *mhz) { *mhz = 1200; return 0; }
+ret nvmlDeviceGetMaxClockInfo(void *d, int type, unsigned *mhz) { *mhz = 1800; return 0; }
+ret nvmlDeviceGetPowerUsage(void *d, unsigned *mw) { *mw = 45250; return 0; }
+ret nvmlDeviceGetCurrentClocksThrottleReasons(void *d, unsigned long long *r) { *r = REASONS; return 0; }
+"#,
+        )
+        .unwrap();
+        let library = dir.join(format!("lib{name}.so"));
+        let cc = std::process::Command::new("cc")
+            .args(["-shared", "-fPIC", "-o"])
+            .arg(&library)
+            .arg(&source)
+            .args(defines)
+            .output()
+            .expect("a C compiler (cc) to build the NVML stand-in");
+        assert!(
+            cc.status.success(),
+            "{}",
+            String::from_utf8_lossy(&cc.stderr)
+        );
+        library
+    }
+
+    #[test]
+    fn a_discrete_gpu_is_read_through_nvml() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("root");
+        std::fs::create_dir_all(&root).unwrap();
+        let t = thresholds(85.0, 95.0);
+
+        let idle = fake_nvml(dir.path(), "idle", &[]);
+        let mut p = GpuProbe::with_nvml_library(root.clone(), t, idle);
+        let o = p.run();
+        assert_eq!(o.status, Status::Pass, "{}", o.output);
+        assert_eq!(
+            (o.observed_value, o.observed_unit),
+            (Some(66.0), Some("°C"))
+        );
+        assert_eq!(
+            o.output,
+            "GPU NVIDIA RTX A2000: load 37.0 %, 1200 MHz of 1800 MHz, gpu 66.0 °C, power 45250 mW"
+        );
+        let gpu = p.telemetry().unwrap().gpu.clone().unwrap();
+        assert_eq!(gpu.backend, Backend::Nvml);
+        assert!(!gpu.throttled, "GPU_IDLE alone is not throttling");
+        assert!(
+            o.measurements
+                .contains(&Measurement::new("gpu_load_percent", 37.0))
+        );
+
+        // A thermal slowdown warns; the threshold still judges the heat.
+        let hot = fake_nvml(dir.path(), "hot", &["-DREASONS=0x20ULL"]);
+        let o = GpuProbe::with_nvml_library(root.clone(), t, hot).run();
+        assert_eq!(o.status, Status::Warn, "{}", o.output);
+        assert!(o.output.contains("throttled"), "{}", o.output);
+        let o = GpuProbe::with_nvml_library(
+            root.clone(),
+            thresholds(50.0, 60.0),
+            fake_nvml(dir.path(), "hotter", &["-DREASONS=0x20ULL"]),
+        )
+        .run();
+        assert_eq!(o.status, Status::Fail, "{}", o.output);
+
+        // NVML without a device, or no library at all: no GPU, a warning.
+        let none = fake_nvml(dir.path(), "none", &["-DDEVICES=0"]);
+        let o = GpuProbe::with_nvml_library(root.clone(), t, none).run();
+        assert_eq!(o.status, Status::Warn, "{}", o.output);
+        assert!(o.output.starts_with("no GPU found"), "{}", o.output);
+        let o = GpuProbe::with_nvml_library(root, t, dir.path().join("libmissing.so")).run();
+        assert_eq!(o.status, Status::Warn, "{}", o.output);
+        assert!(o.output.starts_with("no GPU found"), "{}", o.output);
     }
 }
