@@ -553,3 +553,39 @@ fn a_unit_probe_follows_the_units_state() {
     assert_eq!(check(&daemon)["status"], "pass");
     sd.systemctl(&["stop", unit]);
 }
+
+#[test]
+fn unit_accounting_reaches_metrics() {
+    let Some(sd) = PrivateSystemd::shared() else {
+        return;
+    };
+    let unit = "rec-accounted.service";
+    sd.write_unit(unit, "[Service]\nExecStart=/bin/sleep 300\n");
+    assert!(sd.systemctl(&["start", unit]).status.success());
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path();
+    std::fs::create_dir_all(dir.join("policies")).unwrap();
+    std::fs::write(
+        dir.join("watchdog.toml"),
+        "[daemon]\nbus = \"user\"\n\n[log]\noutput = \"stderr\"\n\n[metrics]\ninterval = \"1s\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("policies/accounted.toml"),
+        format!("[target]\nname = \"accounted\"\nunit = \"{unit}\"\n"),
+    )
+    .unwrap();
+    let daemon = Daemon::start_with_env(
+        dir,
+        &[("DBUS_SESSION_BUS_ADDRESS".into(), sd.bus_address())],
+    );
+    // NRestarts is always accounted; memory, CPU and tasks only where the
+    // cgroup controllers are on (not on this harness's cgroup v1 manager).
+    let want = format!("rvm_watchdog_unit_restarts_total{{unit=\"{unit}\"}} 0");
+    wait_until("the unit's figures on /metrics", WAIT, || {
+        let (_, _, text) = support::daemon::try_http_get(daemon.addr, "/metrics").ok()?;
+        text.lines().any(|l| l == want).then_some(())
+    })
+    .unwrap();
+    sd.systemctl(&["stop", unit]);
+}
