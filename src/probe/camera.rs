@@ -229,6 +229,12 @@ impl Heartbeat {
 /// on `/health` and in the metrics history, not a single probe interval.
 pub const KERNEL_WINDOW: Duration = Duration::from_secs(300);
 
+/// Kernel errors logged per run; the rest are counted.
+const KERNEL_LOG_LINES: usize = 5;
+
+/// Kernel errors remembered for the window, at most.
+const KERNEL_KEPT: usize = 1000;
+
 /// The kernel's UVC/USB trouble, as written to the kernel log.
 const KERNEL_SIGNATURES: &[&str] = &[
     "uvcvideo: Non-zero status",
@@ -530,15 +536,31 @@ impl CameraProbe {
             return None;
         };
         let port = self.port.as_deref();
+        let device = self.settings.device.display();
+        let mut logged = 0;
         for message in log.read_new() {
-            if kernel_trouble(&message, port) {
-                warn!(
-                    device = %self.settings.device.display(),
-                    "camera {}: kernel: {message}",
-                    self.settings.device.display()
-                );
-                self.recent.push_back((now, message));
+            if !kernel_trouble(&message, port) {
+                continue;
             }
+            // A failing camera can flood the kernel log: the journal gets
+            // the first few of each run and a count of the rest.
+            if logged < KERNEL_LOG_LINES {
+                warn!(device = %device, "camera {device}: kernel: {message}");
+            }
+            logged += 1;
+            self.recent.push_back((now, message));
+        }
+        if logged > KERNEL_LOG_LINES {
+            warn!(
+                device = %device,
+                "camera {device}: kernel: {} more UVC/USB errors not logged",
+                logged - KERNEL_LOG_LINES
+            );
+        }
+        // Bounded however many arrive: the count and the last one are
+        // what the outcome tells.
+        while self.recent.len() > KERNEL_KEPT {
+            self.recent.pop_front();
         }
         while self
             .recent
@@ -751,6 +773,23 @@ mod tests {
         assert_eq!(
             probe.kernel_errors(t1 + KERNEL_WINDOW + Duration::from_secs(1)),
             None
+        );
+        // A flood is bounded: the newest are kept, the last one told.
+        for n in 0..1200 {
+            writeln!(
+                f,
+                "3,{},9000,-;uvcvideo: Non-zero status (-71) #{n}",
+                200 + n
+            )
+            .unwrap();
+        }
+        let later = t1 + 2 * KERNEL_WINDOW;
+        assert_eq!(
+            probe.kernel_errors(later),
+            Some((
+                KERNEL_KEPT,
+                "uvcvideo: Non-zero status (-71) #1199".to_owned()
+            ))
         );
     }
 }
