@@ -286,20 +286,31 @@ fn memory(root: &Path, t: &Thresholds) -> Outcome {
 /// The named thermal zone, or the hottest readable one. Zones that cannot
 /// be read (offline `cv*` zones on Orin Nano answer EAGAIN) and readings of
 /// -256 °C (no sensor) are missing, not readings.
+///
+/// A machine without any thermal zone (a VM, a container) passes, saying
+/// so: there is nothing to overheat that the kernel can tell of. A named
+/// zone that is missing, or zones that all fail to read, warn.
 fn temperature(root: &Path, zone: Option<&str>, t: &Thresholds) -> Outcome {
     let dir = root.join("sys/class/thermal");
-    let Ok(entries) = std::fs::read_dir(&dir) else {
+    let entries: Vec<std::fs::DirEntry> = std::fs::read_dir(&dir)
+        .map(|e| e.filter_map(Result::ok).collect())
+        .unwrap_or_default();
+    let zones: Vec<&std::fs::DirEntry> = entries
+        .iter()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("thermal_zone"))
+        .collect();
+    if zones.is_empty() && zone.is_none() {
         return Outcome::new(
-            Status::Warn,
-            format!("no thermal zones under {}", dir.display()),
+            Status::Pass,
+            format!(
+                "this machine has no thermal zones ({} is empty)",
+                dir.display()
+            ),
         );
-    };
+    }
     let mut readings: Vec<(String, f64)> = Vec::new();
-    for entry in entries.filter_map(Result::ok) {
+    for entry in zones {
         let name = entry.file_name().to_string_lossy().into_owned();
-        if !name.starts_with("thermal_zone") {
-            continue;
-        }
         let kind = std::fs::read_to_string(entry.path().join("type"))
             .map(|s| s.trim().to_owned())
             .unwrap_or(name);
@@ -325,8 +336,8 @@ fn temperature(root: &Path, zone: Option<&str>, t: &Thresholds) -> Outcome {
         None => Outcome::new(
             Status::Warn,
             match zone {
-                Some(z) => format!("thermal zone {z} cannot be read"),
-                None => "no thermal zone can be read".to_owned(),
+                Some(z) => format!("thermal zone {z} cannot be read (under {})", dir.display()),
+                None => format!("no thermal zone under {} can be read", dir.display()),
             },
         ),
     }
@@ -370,7 +381,36 @@ mod tests {
         );
         let gpu = temperature(root.path(), Some("gpu-thermal"), &thresholds(85.0, 95.0));
         assert_eq!(gpu.status, Status::Warn);
-        assert_eq!(gpu.output, "thermal zone gpu-thermal cannot be read");
+        assert_eq!(
+            gpu.output,
+            format!(
+                "thermal zone gpu-thermal cannot be read (under {}/sys/class/thermal)",
+                root.path().display()
+            )
+        );
+    }
+
+    #[test]
+    fn a_machine_without_thermal_zones_passes_but_unreadable_ones_warn() {
+        let t = thresholds(85.0, 95.0);
+        let root = tempfile::tempdir().unwrap();
+        let dir = format!("{}/sys/class/thermal", root.path().display());
+        let o = temperature(root.path(), None, &t);
+        assert_eq!(o.status, Status::Pass, "{}", o.output);
+        assert_eq!(
+            o.output,
+            format!("this machine has no thermal zones ({dir} is empty)")
+        );
+        assert_eq!(o.observed_value, None);
+        // A zone named in the policy is expected to be there.
+        let o = temperature(root.path(), Some("tj-thermal"), &t);
+        assert_eq!(o.status, Status::Warn);
+        // Zones that exist but cannot be read are a problem.
+        zone(root.path(), 0, "cv0-thermal", None);
+        zone(root.path(), 1, "soc0-thermal", Some("-256000"));
+        let o = temperature(root.path(), None, &t);
+        assert_eq!(o.status, Status::Warn);
+        assert_eq!(o.output, format!("no thermal zone under {dir} can be read"));
     }
 
     #[test]
