@@ -125,34 +125,17 @@ async fn wait_signal(
     .unwrap_or_else(|_| panic!("no {state} signal for {unit}"))
 }
 
-/// The first matching event's state.
-async fn wait_event_state(
-    rx: &mut mpsc::Receiver<UnitChanged>,
-    unit: &str,
-    pred: impl Fn(&UnitChanged) -> bool,
-) -> rvm_watchdog::supervisor::UnitState {
-    tokio::time::timeout(WAIT, async {
-        loop {
-            let e = rx.recv().await.unwrap();
-            if e.state.unit == unit && pred(&e) {
-                return e.state;
-            }
-        }
-    })
-    .await
-    .unwrap_or_else(|_| panic!("no matching event for {unit}"))
-}
-
+/// The first matching event: when it arrived, and the unit's state.
 async fn wait_event(
     rx: &mut mpsc::Receiver<UnitChanged>,
     unit: &str,
     pred: impl Fn(&UnitChanged) -> bool,
-) -> Instant {
+) -> (Instant, rvm_watchdog::supervisor::UnitState) {
     tokio::time::timeout(WAIT, async {
         loop {
             let e = rx.recv().await.unwrap();
             if e.state.unit == unit && pred(&e) {
-                return Instant::now();
+                return (Instant::now(), e.state);
             }
         }
     })
@@ -230,7 +213,7 @@ fn main() {
                 wait_event(&mut events, crash, |e| e.failure().is_some())
             );
             to_signal.push((signal - t0).as_secs_f64() * 1000.0);
-            to_event.push((event - t0).as_secs_f64() * 1000.0);
+            to_event.push((event.0 - t0).as_secs_f64() * 1000.0);
         }
         println!("kill -9 → seen, {KILLS} kills:");
         let (sys_median, sys_p99) = report("systemd's PropertiesChanged (independent)", to_signal);
@@ -254,8 +237,7 @@ fn main() {
             drain_events(&mut events);
             let t0 = Instant::now();
             kill9(pid);
-            let failed = wait_event_state(&mut events, healed, |e| e.failure().is_some()).await;
-            let seen = Instant::now();
+            let (seen, failed) = wait_event(&mut events, healed, |e| e.failure().is_some()).await;
             // The `restart` step's own action.
             let call = Instant::now();
             let done = perform::restart_unit(&supervisor, healed, Some(&failed)).await;

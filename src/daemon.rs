@@ -1129,16 +1129,29 @@ impl Core {
             return;
         };
         let (fail_after, pass_after) = (probe.fail_after, probe.pass_after);
-        let key = (result.target.clone(), result.probe.clone());
-        let view = self.probes.entry(key.clone()).or_insert_with(|| ProbeView {
-            hysteresis: Hysteresis::new(fail_after, pass_after),
-            health: ProbeHealth::Unknown,
-            outcome: result.outcome.clone(),
-            at: result.at,
-        });
-        view.outcome = result.outcome.clone();
-        view.at = result.at;
-        let changed = view.hysteresis.observe(result.outcome.status);
+        let ProbeResult {
+            target: name,
+            probe: probe_name,
+            outcome,
+            at,
+            lag,
+        } = result;
+        let key = (name, probe_name);
+        let view = match self.probes.entry(key.clone()) {
+            std::collections::btree_map::Entry::Occupied(e) => {
+                let view = e.into_mut();
+                view.outcome = outcome;
+                view.at = at;
+                view
+            }
+            std::collections::btree_map::Entry::Vacant(e) => e.insert(ProbeView {
+                hysteresis: Hysteresis::new(fail_after, pass_after),
+                health: ProbeHealth::Unknown,
+                outcome,
+                at,
+            }),
+        };
+        let changed = view.hysteresis.observe(view.outcome.status);
         if let Some(health) = changed {
             view.health = health;
         }
@@ -1148,15 +1161,15 @@ impl Core {
             outcome: view.outcome.clone(),
             at: view.at,
         };
-        let lag = result.lag;
         self.snapshot.send_modify(|s| {
             s.probes.insert(format!("{}:{}", key.0, key.1), public);
             s.counters.probe_lag.observe(lag);
         });
+        let (name, probe_name) = (&key.0, &key.1);
+        let outcome = &self.probes[&key].outcome;
+        let output = &outcome.output;
         if let Some(health) = changed {
-            let unit = self.config.target(&result.target).and_then(|t| t.unit());
-            let (name, probe_name, output) =
-                (&result.target, &result.probe, &result.outcome.output);
+            let unit = self.config.target(name).and_then(|t| t.unit());
             match health {
                 ProbeHealth::Failing => warn!(
                     target_name = %name,
@@ -1173,18 +1186,17 @@ impl Core {
             }
         } else {
             debug!(
-                target_name = %result.target,
-                probe = %result.probe,
-                status = result.outcome.status.as_str(),
-                lag_ms = result.lag.as_millis() as u64,
-                "{}",
-                result.outcome.output
+                target_name = %name,
+                probe = %probe_name,
+                status = outcome.status.as_str(),
+                lag_ms = lag.as_millis() as u64,
+                "{output}"
             );
         }
         // Every result is news to the engine: after an action it waits for
         // a fresh observation, even one that does not change the probe's health.
-        let health = self.target_health(&result.target);
-        let decisions = self.engine.health(&result.target, health, now_ms());
+        let health = self.target_health(&key.0);
+        let decisions = self.engine.health(&key.0, health, now_ms());
         self.handle(decisions);
     }
 

@@ -72,7 +72,13 @@ fn label(value: &str) -> String {
 }
 
 /// One metric family: its HELP and TYPE lines, then its samples.
-fn family(out: &mut String, name: &str, kind: &str, help: &str, samples: &[(String, u64)]) {
+fn family<V: std::fmt::Display>(
+    out: &mut String,
+    name: &str,
+    kind: &str,
+    help: &str,
+    samples: &[(String, V)],
+) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
     for (labels, value) in samples {
         let _ = writeln!(out, "{name}{labels} {value}");
@@ -135,12 +141,8 @@ fn accounting(out: &mut String, units: &BTreeMap<String, crate::supervisor::Unit
             .iter()
             .filter_map(|(u, a)| pick(a).map(|v| (format!("{{unit=\"{}\"}}", label(u)), v)))
             .collect();
-        if samples.is_empty() {
-            continue;
-        }
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-        for (labels, value) in samples {
-            let _ = writeln!(out, "{name}{labels} {value}");
+        if !samples.is_empty() {
+            family(out, name, kind, help, &samples);
         }
     }
 }
@@ -153,14 +155,16 @@ fn probes(out: &mut String, probes: &BTreeMap<String, crate::status::ProbeView>)
         let (t, p) = key.split_once(':').unwrap_or((key, ""));
         format!("target=\"{}\",probe=\"{}\"", label(t), label(p))
     };
-    let mut families: BTreeMap<String, (&str, &str, Vec<String>)> = BTreeMap::new();
-    let mut add = |name: String, kind: &'static str, help: &'static str, sample: String| {
-        families
-            .entry(name)
-            .or_insert_with(|| (kind, help, Vec::new()))
-            .2
-            .push(sample);
-    };
+    type Samples = Vec<(String, String)>;
+    let mut families: BTreeMap<String, (&str, &str, Samples)> = BTreeMap::new();
+    let mut add =
+        |name: String, kind: &'static str, help: &'static str, labels: String, value: String| {
+            families
+                .entry(name)
+                .or_insert_with(|| (kind, help, Vec::new()))
+                .2
+                .push((labels, value));
+        };
     for (key, view) in probes {
         let l = labels(key);
         let o = &view.outcome;
@@ -173,26 +177,30 @@ fn probes(out: &mut String, probes: &BTreeMap<String, crate::status::ProbeView>)
             "rvm_watchdog_probe_status".into(),
             "gauge",
             "The probe's last run: 0 pass, 1 warn, 2 fail.",
-            format!("{{{l}}} {status}"),
+            format!("{{{l}}}"),
+            status.to_string(),
         );
         add(
             "rvm_watchdog_probe_failing".into(),
             "gauge",
             "1 while the probe is failing (after fail-after runs in a row).",
-            format!("{{{l}}} {}", u8::from(view.health == ProbeHealth::Failing)),
+            format!("{{{l}}}"),
+            u8::from(view.health == ProbeHealth::Failing).to_string(),
         );
         add(
             "rvm_watchdog_probe_duration_seconds".into(),
             "gauge",
             "How long the probe's last run took.",
-            format!("{{{l}}} {}", o.took_ms as f64 / 1000.0),
+            format!("{{{l}}}"),
+            (o.took_ms as f64 / 1000.0).to_string(),
         );
         if let (Some(v), Some(unit)) = (o.observed_value, o.observed_unit) {
             add(
                 "rvm_watchdog_probe_value".into(),
                 "gauge",
                 "What the probe's last run measured, in its unit.",
-                format!("{{{l},unit=\"{}\"}} {v}", label(unit)),
+                format!("{{{l},unit=\"{}\"}}", label(unit)),
+                v.to_string(),
             );
         }
         for m in &o.measurements {
@@ -204,15 +212,13 @@ fn probes(out: &mut String, probes: &BTreeMap<String, crate::status::ProbeView>)
                 format!("rvm_watchdog_{}", m.name),
                 "gauge",
                 "Read by the probe named in the labels.",
-                format!("{{{l}{extra}}} {}", m.value),
+                format!("{{{l}{extra}}}"),
+                m.value.to_string(),
             );
         }
     }
     for (name, (kind, help, samples)) in families {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-        for sample in samples {
-            let _ = writeln!(out, "{name}{sample}");
-        }
+        family(out, &name, kind, help, &samples);
     }
 }
 

@@ -59,6 +59,37 @@ fn recording_hook(hooks: &Path, name: &str, marker: &Path) {
     std::fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
 }
 
+/// A `camera` target on `device` whose one recovery step runs the
+/// `usb-reset` hook with `args` (TOML list items).
+fn camera_policy(dir: &Path, device: &Path, args: &str) {
+    std::fs::write(
+        dir.join("policies/camera.toml"),
+        format!(
+            "[target]\nname = \"camera\"\n\n\
+             [[probe]]\nname = \"v4l2\"\nkind = \"camera\"\ndevice = \"{}\"\nkernel-errors = false\n\
+             interval = \"200ms\"\nfail-after = 2\n\n\
+             [[recovery]]\naction = \"hook\"\nhook = \"usb-reset\"\nargs = [{args}]\n\
+             attempts = 1\nbackoff = {{ initial = \"100ms\", jitter = 0.0 }}\n",
+            device.display()
+        ),
+    )
+    .unwrap();
+}
+
+/// Starts the daemon and waits for the camera probe to fail and its hook to
+/// run: the probe's output and the arguments the hook got.
+fn camera_fails_and_hook_runs(dir: &Path, marker: &Path) -> (String, String) {
+    let mut daemon = Daemon::start(dir);
+    daemon.wait_for_line("probe camera/v4l2 is failing", WAIT);
+    let (status, output) = check(&daemon, "camera:v4l2").unwrap();
+    assert_eq!(status, "fail");
+    let args = wait_until("the hook ran", WAIT, || {
+        std::fs::read_to_string(marker).ok()
+    })
+    .unwrap();
+    (output, args.trim().to_owned())
+}
+
 #[test]
 fn an_absent_camera_fails_and_its_hook_gets_the_device() {
     let temp = tempfile::tempdir().unwrap();
@@ -68,28 +99,10 @@ fn an_absent_camera_fails_and_its_hook_gets_the_device() {
     let marker = dir.join("hook-args");
     recording_hook(&hooks, "usb-reset", &marker);
     let device = dir.join("by-id/usb-046d_HD_Pro_Webcam_C920-video-index0");
-    std::fs::write(
-        dir.join("policies/camera.toml"),
-        format!(
-            "[target]\nname = \"camera\"\n\n\
-             [[probe]]\nname = \"v4l2\"\nkind = \"camera\"\ndevice = \"{}\"\nkernel-errors = false\n\
-             interval = \"200ms\"\nfail-after = 2\n\n\
-             [[recovery]]\naction = \"hook\"\nhook = \"usb-reset\"\nargs = [\"--device\", \"{{device}}\"]\n\
-             attempts = 1\nbackoff = {{ initial = \"100ms\", jitter = 0.0 }}\n",
-            device.display()
-        ),
-    )
-    .unwrap();
-    let mut daemon = Daemon::start(dir);
-    daemon.wait_for_line("probe camera/v4l2 is failing", WAIT);
-    let (status, output) = check(&daemon, "camera:v4l2").unwrap();
-    assert_eq!(status, "fail");
+    camera_policy(dir, &device, r#""--device", "{device}""#);
+    let (output, args) = camera_fails_and_hook_runs(dir, &marker);
     assert_eq!(output, format!("{} is absent", device.display()));
-    let args = wait_until("the hook ran", WAIT, || {
-        std::fs::read_to_string(&marker).ok()
-    })
-    .unwrap();
-    assert_eq!(args.trim(), format!("--device {}", device.display()));
+    assert_eq!(args, format!("--device {}", device.display()));
 }
 
 #[test]
@@ -147,14 +160,27 @@ fn a_frozen_frame_heartbeat_fails_and_the_uplink_passes() {
     // The capture service keeps writing fresh heartbeats with new sequence
     // numbers but the same frame: frozen. (The node is not a camera, so
     // the probe fails anyway; the heartbeat's verdict is in the output.)
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let service = {
+        let (stop, beat) = (stop.clone(), beat.clone());
+        std::thread::spawn(move || {
+            let next = beat.with_extension("tmp");
+            let mut seq = 2;
+            // Bounded: the test stops it, or it gives up after a minute.
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) && seq < 1200 {
+                std::fs::write(&next, format!("ts={:.3} seq={seq} hash=aa\n", now_secs())).unwrap();
+                std::fs::rename(&next, &beat).unwrap();
+                seq += 1;
+                std::thread::sleep(Duration::from_millis(50)); // 20 frames a second
+            }
+        })
+    };
     let frozen = wait_until("the heartbeat is judged frozen", WAIT, || {
-        for seq in 2..5 {
-            std::fs::write(&beat, format!("ts={:.3} seq={seq} hash=aa\n", now_secs())).ok()?;
-            std::thread::sleep(Duration::from_millis(250));
-        }
         check(&daemon, "frames:beat").filter(|(_, o)| o.contains("frozen: frame hash aa"))
-    })
-    .unwrap();
+    });
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    service.join().unwrap();
+    let frozen = frozen.unwrap();
     assert_eq!(frozen.0, "fail");
     assert!(
         frozen.1.starts_with("/dev/null is not a V4L2 device"),
@@ -197,30 +223,12 @@ fn the_hook_gets_the_usb_port_the_camera_was_on() {
         root.join("sys/bus/usb/devices/2-1.4"),
     )
     .unwrap();
-    std::fs::write(
-        dir.join("policies/camera.toml"),
-        format!(
-            "[target]\nname = \"camera\"\n\n\
-             [[probe]]\nname = \"v4l2\"\nkind = \"camera\"\ndevice = \"{}\"\nkernel-errors = false\n\
-             interval = \"200ms\"\nfail-after = 2\n\n\
-             [[recovery]]\naction = \"hook\"\nhook = \"usb-reset\"\n\
-             args = [\"--device\", \"{{device}}\", \"--port\", \"{{usb-port}}\"]\n\
-             attempts = 1\nbackoff = {{ initial = \"100ms\", jitter = 0.0 }}\n",
-            device.display()
-        ),
-    )
-    .unwrap();
-    let mut daemon = Daemon::start(dir);
-    daemon.wait_for_line("probe camera/v4l2 is failing", WAIT);
-    let (status, output) = check(&daemon, "camera:v4l2").unwrap();
-    assert_eq!(status, "fail");
-    assert_eq!(output, format!("{} is not a V4L2 device", device.display()));
-    let args = wait_until("the hook ran", WAIT, || {
-        std::fs::read_to_string(&marker).ok()
-    })
-    .unwrap();
-    assert_eq!(
-        args.trim(),
-        format!("--device {} --port 2-1.4", device.display())
+    camera_policy(
+        dir,
+        &device,
+        r#""--device", "{device}", "--port", "{usb-port}""#,
     );
+    let (output, args) = camera_fails_and_hook_runs(dir, &marker);
+    assert_eq!(output, format!("{} is not a V4L2 device", device.display()));
+    assert_eq!(args, format!("--device {} --port 2-1.4", device.display()));
 }

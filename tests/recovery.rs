@@ -15,10 +15,15 @@ use support::systemd::{PrivateSystemd, wait_until};
 const WAIT: Duration = Duration::from_secs(30);
 
 fn setup(sd: &PrivateSystemd, dir: &Path, policies: &[(&str, String)]) -> Daemon {
+    setup_with(sd, dir, "", policies)
+}
+
+/// [`setup`] with more `watchdog.toml` text after the daemon and log tables.
+fn setup_with(sd: &PrivateSystemd, dir: &Path, extra: &str, policies: &[(&str, String)]) -> Daemon {
     std::fs::create_dir_all(dir.join("policies")).unwrap();
     std::fs::write(
         dir.join("watchdog.toml"),
-        "[daemon]\nbus = \"user\"\n\n[log]\noutput = \"stderr\"\n",
+        format!("[daemon]\nbus = \"user\"\n\n[log]\noutput = \"stderr\"\n{extra}"),
     )
     .unwrap();
     for (name, text) in policies {
@@ -563,21 +568,12 @@ fn unit_accounting_reaches_metrics() {
     sd.write_unit(unit, "[Service]\nExecStart=/bin/sleep 300\n");
     assert!(sd.systemctl(&["start", unit]).status.success());
     let temp = tempfile::tempdir().unwrap();
-    let dir = temp.path();
-    std::fs::create_dir_all(dir.join("policies")).unwrap();
-    std::fs::write(
-        dir.join("watchdog.toml"),
-        "[daemon]\nbus = \"user\"\n\n[log]\noutput = \"stderr\"\n\n[metrics]\ninterval = \"1s\"\n",
-    )
-    .unwrap();
-    std::fs::write(
-        dir.join("policies/accounted.toml"),
-        format!("[target]\nname = \"accounted\"\nunit = \"{unit}\"\n"),
-    )
-    .unwrap();
-    let daemon = Daemon::start_with_env(
-        dir,
-        &[("DBUS_SESSION_BUS_ADDRESS".into(), sd.bus_address())],
+    let policy = format!("[target]\nname = \"accounted\"\nunit = \"{unit}\"\n");
+    let daemon = setup_with(
+        sd,
+        temp.path(),
+        "\n[metrics]\ninterval = \"1s\"\n",
+        &[("accounted", policy)],
     );
     // NRestarts is always accounted; memory, CPU and tasks only where the
     // cgroup controllers are on (not on this harness's cgroup v1 manager).

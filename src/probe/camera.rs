@@ -70,12 +70,8 @@ pub enum Query {
     Failed(String),
     /// A V4L2 device.
     Device {
-        /// Driver, e.g. `uvcvideo`.
-        driver: String,
         /// Card, e.g. `HD Pro Webcam C920`.
         card: String,
-        /// Bus, e.g. `usb-3610000.usb-2.4`.
-        bus_info: String,
         /// The node's capabilities.
         caps: u32,
     },
@@ -118,9 +114,7 @@ pub fn query(device: &Path) -> Query {
                 cap.capabilities
             };
             Query::Device {
-                driver: text(&cap.driver),
                 card: text(&cap.card),
-                bus_info: text(&cap.bus_info),
                 caps,
             }
         }
@@ -181,11 +175,13 @@ impl Heartbeat {
     /// Reads and parses the heartbeat file. Errors name the file and the
     /// bad text.
     pub fn read(path: &Path) -> Result<Heartbeat, String> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        let modified = std::fs::metadata(path)
-            .and_then(|m| m.modified())
-            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let cannot = |e: std::io::Error| format!("cannot read {}: {e}", path.display());
+        // One open: the time and the text are of the same file, even when
+        // the capture service renames a new one over it meanwhile.
+        let mut file = File::open(path).map_err(cannot)?;
+        let modified = file.metadata().and_then(|m| m.modified()).map_err(cannot)?;
+        let mut text = String::new();
+        file.read_to_string(&mut text).map_err(cannot)?;
         Heartbeat::parse(&text, modified).map_err(|e| format!("{}: {e}", path.display()))
     }
 
@@ -297,13 +293,8 @@ impl KernelLog {
         for _ in 0..10_000 {
             match self.file.read(&mut buf) {
                 Ok(0) => break,
-                Ok(n) => {
-                    self.pending.extend_from_slice(&buf[..n]);
-                    if !self.pending.ends_with(b"\n") && n < buf.len() {
-                        // /dev/kmsg records end in a newline; a fixture may not.
-                        self.pending.push(b'\n');
-                    }
-                }
+                // A record ends in a newline; a partial one waits for the rest.
+                Ok(n) => self.pending.extend_from_slice(&buf[..n]),
                 Err(e) if e.raw_os_error() == Some(nix::libc::EPIPE) => continue,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(_) => break, // EAGAIN: nothing more now

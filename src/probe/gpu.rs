@@ -123,8 +123,9 @@ impl GpuProbe {
 
     /// A probe that falls back on `program` (always tried, present or not)
     /// instead of the tegrastats under `host_root`, asking it for a line
-    /// every `interval`.
-    pub fn with_tegrastats(
+    /// every `interval` (tests use a stand-in).
+    #[cfg(test)]
+    pub(crate) fn with_tegrastats(
         host_root: PathBuf,
         thresholds: Thresholds,
         program: PathBuf,
@@ -135,8 +136,10 @@ impl GpuProbe {
         probe
     }
 
-    /// A probe that reads NVML from `library` where sysfs shows no GPU.
-    pub fn with_nvml_library(
+    /// A probe that reads NVML from `library` where sysfs shows no GPU
+    /// (tests use a stand-in for the driver's library).
+    #[cfg(test)]
+    pub(crate) fn with_nvml_library(
         host_root: PathBuf,
         thresholds: Thresholds,
         library: PathBuf,
@@ -292,7 +295,7 @@ impl GpuProbe {
 /// what failed.
 #[derive(Debug)]
 struct Tegrastats {
-    /// Given to [`GpuProbe::with_tegrastats`]; else looked for under the root.
+    /// Given by a test; else looked for under the root.
     program: Option<PathBuf>,
     /// Asked of tegrastats with `--interval`.
     interval: Duration,
@@ -1073,6 +1076,19 @@ mod tests {
         assert_eq!(args, "--interval 1000\n");
     }
 
+    /// Runs the probe until a run does not pass (within 5 s): a tegrastats
+    /// that goes quiet is noticed after three of its intervals.
+    fn first_not_passing(p: &mut GpuProbe) -> Outcome {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let o = p.run();
+            if o.status != Status::Pass || Instant::now() >= deadline {
+                return o;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     #[test]
     fn a_silent_tegrastats_is_restarted() {
         let root = tempfile::tempdir().unwrap();
@@ -1083,14 +1099,7 @@ mod tests {
         let mut p = with_fake(root.path(), program);
         assert_eq!(p.run().status, Status::Pass);
         let first = p.tegrastats_pid().unwrap();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        let o = loop {
-            let o = p.run();
-            if o.status != Status::Pass || Instant::now() >= deadline {
-                break o;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        };
+        let o = first_not_passing(&mut p);
         assert_eq!(
             (o.status, o.output.as_str()),
             (
@@ -1115,14 +1124,7 @@ mod tests {
         );
         let mut p = with_fake(root.path(), program);
         assert_eq!(p.run().status, Status::Pass);
-        let deadline = Instant::now() + Duration::from_secs(5);
-        let o = loop {
-            let o = p.run();
-            if o.status != Status::Pass || Instant::now() >= deadline {
-                break o;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        };
+        let o = first_not_passing(&mut p);
         assert_eq!(
             (o.status, o.output.as_str()),
             (

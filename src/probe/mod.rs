@@ -225,11 +225,6 @@ impl Runner {
         }
     }
 
-    /// The probe.
-    pub fn probe(&self) -> &config::Probe {
-        &self.probe
-    }
-
     /// Runs the probe once, bounded by its timeout.
     pub async fn run(&mut self, ctx: &Context) -> Outcome {
         let clock = Instant::now();

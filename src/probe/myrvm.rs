@@ -129,15 +129,16 @@ fn read_key(platform: &Platform) -> Result<(Option<String>, Option<String>), Str
     let Some(path) = &platform.api_key_file else {
         return Ok((None, None));
     };
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read the API key file {}: {e}", path.display()))?;
+    let cannot =
+        |e: std::io::Error| format!("cannot read the API key file {}: {e}", path.display());
+    let mut file = std::fs::File::open(path).map_err(cannot)?;
+    let mode = file.metadata().map_err(cannot)?.permissions().mode() & 0o777;
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut file, &mut text).map_err(cannot)?;
     let key = text.lines().next().unwrap_or("").trim().to_owned();
     if key.is_empty() {
         return Err(format!("the API key file {} is empty", path.display()));
     }
-    let mode = std::fs::metadata(path)
-        .map(|m| m.permissions().mode() & 0o777)
-        .unwrap_or(0);
     let warning = (mode & 0o077 != 0).then(|| {
         format!(
             "the API key file {} may be read by others (mode {mode:04o}); make it 0600",
