@@ -254,31 +254,22 @@ impl NewEvent {
     }
 }
 
-/// An event read back from the log: a [`NewEvent`] with its id.
+/// An event read back from the log: a [`NewEvent`] with its id. Its
+/// fields read through: `event.kind`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event {
     /// Its id, increasing in the order events were appended; never reused.
     pub id: i64,
-    /// See [`NewEvent::at`]; millisecond precision.
-    pub at: SystemTime,
-    /// See [`NewEvent::kind`].
-    pub kind: String,
-    /// See [`NewEvent::target`].
-    pub target: Option<String>,
-    /// See [`NewEvent::unit`].
-    pub unit: Option<String>,
-    /// See [`NewEvent::incident`].
-    pub incident: Option<String>,
-    /// See [`NewEvent::step`].
-    pub step: Option<u32>,
-    /// See [`NewEvent::attempt`].
-    pub attempt: Option<u32>,
-    /// See [`NewEvent::result`].
-    pub result: Option<String>,
-    /// See [`NewEvent::message`].
-    pub message: String,
-    /// See [`NewEvent::fields`].
-    pub fields: serde_json::Value,
+    /// What was appended; `at` to the millisecond.
+    pub event: NewEvent,
+}
+
+impl std::ops::Deref for Event {
+    type Target = NewEvent;
+
+    fn deref(&self) -> &NewEvent {
+        &self.event
+    }
 }
 
 /// Which events [`Store::events`] returns. Filters that are `None` match
@@ -547,16 +538,18 @@ impl Store {
                 Ok((
                     Event {
                         id: row.get(0)?,
-                        at: from_millis(row.get(1)?),
-                        kind: row.get(2)?,
-                        target: row.get(3)?,
-                        unit: row.get(4)?,
-                        incident: row.get(5)?,
-                        step: row.get(6)?,
-                        attempt: row.get(7)?,
-                        result: row.get(8)?,
-                        message: row.get(9)?,
-                        fields: serde_json::Value::Null,
+                        event: NewEvent {
+                            at: from_millis(row.get(1)?),
+                            kind: row.get(2)?,
+                            target: row.get(3)?,
+                            unit: row.get(4)?,
+                            incident: row.get(5)?,
+                            step: row.get(6)?,
+                            attempt: row.get(7)?,
+                            result: row.get(8)?,
+                            message: row.get(9)?,
+                            fields: serde_json::Value::Null,
+                        },
                     },
                     row.get::<_, String>(10)?,
                 ))
@@ -565,7 +558,7 @@ impl Store {
         let mut events = Vec::new();
         for row in rows {
             let (mut event, fields) = row.map_err(sql(WHAT))?;
-            event.fields = serde_json::from_str(&fields)
+            event.event.fields = serde_json::from_str(&fields)
                 .map_err(|source| StoreError::Json { what: WHAT, source })?;
             events.push(event);
         }
