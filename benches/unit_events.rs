@@ -23,7 +23,7 @@ use std::num::NonZeroUsize;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use rvm_watchdog::recovery::perform;
+use rvm_watchdog::supervisor::perform;
 use rvm_watchdog::supervisor::{BusTarget, Supervisor, UnitAction, UnitChanged, unit_path};
 use support::systemd::PrivateSystemd;
 use tokio::sync::mpsc;

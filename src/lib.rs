@@ -8,12 +8,13 @@
 
 pub mod api;
 pub mod cli;
+pub mod command;
 pub mod config;
 pub mod daemon;
+pub mod event;
 pub mod hook;
 pub mod logging;
 pub mod metrics;
-pub mod notify;
 pub mod probe;
 pub mod process;
 pub mod recovery;

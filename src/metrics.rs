@@ -1,67 +1,13 @@
 //! The watchdog's own counters and gauges, in Prometheus' text format at
-//! `/metrics`. Each counter is bumped where the matching journald record is
-//! written, so the log and the metrics cannot drift.
+//! `/metrics`. The counters are bumped by [`crate::event::Events::emit`]
+//! from the event it also logs and stores, so the log and the metrics
+//! cannot drift; the gauges are read from the core loop's [`Snapshot`].
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
+use crate::event::counters::{Counters, Histogram, LAG_BUCKETS};
 use crate::status::Snapshot;
-
-/// Counters kept by the core loop.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Counters {
-    /// Decisions by (target, decision).
-    pub decisions: BTreeMap<(String, &'static str), u64>,
-    /// Actions by (target, action, result).
-    pub actions: BTreeMap<(String, &'static str, &'static str), u64>,
-    /// How late probe runs started against their schedule.
-    pub probe_lag: Histogram,
-}
-
-/// Upper bounds of the probe lag histogram's buckets, seconds.
-pub const LAG_BUCKETS: [f64; 9] = [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5, 1.0];
-
-/// A Prometheus histogram over [`LAG_BUCKETS`].
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Histogram {
-    /// Observations at or below each bound (not cumulative).
-    pub buckets: [u64; LAG_BUCKETS.len()],
-    /// All observations.
-    pub count: u64,
-    /// Their sum, microseconds.
-    pub sum_us: u64,
-}
-
-impl Histogram {
-    /// Counts one observation.
-    pub fn observe(&mut self, value: std::time::Duration) {
-        let secs = value.as_secs_f64();
-        if let Some(i) = LAG_BUCKETS.iter().position(|&b| secs <= b) {
-            self.buckets[i] += 1;
-        }
-        self.count += 1;
-        self.sum_us += value.as_micros() as u64;
-    }
-}
-
-impl Counters {
-    /// Counts a decision.
-    pub fn decision(&mut self, target: &str, decision: &'static str) {
-        *self
-            .decisions
-            .entry((target.to_owned(), decision))
-            .or_default() += 1;
-    }
-
-    /// Counts a finished action; `result` is `ok`, `failed` or `observed`
-    /// (observe mode: decided, not performed).
-    pub fn action(&mut self, target: &str, action: &'static str, result: &'static str) {
-        *self
-            .actions
-            .entry((target.to_owned(), action, result))
-            .or_default() += 1;
-    }
-}
 
 /// A label value, escaped as the text format wants.
 fn label(value: &str) -> String {
@@ -222,11 +168,32 @@ fn probes(out: &mut String, probes: &BTreeMap<String, crate::status::ProbeView>)
     }
 }
 
-/// The exposition of everything the snapshot knows.
-pub fn render(s: &Snapshot) -> String {
+/// The exposition of everything the snapshot and the counters know.
+pub fn render(s: &Snapshot, counters: &Counters) -> String {
+    let mut out = render_counters(counters);
+    snapshot_gauges(&mut out, s);
+    lag_histogram(&mut out, &counters.probe_lag);
+    accounting(&mut out, &s.accounting);
+    probes(&mut out, &s.probes);
+    out
+}
+
+/// The exposition of the counters [`crate::event::Events::emit`] bumps.
+pub fn render_counters(counters: &Counters) -> String {
     let mut out = String::new();
-    let decisions: Vec<(String, u64)> = s
-        .counters
+    let events: Vec<(String, u64)> = counters
+        .events
+        .iter()
+        .map(|(k, n)| (format!("{{kind=\"{k}\"}}"), *n))
+        .collect();
+    family(
+        &mut out,
+        "rvm_watchdog_events_total",
+        "counter",
+        "Events the watchdog emitted (each also logged to journald and stored), by kind.",
+        &events,
+    );
+    let decisions: Vec<(String, u64)> = counters
         .decisions
         .iter()
         .map(|((t, d), n)| (format!("{{target=\"{}\",decision=\"{d}\"}}", label(t)), *n))
@@ -238,8 +205,7 @@ pub fn render(s: &Snapshot) -> String {
         "Recovery decisions, by target and decision.",
         &decisions,
     );
-    let actions: Vec<(String, u64)> = s
-        .counters
+    let actions: Vec<(String, u64)> = counters
         .actions
         .iter()
         .map(|((t, a, r), n)| {
@@ -256,6 +222,40 @@ pub fn render(s: &Snapshot) -> String {
         "Recovery actions carried out, by target, action and result.",
         &actions,
     );
+    let operator: Vec<(String, u64)> = counters
+        .operator
+        .iter()
+        .map(|((t, c, r), n)| {
+            (
+                format!("{{target=\"{}\",command=\"{c}\",result=\"{r}\"}}", label(t)),
+                *n,
+            )
+        })
+        .collect();
+    family(
+        &mut out,
+        "rvm_watchdog_operator_commands_total",
+        "counter",
+        "Operator commands carried out (API, CLI), by target, command and result.",
+        &operator,
+    );
+    let dropped: Vec<(String, u64)> = counters
+        .dropped
+        .iter()
+        .map(|(q, n)| (format!("{{subscriber=\"{q}\"}}"), *n))
+        .collect();
+    family(
+        &mut out,
+        "rvm_watchdog_events_dropped_total",
+        "counter",
+        "Events a subscriber that fell too far behind lost, by subscriber.",
+        &dropped,
+    );
+    out
+}
+
+/// The gauges read from the core loop's snapshot.
+fn snapshot_gauges(out: &mut String, s: &Snapshot) {
     let per_target = |f: &dyn Fn(&crate::recovery::LadderState) -> u64| -> Vec<(String, u64)> {
         s.ladders
             .iter()
@@ -263,31 +263,28 @@ pub fn render(s: &Snapshot) -> String {
             .collect()
     };
     family(
-        &mut out,
+        out,
         "rvm_watchdog_target_failing",
         "gauge",
         "1 while the target is failing.",
         &per_target(&|l| u64::from(l.health.is_failing())),
     );
     family(
-        &mut out,
+        out,
         "rvm_watchdog_target_gave_up",
         "gauge",
         "1 while the target's ladder has given up.",
         &per_target(&|l| u64::from(l.gave_up.is_some())),
     );
     family(
-        &mut out,
+        out,
         "rvm_watchdog_ladder_step",
         "gauge",
         "The target's current ladder step, counted from 1.",
         &per_target(&|l| l.step as u64 + 1),
     );
-    lag_histogram(&mut out, &s.counters.probe_lag);
-    accounting(&mut out, &s.accounting);
-    probes(&mut out, &s.probes);
     family(
-        &mut out,
+        out,
         "rvm_watchdog_safe_mode",
         "gauge",
         "1 while in safe mode (no automatic reboots).",
@@ -299,20 +296,19 @@ pub fn render(s: &Snapshot) -> String {
         .map(|b| (String::new(), u64::from(b.connected)))
         .collect();
     family(
-        &mut out,
+        out,
         "rvm_watchdog_systemd_connected",
         "gauge",
         "1 while connected to systemd; absent when no unit is supervised.",
         &connected,
     );
     family(
-        &mut out,
+        out,
         "rvm_watchdog_targets",
         "gauge",
         "Targets in the configuration.",
         &[(String::new(), s.config.targets.len() as u64)],
     );
-    out
 }
 
 #[cfg(test)]

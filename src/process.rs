@@ -683,32 +683,3 @@ async fn reap_orphans(pids: &BTreeSet<i32>) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
-
-/// A process target's health as its process's state says.
-pub fn process_health(name: &str, state: &ProcessState) -> crate::recovery::Health {
-    use crate::recovery::Health;
-    let failing = |reason: String| Health::Failing {
-        reason,
-        systemd_restarting: false,
-    };
-    match state {
-        ProcessState::Running { .. } => Health::Healthy,
-        ProcessState::Exited { code } => {
-            failing(format!("process of {name} exited with code {code}"))
-        }
-        ProcessState::Killed { signal } => {
-            failing(format!("process of {name} was killed by signal {signal}"))
-        }
-        ProcessState::Stuck { state, secs, .. } => failing(format!(
-            "process of {name} is {} for {secs}s",
-            if *state == 'D' {
-                "in uninterruptible sleep"
-            } else {
-                "stopped"
-            }
-        )),
-        ProcessState::SpawnFailed { error } => failing(error.clone()),
-        ProcessState::Stopped => Health::Unknown,
-        ProcessState::Absent { reason } => failing(format!("{name} is not running: {reason}")),
-    }
-}

@@ -46,8 +46,6 @@ pub struct Snapshot {
     pub previous_boot: Option<PreviousBoot>,
     /// Each process target's state.
     pub processes: BTreeMap<String, crate::process::ProcessState>,
-    /// The watchdog's own counters.
-    pub counters: crate::metrics::Counters,
     /// Each probe's last outcome and health, by `target:probe`.
     pub probes: BTreeMap<String, ProbeView>,
 }

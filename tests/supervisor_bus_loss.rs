@@ -177,6 +177,10 @@ fn the_daemon_shows_the_gap_on_health_and_keeps_running() {
         "{text}"
     );
     assert!(
+        text.contains("connected to systemd again on the session bus (reconnect 1)"),
+        "the way back is told too: {text}"
+    );
+    assert!(
         text.contains(&format!("unit {unit} failed: signal")),
         "{text}"
     );

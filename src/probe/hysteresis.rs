@@ -18,6 +18,17 @@ pub enum ProbeHealth {
     Failing,
 }
 
+impl ProbeHealth {
+    /// `unknown`, `passing` or `failing`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProbeHealth::Unknown => "unknown",
+            ProbeHealth::Passing => "passing",
+            ProbeHealth::Failing => "failing",
+        }
+    }
+}
+
 /// Counts consecutive results.
 #[derive(Debug, Clone, Default)]
 pub struct Hysteresis {

@@ -9,12 +9,14 @@
 //! dependency is failing is **held**: the deepest failing dependency is
 //! healed first. Healthy for `reset-after`, a ladder starts over.
 //!
-//! Decisions are pure functions of (state, input, now): see [`ladder`].
-//! The daemon performs the actions and feeds back their outcome.
+//! Decisions are pure functions of (state, input, now): see [`ladder`];
+//! a target's health is a pure function of what is known of it: see
+//! [`health`]. The daemon performs the actions (through
+//! [`crate::supervisor::runner`]) and feeds back their outcome.
 
 pub mod backoff;
+pub mod health;
 pub mod ladder;
-pub mod perform;
 
 use std::collections::BTreeMap;
 

@@ -8,7 +8,7 @@ use crate::config::{self, Sources, validate};
 const S: Ms = 1000;
 
 /// A configuration with these policies (name, text), on the embedded defaults.
-fn config_with(policies: &[(&str, &str)]) -> Config {
+pub(super) fn config_with(policies: &[(&str, &str)]) -> Config {
     let mut config = config::load(&Sources {
         policies_dir: Some(std::env::temp_dir().join("rvm-watchdog-no-such-dir")),
         ..Sources::default()

@@ -11,6 +11,8 @@
 //! unit; [`BusStatus`] shows the gap meanwhile.
 
 mod dbus;
+pub mod perform;
+pub mod runner;
 mod systemd;
 
 use std::collections::BTreeSet;

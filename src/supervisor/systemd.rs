@@ -81,8 +81,9 @@ pub(super) async fn run(mut task: Task) {
             s.connected = false;
             s.last_error = Some(lost.clone());
         });
+        // The daemon reports the loss once, as an event, from the status.
         if was_connected || !warned {
-            warn!(error = %lost, bus = %task.bus.describe(), "not connected to systemd; retrying with backoff");
+            debug!(error = %lost, bus = %task.bus.describe(), "connection to systemd lost");
             warned = true;
         } else {
             debug!(error = %lost, retry_in_ms = backoff.as_millis() as u64, "still not connected to systemd");

@@ -1,8 +1,5 @@
-//! Carrying out a ladder step, and what the engine learns from systemd.
-//!
-//! [`unit_health`] turns a unit's state into a target's [`Health`];
-//! [`perform`] runs one action and reports whether it worked. Both are
-//! called by the daemon's core loop; the action runs off the loop.
+//! Carrying out a ladder step: [`perform`] runs one action and reports
+//! whether it worked. The [`super::runner`] calls it off the core loop.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -11,39 +8,11 @@ use std::time::{Duration, SystemTime};
 use crate::config::{Action, Budget, Check, Reboot, Target};
 use crate::hook::{self, HookEnv, HookRun};
 use crate::process::ProcessHandle;
-use crate::recovery::Health;
 use crate::store::StoreThread;
 use crate::supervisor::{ActionError, KillWhom, Supervisor, UnitAction, UnitState};
 
 /// How long a systemd job of a recovery action may take.
 pub const JOB_TIMEOUT: Duration = Duration::from_secs(90);
-
-/// A target's health as its unit's state says.
-pub fn unit_health(state: &UnitState) -> Health {
-    if let Some(why) = state.failure() {
-        return Health::Failing {
-            reason: format!("unit {} failed ({why})", state.unit),
-            systemd_restarting: state.sub_state == "auto-restart",
-        };
-    }
-    match state.active_state.as_str() {
-        "active" | "reloading" => Health::Healthy,
-        "inactive" | "failed" if state.load_state == "not-found" => Health::Failing {
-            reason: format!("unit {} does not exist", state.unit),
-            systemd_restarting: false,
-        },
-        "inactive" => Health::Failing {
-            reason: format!("unit {} is not running", state.unit),
-            systemd_restarting: false,
-        },
-        "failed" => Health::Failing {
-            reason: format!("unit {} failed", state.unit),
-            systemd_restarting: false,
-        },
-        // activating, deactivating: wait for where it settles.
-        _ => Health::Unknown,
-    }
-}
 
 /// The outcome of one action, for the log and the engine.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -95,6 +95,9 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Why the store failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// The store's queue is full: the disk is too slow or the thread is stuck.
+    #[error("the state store's queue is full ({0} jobs waiting)")]
+    Busy(usize),
     /// The store's thread has stopped (the daemon is shutting down).
     #[error("the state store has stopped")]
     Stopped,
@@ -1002,73 +1005,5 @@ mod tests {
     }
 }
 
-/// The store's single owner: a thread that runs every query and write in
-/// order, so the async daemon never blocks on the disk. Work is sent as a
-/// closure; queries answer on a oneshot channel inside it.
-#[derive(Clone)]
-pub struct StoreThread {
-    jobs: std::sync::mpsc::Sender<StoreJob>,
-}
-
-/// One piece of work for the store's thread.
-type StoreJob = Box<dyn FnOnce(&Store) + Send>;
-
-impl StoreThread {
-    /// Moves `store` to a thread of its own.
-    pub fn spawn(store: Store) -> StoreThread {
-        let (jobs, rx) = std::sync::mpsc::channel::<StoreJob>();
-        std::thread::Builder::new()
-            .name("rvm-watchdog-store".into())
-            .spawn(move || {
-                while let Ok(job) = rx.recv() {
-                    job(&store);
-                }
-            })
-            .expect("start the store thread");
-        StoreThread { jobs }
-    }
-
-    /// Queues a write; a failure is logged, never fatal.
-    pub fn write(
-        &self,
-        what: &'static str,
-        job: impl FnOnce(&Store) -> Result<(), StoreError> + Send + 'static,
-    ) {
-        let _ = self.jobs.send(Box::new(move |store| {
-            if let Err(e) = job(store) {
-                tracing::warn!(error = %e, "cannot {what}");
-            }
-        }));
-    }
-
-    /// Runs a write and blocks until it is done (at most `timeout`): for
-    /// the rare state that must be durable before anyone is told of it.
-    pub fn write_now(
-        &self,
-        timeout: std::time::Duration,
-        job: impl FnOnce(&Store) -> Result<(), StoreError> + Send + 'static,
-    ) -> Result<(), StoreError> {
-        let (tx, rx) = std::sync::mpsc::channel();
-        self.jobs
-            .send(Box::new(move |store| {
-                let _ = tx.send(job(store));
-            }))
-            .map_err(|_| StoreError::Stopped)?;
-        rx.recv_timeout(timeout).unwrap_or(Err(StoreError::Stopped))
-    }
-
-    /// Runs a query and waits for its answer.
-    pub async fn query<T: Send + 'static>(
-        &self,
-        job: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
-    ) -> Result<T, StoreError> {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        let sent = self.jobs.send(Box::new(move |store| {
-            let _ = tx.send(job(store));
-        }));
-        if sent.is_err() {
-            return Err(StoreError::Stopped);
-        }
-        rx.await.unwrap_or(Err(StoreError::Stopped))
-    }
-}
+mod writer;
+pub use writer::{QUEUE, StoreThread, WriterReport};

@@ -1,0 +1,60 @@
+//! The one error type every handler answers with.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::command::OperationError;
+
+/// Every error the API answers with: a status and a JSON body
+/// `{"error": kind, "message": …}`. Internal details are logged, not sent.
+#[derive(Debug)]
+pub enum ApiError {
+    /// No or a wrong bearer token.
+    Unauthorized,
+    /// Changing calls are closed (no token file, API beyond loopback).
+    Forbidden(String),
+    /// No such target or step.
+    NotFound(String),
+    /// The request cannot apply to this target.
+    Conflict(String),
+    /// The daemon is stopping.
+    Unavailable,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (code, kind, message) = match self {
+            ApiError::Unauthorized => (
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "a bearer token from [api] token-file is required".to_owned(),
+            ),
+            ApiError::Forbidden(m) => (StatusCode::FORBIDDEN, "forbidden", m),
+            ApiError::NotFound(m) => (StatusCode::NOT_FOUND, "not-found", m),
+            ApiError::Conflict(m) => (StatusCode::CONFLICT, "not-applicable", m),
+            ApiError::Unavailable => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "stopping",
+                "the watchdog is stopping".to_owned(),
+            ),
+        };
+        (
+            code,
+            axum::Json(json!({ "error": kind, "message": message })),
+        )
+            .into_response()
+    }
+}
+
+impl From<OperationError> for ApiError {
+    fn from(e: OperationError) -> Self {
+        match e {
+            OperationError::UnknownTarget(_) | OperationError::NoSuchStep { .. } => {
+                ApiError::NotFound(e.to_string())
+            }
+            OperationError::NotApplicable(m) => ApiError::Conflict(m),
+            OperationError::Stopping => ApiError::Unavailable,
+        }
+    }
+}

@@ -1,0 +1,127 @@
+//! The HTTP API: `/livez` for liveness and `/health` for the platform, in
+//! the health-check draft's `application/health+json` (`status` pass, warn
+//! or fail; a `checks` map with `observedValue`, `observedUnit`, `time`,
+//! `output`); `/metrics` for Prometheus; `/api/v1/*` to read targets and to
+//! command the core loop (`control`). Handlers read the core loop's
+//! [`Snapshot`] through typed [`views`] and never block it.
+
+mod control;
+mod error;
+pub mod views;
+
+use std::path::PathBuf;
+use std::time::{Instant, SystemTime};
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Serialize;
+use tokio::sync::{mpsc, watch};
+
+pub use error::ApiError;
+
+use crate::command::Command;
+use crate::event::Counters;
+use crate::status::Snapshot;
+use views::{HealthReport, Status};
+
+/// The health format's media type.
+pub const HEALTH_JSON: &str = "application/health+json";
+
+/// What handlers read.
+#[derive(Clone)]
+pub struct ApiState {
+    /// The core loop's latest snapshot.
+    pub snapshot: watch::Receiver<Snapshot>,
+    /// The core loop's counters.
+    pub counters: watch::Receiver<Counters>,
+    /// Commands to the core loop.
+    pub commands: mpsc::Sender<Command>,
+    /// `[api] token-file`: changing calls need its token as a bearer token.
+    pub token_file: Option<PathBuf>,
+    /// Without a token file, changing calls are allowed only when the API
+    /// listens on loopback (anyone who can reach it is on the machine).
+    pub open_without_token: bool,
+}
+
+/// All routes.
+pub fn router(state: ApiState) -> Router {
+    Router::new()
+        .route("/livez", get(livez))
+        .route("/health", get(health))
+        .route("/metrics", get(metrics))
+        .route("/api/v1/targets", get(targets))
+        .route("/api/v1/targets/{name}/restart", post(control::restart))
+        .route("/api/v1/targets/{name}/reset", post(control::reset))
+        .route(
+            "/api/v1/targets/{name}/steps/{step}",
+            post(control::run_step),
+        )
+        .route("/api/v1/reload", post(control::reload))
+        .with_state(state)
+}
+
+async fn targets(State(state): State<ApiState>) -> Response {
+    let snapshot = state.snapshot.borrow();
+    axum::Json(views::targets(&snapshot)).into_response()
+}
+
+/// The liveness answer: whether the core loop goes round.
+#[derive(Serialize)]
+struct Liveness {
+    status: Status,
+    output: String,
+}
+
+async fn livez(State(state): State<ApiState>) -> Response {
+    let (age, stale) = views::loop_age(&state.snapshot.borrow(), Instant::now());
+    let (code, status) = if stale {
+        (StatusCode::SERVICE_UNAVAILABLE, Status::Fail)
+    } else {
+        (StatusCode::OK, Status::Pass)
+    };
+    let body = Liveness {
+        status,
+        output: format!("core loop went round {:.1}s ago", age.as_secs_f64()),
+    };
+    health_response(code, &body)
+}
+
+async fn metrics(State(state): State<ApiState>) -> Response {
+    let counters = state.counters.borrow().clone();
+    let text = crate::metrics::render(&state.snapshot.borrow(), &counters);
+    let mut response = text.into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    response
+}
+
+async fn health(State(state): State<ApiState>) -> Response {
+    let snapshot = state.snapshot.borrow();
+    let report = HealthReport::new(&snapshot, Instant::now(), SystemTime::now());
+    let code = if report.status == Status::Fail {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    };
+    health_response(code, &report)
+}
+
+fn health_response(code: StatusCode, body: &impl Serialize) -> Response {
+    let text = serde_json::to_string(body).unwrap_or_else(|e| {
+        tracing::error!(error = %e, "cannot render a health document");
+        r#"{"status":"fail","output":"the health document cannot be rendered"}"#.to_owned()
+    });
+    let mut response = (code, text).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(HEALTH_JSON));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("max-age=1"));
+    response
+}
+
+#[cfg(test)]
+mod tests;

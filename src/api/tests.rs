@@ -1,0 +1,280 @@
+//! Every route through `router(state)` with `oneshot`: what it reads from
+//! the snapshot, how it guards changing calls, and how the core loop's
+//! answers map to status codes. A task stands in for the core loop and
+//! answers commands the way it does.
+
+use std::time::{Duration, Instant, SystemTime};
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+use tower::ServiceExt as _;
+
+use super::*;
+use crate::command::{OperationDone, OperationError, ReloadOutcome};
+use crate::config::diag::SourceFile;
+use crate::config::{self, validate};
+use crate::status::{ConfigView, IdentityView};
+
+fn snapshot() -> Snapshot {
+    let src = SourceFile::new(
+        "<embedded>/watchdog.toml",
+        config::EMBEDDED_CONFIG.to_owned(),
+    );
+    let mut out = Vec::new();
+    let raw = src.deserialize(&mut out, |_| None).unwrap();
+    let mut config = validate::config(&src, raw, &mut out);
+    let policy = SourceFile::new(
+        "edge.toml",
+        "[target]\nname = \"edge\"\nunit = \"myrvm-edge.service\"\n".to_owned(),
+    );
+    let raw = policy.deserialize(&mut out, |_| None).unwrap();
+    config.targets = vec![validate::policy(&policy, raw, &config, &mut out).unwrap()];
+    Snapshot {
+        identity: IdentityView {
+            name: "RVM-017".into(),
+            hardware_id: Some("hw-17".into()),
+            site: None,
+        },
+        started_at: SystemTime::UNIX_EPOCH + Duration::from_secs(1_764_600_000),
+        config: ConfigView::new(&config, 3, 0, "/etc/rvm-watchdog/watchdog.toml".into()),
+        rejected_reload: None,
+        last_tick: Instant::now(),
+        tick_every: Duration::from_secs(1),
+        state_dir: "/var/lib/rvm-watchdog".into(),
+        log_destination: "journald",
+        supervisor: None,
+        units: Default::default(),
+        accounting: Default::default(),
+        ladders: Default::default(),
+        safe_mode: None,
+        previous_boot: None,
+        processes: Default::default(),
+        probes: Default::default(),
+    }
+}
+
+/// A router on `snapshot`, with a stand-in core loop answering commands.
+fn app(snapshot: Snapshot, token_file: Option<std::path::PathBuf>, open: bool) -> Router {
+    let (commands, mut rx) = mpsc::channel::<Command>(4);
+    tokio::spawn(async move {
+        while let Some(command) = rx.recv().await {
+            match command {
+                Command::Operate {
+                    target,
+                    operation,
+                    reply,
+                } => {
+                    let answer = match (target.as_str(), operation) {
+                        ("edge", crate::command::Operation::Restart) => Ok(OperationDone {
+                            ok: true,
+                            detail: "restarted myrvm-edge.service".into(),
+                            took: Duration::from_millis(18),
+                        }),
+                        ("edge", crate::command::Operation::RunStep(1)) => Ok(OperationDone {
+                            ok: false,
+                            detail: "hook exited with 2".into(),
+                            took: Duration::from_millis(5),
+                        }),
+                        ("edge", crate::command::Operation::RunStep(n)) => {
+                            Err(OperationError::NoSuchStep {
+                                target,
+                                steps: 1,
+                                step: n,
+                            })
+                        }
+                        ("edge", crate::command::Operation::Reset) => Err(OperationError::Stopping),
+                        ("probed", _) => Err(OperationError::NotApplicable(
+                            "target \"probed\" has no unit to restart".into(),
+                        )),
+                        _ => Err(OperationError::UnknownTarget(target)),
+                    };
+                    let _ = reply.send(answer);
+                }
+                Command::Reload { reply } => {
+                    let _ = reply.send(ReloadOutcome::Refused {
+                        problems: vec!["edge.toml:3:8: error: bad".into()],
+                    });
+                }
+                Command::Observe { .. } => {}
+            }
+        }
+    });
+    let counters = watch::Sender::new(Counters::default());
+    router(ApiState {
+        snapshot: watch::Sender::new(snapshot).subscribe(),
+        counters: counters.subscribe(),
+        commands,
+        token_file,
+        open_without_token: open,
+    })
+}
+
+async fn call(
+    app: &Router,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+) -> (StatusCode, String, String) {
+    let mut request = Request::builder().method(method).uri(path);
+    if let Some(t) = token {
+        request = request.header("authorization", format!("Bearer {t}"));
+    }
+    let response = app
+        .clone()
+        .oneshot(request.body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let code = response.status();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    (
+        code,
+        content_type,
+        String::from_utf8(body.to_vec()).unwrap(),
+    )
+}
+
+fn json(body: &str) -> Value {
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"))
+}
+
+#[tokio::test]
+async fn health_livez_metrics_and_targets_read_the_snapshot() {
+    let app = app(snapshot(), None, true);
+    let (code, content_type, body) = call(&app, "GET", "/health", None).await;
+    assert_eq!(code, StatusCode::OK);
+    assert_eq!(content_type, HEALTH_JSON);
+    let health = json(&body);
+    assert_eq!(health["status"], "pass");
+    assert_eq!(health["serviceId"], "hw-17");
+    assert_eq!(health["checks"]["config:targets"][0]["observedValue"], 1);
+    assert_eq!(health["targets"][0]["name"], "edge");
+
+    let (code, content_type, body) = call(&app, "GET", "/livez", None).await;
+    assert_eq!((code, content_type.as_str()), (StatusCode::OK, HEALTH_JSON));
+    assert_eq!(json(&body)["status"], "pass");
+
+    let (code, content_type, body) = call(&app, "GET", "/metrics", None).await;
+    assert_eq!(code, StatusCode::OK);
+    assert!(content_type.starts_with("text/plain; version=0.0.4"));
+    assert!(
+        body.lines().any(|l| l == "rvm_watchdog_targets 1"),
+        "{body}"
+    );
+
+    let (code, _, body) = call(&app, "GET", "/api/v1/targets", None).await;
+    assert_eq!(code, StatusCode::OK);
+    assert_eq!(
+        json(&body),
+        health["targets"],
+        "the same typed view as /health's"
+    );
+}
+
+#[tokio::test]
+async fn a_wedged_core_loop_fails_livez_and_health() {
+    let mut s = snapshot();
+    s.last_tick = Instant::now() - Duration::from_secs(30);
+    let app = app(s, None, true);
+    let (code, _, body) = call(&app, "GET", "/livez", None).await;
+    assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(json(&body)["status"], "fail");
+    let (code, _, body) = call(&app, "GET", "/health", None).await;
+    assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(json(&body)["checks"]["core-loop:age"][0]["status"], "fail");
+}
+
+#[tokio::test]
+async fn control_routes_answer_with_the_core_loops_result() {
+    let app = app(snapshot(), None, true);
+    let cases: [(&str, StatusCode, Value); 6] = [
+        (
+            "/api/v1/targets/edge/restart",
+            StatusCode::OK,
+            json!({"ok": true, "detail": "restarted myrvm-edge.service", "tookMs": 18}),
+        ),
+        (
+            "/api/v1/targets/edge/steps/1",
+            StatusCode::BAD_GATEWAY,
+            json!({"ok": false, "detail": "hook exited with 2", "tookMs": 5}),
+        ),
+        (
+            "/api/v1/targets/edge/steps/4",
+            StatusCode::NOT_FOUND,
+            json!({"error": "not-found", "message": "target \"edge\" has 1 ladder step(s); there is no step 4"}),
+        ),
+        (
+            "/api/v1/targets/probed/restart",
+            StatusCode::CONFLICT,
+            json!({"error": "not-applicable", "message": "target \"probed\" has no unit to restart"}),
+        ),
+        (
+            "/api/v1/targets/edge/reset",
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({"error": "stopping", "message": "the watchdog is stopping"}),
+        ),
+        (
+            "/api/v1/reload",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            json!({"applied": false, "problems": ["edge.toml:3:8: error: bad"]}),
+        ),
+    ];
+    for (path, want, body) in cases {
+        let (code, _, text) = call(&app, "POST", path, None).await;
+        assert_eq!(code, want, "POST {path}: {text}");
+        assert_eq!(json(&text), body, "POST {path}");
+    }
+    let (code, _, _) = call(&app, "GET", "/api/v1/targets/edge/restart", None).await;
+    assert_eq!(
+        code,
+        StatusCode::METHOD_NOT_ALLOWED,
+        "changing calls are POST only"
+    );
+}
+
+#[tokio::test]
+async fn changing_calls_need_the_token_and_never_open_beyond_loopback_without_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("api.token");
+    std::fs::write(&token, "s3cret\n").unwrap();
+    let app = app(snapshot(), Some(token.clone()), false);
+    let path = "/api/v1/targets/edge/restart";
+    assert_eq!(
+        call(&app, "POST", path, None).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        call(&app, "POST", path, Some("wrong!")).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        call(&app, "POST", path, Some("s3cret")).await.0,
+        StatusCode::OK
+    );
+    // Reading stays open.
+    assert_eq!(call(&app, "GET", "/health", None).await.0, StatusCode::OK);
+
+    let closed = app_without_token_beyond_loopback();
+    let (code, _, body) = call(&closed, "POST", path, None).await;
+    assert_eq!(code, StatusCode::FORBIDDEN);
+    assert_eq!(json(&body)["error"], "forbidden");
+    std::fs::remove_file(&token).unwrap();
+    let (code, _, body) = call(&app, "POST", path, Some("s3cret")).await;
+    assert_eq!(
+        code,
+        StatusCode::FORBIDDEN,
+        "an unreadable token file closes them: {body}"
+    );
+}
+
+fn app_without_token_beyond_loopback() -> Router {
+    app(snapshot(), None, false)
+}

@@ -1,0 +1,342 @@
+//! Typed views of the daemon for every HTTP consumer: `/health`,
+//! `/api/v1/*` and, later, the dashboard and the platform's endpoints
+//! render these, so each field is named and shaped in one place. They
+//! borrow from the core loop's [`Snapshot`] and are built per request.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant, SystemTime};
+
+use serde::Serialize;
+
+use crate::process::ProcessState;
+use crate::recovery::LadderState;
+use crate::status::{IdentityView, Snapshot, TargetView, rfc3339};
+use crate::store::{BootEnd, PreviousBoot};
+use crate::supervisor::{UnitAccounting, UnitState};
+
+/// The health draft's status word.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// All good.
+    Pass,
+    /// Degraded.
+    Warn,
+    /// Down.
+    Fail,
+}
+
+/// What a check measured.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum Observed {
+    /// A count.
+    Count(u64),
+    /// A measurement.
+    Number(f64),
+    /// A yes or no.
+    Flag(bool),
+}
+
+/// One entry of the `checks` map, in the health draft's words.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Check {
+    /// `component` or `system`.
+    pub component_type: &'static str,
+    /// Its status.
+    pub status: Status,
+    /// What it measured.
+    pub observed_value: Option<Observed>,
+    /// In what unit.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub observed_unit: Option<&'static str>,
+    /// When, RFC 3339.
+    pub time: String,
+    /// One line for people.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output: Option<String>,
+    /// Reconnections to systemd (the connection's check only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reconnects: Option<u64>,
+}
+
+/// A target with what is known of it now.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TargetReport<'a> {
+    /// Its configuration.
+    #[serde(flatten)]
+    pub target: &'a TargetView,
+    /// Its unit's state, for unit targets.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unit_state: Option<&'a UnitState>,
+    /// Its process's state, for process targets.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub process_state: Option<&'a ProcessState>,
+    /// Its ladder.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recovery: Option<&'a LadderState>,
+    /// Its unit's resource use.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub accounting: Option<&'a UnitAccounting>,
+}
+
+/// How the previous boot ended.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BootView<'a> {
+    /// Its boot id.
+    pub boot_id: &'a str,
+    /// When it started, RFC 3339.
+    pub started_at: String,
+    /// `watchdog-reboot`, `clean-shutdown` or `unexpected`.
+    pub ended: &'static str,
+    /// The reboot's target, reason and time, or the shutdown's time.
+    pub detail: Option<BootDetail<'a>>,
+}
+
+/// Detail of how a boot ended.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BootDetail<'a> {
+    /// The target whose ladder rebooted (reboots only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<Option<&'a str>>,
+    /// Why (reboots only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<&'a str>,
+    /// When, RFC 3339.
+    pub at: String,
+}
+
+impl<'a> BootView<'a> {
+    fn new(boot: &'a PreviousBoot) -> Self {
+        let (ended, detail) = match &boot.ended {
+            BootEnd::WatchdogReboot { target, reason, at } => (
+                "watchdog-reboot",
+                Some(BootDetail {
+                    target: Some(target.as_deref()),
+                    reason: Some(reason),
+                    at: rfc3339(*at),
+                }),
+            ),
+            BootEnd::CleanShutdown { at } => (
+                "clean-shutdown",
+                Some(BootDetail {
+                    target: None,
+                    reason: None,
+                    at: rfc3339(*at),
+                }),
+            ),
+            BootEnd::Unexpected => ("unexpected", None),
+        };
+        BootView {
+            boot_id: &boot.boot_id,
+            started_at: rfc3339(boot.started_at),
+            ended,
+            detail,
+        }
+    }
+}
+
+/// The `/health` document.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HealthReport<'a> {
+    /// The worst status of the checks that count.
+    pub status: Status,
+    /// The major version.
+    pub version: &'static str,
+    /// The full version.
+    pub release_id: &'static str,
+    /// The machine: its hardware id, or its name.
+    pub service_id: &'a str,
+    /// One line.
+    pub description: String,
+    /// Who this machine is.
+    pub identity: &'a IdentityView,
+    /// Every check, by `component:measurement`.
+    pub checks: BTreeMap<String, Vec<Check>>,
+    /// Every target.
+    pub targets: Vec<TargetReport<'a>>,
+    /// Where the state lives.
+    pub state_dir: &'a str,
+    /// Where log lines go.
+    pub log: &'static str,
+    /// When the daemon started, RFC 3339.
+    pub started_at: String,
+    /// How the previous boot ended, when known.
+    pub previous_boot: Option<BootView<'a>>,
+}
+
+/// The core loop counts as wedged when it has not gone round for this many ticks.
+const STALE_TICKS: u32 = 5;
+
+/// How long ago the core loop went round, and whether that is too long.
+pub fn loop_age(s: &Snapshot, now: Instant) -> (Duration, bool) {
+    let age = now.saturating_duration_since(s.last_tick);
+    (age, age > s.tick_every * STALE_TICKS)
+}
+
+/// Every target with what is known of it.
+pub fn targets(s: &Snapshot) -> Vec<TargetReport<'_>> {
+    s.config
+        .targets
+        .iter()
+        .map(|t| TargetReport {
+            target: t,
+            unit_state: t.unit.as_ref().and_then(|u| s.units.get(u)),
+            process_state: s.processes.get(&t.name),
+            recovery: s.ladders.get(&t.name),
+            accounting: t.unit.as_ref().and_then(|u| s.accounting.get(u)),
+        })
+        .collect()
+}
+
+impl<'a> HealthReport<'a> {
+    /// The report of `s` at `now` (monotonic, for the loop's age) and `wall`.
+    pub fn new(s: &'a Snapshot, now: Instant, wall: SystemTime) -> Self {
+        let (age, stale) = loop_age(s, now);
+        let time = rfc3339(wall);
+        let config_status = if s.rejected_reload.is_some() || s.config.warnings > 0 {
+            Status::Warn
+        } else {
+            Status::Pass
+        };
+        let mut config_output = format!(
+            "generation {} from {} and {}, applied {}",
+            s.config.generation,
+            s.config.source,
+            s.config.policies,
+            rfc3339(s.config.loaded_at)
+        );
+        if s.config.warnings > 0 {
+            config_output.push_str(&format!("; {} warning(s) at load", s.config.warnings));
+        }
+        if let Some(r) = &s.rejected_reload {
+            config_output.push_str(&format!(
+                "; reload at {} refused with {} error(s), running configuration kept: {}",
+                rfc3339(r.at),
+                r.errors,
+                r.problems.join("; ")
+            ));
+        }
+        let loop_status = if stale { Status::Fail } else { Status::Pass };
+        let check = |status, observed, unit, output| Check {
+            component_type: "component",
+            status,
+            observed_value: Some(observed),
+            observed_unit: unit,
+            time: time.clone(),
+            output,
+            reconnects: None,
+        };
+        let mut checks = BTreeMap::new();
+        checks.insert(
+            "config:targets".to_owned(),
+            vec![check(
+                config_status,
+                Observed::Count(s.config.targets.len() as u64),
+                Some("targets"),
+                Some(config_output),
+            )],
+        );
+        checks.insert(
+            "core-loop:age".to_owned(),
+            vec![check(
+                loop_status,
+                Observed::Number((age.as_secs_f64() * 1000.0).round() / 1000.0),
+                Some("s"),
+                None,
+            )],
+        );
+        let mut statuses = vec![config_status, loop_status];
+        if let Some(bus) = &s.supervisor {
+            // Not connected: the daemon is up but cannot see or heal units.
+            let status = if bus.connected {
+                Status::Pass
+            } else {
+                Status::Warn
+            };
+            statuses.push(status);
+            let mut output = if bus.connected {
+                format!(
+                    "connected to systemd on the {} since {}",
+                    bus.bus,
+                    rfc3339(bus.since)
+                )
+            } else {
+                format!(
+                    "not connected to systemd on the {} since {}; retrying",
+                    bus.bus,
+                    rfc3339(bus.since)
+                )
+            };
+            if let Some(e) = &bus.last_error {
+                output.push_str(&format!("; last error: {e}"));
+            }
+            checks.insert(
+                "systemd:connection".to_owned(),
+                vec![Check {
+                    component_type: "system",
+                    reconnects: Some(bus.reconnects),
+                    ..check(status, Observed::Flag(bus.connected), None, Some(output))
+                }],
+            );
+        }
+        for (name, probe) in &s.probes {
+            let status = match (probe.health, probe.outcome.status) {
+                (crate::probe::ProbeHealth::Failing, _) => Status::Fail,
+                (_, crate::probe::Status::Pass) => Status::Pass,
+                _ => Status::Warn,
+            };
+            // A failing probe degrades the machine; the watchdog itself stays up.
+            statuses.push(status.min(Status::Warn));
+            checks.insert(
+                name.clone(),
+                vec![Check {
+                    observed_value: probe.outcome.observed_value.map(Observed::Number),
+                    observed_unit: probe.outcome.observed_unit,
+                    time: rfc3339(probe.at),
+                    ..check(
+                        status,
+                        Observed::Flag(false),
+                        None,
+                        Some(probe.outcome.output.clone()),
+                    )
+                }],
+            );
+        }
+        if let Some(mode) = &s.safe_mode {
+            statuses.push(Status::Warn);
+            checks.insert(
+                "recovery:safe-mode".to_owned(),
+                vec![check(
+                    Status::Warn,
+                    Observed::Flag(true),
+                    None,
+                    Some(format!("safe mode: no automatic reboots; {}", mode.reason)),
+                )],
+            );
+        }
+        HealthReport {
+            status: statuses.into_iter().max().unwrap_or(Status::Pass),
+            version: env!("CARGO_PKG_VERSION").split('.').next().unwrap_or("0"),
+            release_id: env!("CARGO_PKG_VERSION"),
+            service_id: s
+                .identity
+                .hardware_id
+                .as_deref()
+                .unwrap_or(&s.identity.name),
+            description: format!("rvm-watchdog on {}", s.identity.name),
+            identity: &s.identity,
+            checks,
+            targets: targets(s),
+            state_dir: &s.state_dir,
+            log: s.log_destination,
+            started_at: rfc3339(s.started_at),
+            previous_boot: s.previous_boot.as_ref().map(BootView::new),
+        }
+    }
+}

@@ -1,0 +1,198 @@
+//! What the daemon does once at start: the state directory, the state
+//! store (this boot recorded, how the previous one ended, a boot loop, the
+//! saved ladders), and the machine's identity.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use tracing::{error, info, warn};
+
+use super::now_ms;
+use crate::config::{self, Config, Level, Loaded};
+use crate::recovery::{LadderState, Ms};
+use crate::status::{IdentityView, SafeMode};
+use crate::store::{PreviousBoot, Store, StoreThread};
+
+/// Store key of a target's ladder state (followed by the target's name).
+pub(super) const LADDER_KEY: &str = "ladder/";
+/// Store key of safe mode.
+pub(super) const SAFE_MODE_KEY: &str = "safe-mode";
+
+/// What the store said at start.
+pub(super) struct Boot {
+    pub store: Option<StoreThread>,
+    pub boot_id: String,
+    pub ladders: BTreeMap<String, LadderState>,
+    pub safe_mode: Option<SafeMode>,
+    /// Safe mode was entered now, at start (a boot loop).
+    pub entered_safe_mode: bool,
+    pub previous: Option<PreviousBoot>,
+}
+
+/// Opens the state store, records this boot, learns how the previous one
+/// ended, detects a boot loop and loads the saved ladders. A store that
+/// cannot be opened is reported and the daemon runs without it (and makes
+/// no automatic reboot: their budget must survive reboots).
+pub(super) fn open_store(state_dir: &Path, config: &Config) -> Boot {
+    let boot_id = crate::store::current_boot_id(&config.daemon.host_root);
+    let mut boot = Boot {
+        store: None,
+        boot_id: boot_id.clone(),
+        ladders: BTreeMap::new(),
+        safe_mode: None,
+        entered_safe_mode: false,
+        previous: None,
+    };
+    let store = match Store::open_or_recover(state_dir) {
+        Ok(s) => s,
+        Err(e) => {
+            error!(
+                error = %e,
+                "cannot open the state store; running without it: ladders start over at every restart and no automatic reboot is made"
+            );
+            return boot;
+        }
+    };
+    let now = SystemTime::now();
+    match store.record_boot(&boot_id, now) {
+        Ok(record) => boot.previous = record.previous,
+        Err(e) => warn!(error = %e, "cannot record this boot"),
+    }
+    let saved: Option<SafeMode> = store
+        .get_state(SAFE_MODE_KEY)
+        .ok()
+        .flatten()
+        .and_then(|v| serde_json::from_value(v).ok());
+    // Safe mode ends once the reboot budget's window has passed.
+    let window = config.reboot.budget.window.as_millis() as Ms;
+    boot.safe_mode = match saved {
+        Some(m) if now_ms() < m.since + window => {
+            warn!(reason = %m.reason, "still in safe mode: no automatic reboots");
+            Some(m)
+        }
+        Some(_) => {
+            info!("safe mode ended: the reboot budget's window has passed");
+            let _ = store.delete_state(SAFE_MODE_KEY);
+            None
+        }
+        None => None,
+    };
+    let loop_window = config.reboot.boot_loop.window;
+    let loop_since = now
+        .checked_sub(loop_window)
+        .unwrap_or(SystemTime::UNIX_EPOCH);
+    if boot.safe_mode.is_none()
+        && let Ok(boots) = store.boots_since(loop_since)
+        && boots >= config.reboot.boot_loop.count as usize
+    {
+        let mode = SafeMode {
+            since: now_ms(),
+            reason: format!(
+                "boot loop: {boots} boots in the last {} ([reboot] boot-loop {})",
+                humantime::format_duration(loop_window),
+                config.reboot.boot_loop
+            ),
+        };
+        let _ = store.put_state(
+            SAFE_MODE_KEY,
+            &serde_json::to_value(&mode).unwrap_or_default(),
+        );
+        boot.safe_mode = Some(mode);
+        boot.entered_safe_mode = true;
+    }
+    for t in &config.targets {
+        if let Ok(Some(v)) = store.get_state(&format!("{LADDER_KEY}{}", t.name))
+            && let Ok(state) = serde_json::from_value::<LadderState>(v)
+        {
+            boot.ladders.insert(t.name.clone(), state);
+        }
+    }
+    boot.store = Some(StoreThread::spawn(store));
+    boot
+}
+
+/// Creates the state directory, or falls back to a per-user one when it
+/// cannot be written (running without root on a development machine).
+pub(super) fn prepare_state_dir(wanted: &Path) -> anyhow::Result<PathBuf> {
+    if writable_dir(wanted) {
+        return Ok(wanted.to_owned());
+    }
+    let fallback = std::env::var_os("XDG_STATE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
+        .map(|base| base.join("rvm-watchdog"))
+        .unwrap_or_else(|| {
+            std::env::temp_dir().join(format!("rvm-watchdog-{}", nix::unistd::getuid()))
+        });
+    if writable_dir(&fallback) {
+        warn!(
+            wanted = %wanted.display(),
+            using = %fallback.display(),
+            "state directory is not writable; using a per-user one"
+        );
+        return Ok(fallback);
+    }
+    anyhow::bail!(
+        "cannot write the state directory {} nor the fallback {}",
+        wanted.display(),
+        fallback.display()
+    )
+}
+
+fn writable_dir(dir: &Path) -> bool {
+    if std::fs::create_dir_all(dir).is_err() {
+        return false;
+    }
+    let probe = dir.join(format!(".write-test-{}", std::process::id()));
+    let ok = std::fs::write(&probe, b"").is_ok();
+    let _ = std::fs::remove_file(&probe);
+    ok
+}
+
+pub(super) fn identity_view(config: &Config) -> IdentityView {
+    let hardware_id = config.identity.hardware_id.clone().or_else(|| {
+        let file = config.identity.hardware_id_file.as_ref()?;
+        match std::fs::read_to_string(file) {
+            Ok(text) => Some(text.trim().to_owned()).filter(|s| !s.is_empty()),
+            Err(e) => {
+                warn!(file = %file.display(), error = %e, "cannot read the hardware id");
+                None
+            }
+        }
+    });
+    IdentityView {
+        name: config.identity.name.clone(),
+        hardware_id,
+        site: config.identity.site.clone(),
+    }
+}
+
+pub(super) fn config_source(loaded: &Loaded) -> String {
+    loaded
+        .files
+        .first()
+        .map(|f| f.path.display().to_string())
+        .unwrap_or_default()
+}
+
+pub(super) fn announce_target(t: &config::Target) {
+    info!(
+        target_name = %t.name,
+        object_systemd_unit = t.unit(),
+        kind = t.kind.as_str(),
+        probes = t.probes.len(),
+        steps = t.ladder.len(),
+        observe = t.observe,
+        "watching target {}",
+        t.name
+    );
+}
+
+pub(super) fn log_diagnostic(d: &config::Diagnostic) {
+    let file = d.file.display().to_string();
+    match d.severity {
+        Level::Error => error!(file = %file, line = d.line, col = d.col, "{d}"),
+        Level::Warning => warn!(file = %file, line = d.line, col = d.col, "{d}"),
+    }
+}

@@ -1,0 +1,240 @@
+//! Commands to the core loop: an operator's command on a target, a reload
+//! (applied whole or not at all), an observer joining the event stream.
+
+use std::time::{Duration, SystemTime};
+
+use tracing::{error, warn};
+
+use super::boot::{announce_target, config_source, identity_view, log_diagnostic};
+use super::core::{Core, Reply};
+use super::{now_ms, sd_notify};
+use crate::command::{Command, Operation, OperationDone, OperationError, ReloadOutcome};
+use crate::config::{self, Config, Level, Loaded};
+use crate::event::Event;
+use crate::status::{ConfigView, RejectedReload};
+use crate::supervisor::perform::Attempt;
+use crate::supervisor::runner::{self, Origin};
+
+impl Core {
+    /// Carries out a command from the API, a signal or a test.
+    pub(super) async fn command(&mut self, command: Command) {
+        match command {
+            Command::Reload { reply } => {
+                let outcome = self.reload().await;
+                let _ = reply.send(outcome);
+            }
+            Command::Operate {
+                target,
+                operation,
+                reply,
+            } => self.operate(&target, operation, reply),
+            Command::Observe { reply } => {
+                let _ = reply.send(self.events.slurp_and_subscribe());
+            }
+        }
+    }
+
+    fn operate(&mut self, name: &str, operation: Operation, reply: Reply) {
+        let Some(target) = self.config.target(name).cloned() else {
+            let _ = reply.send(Err(OperationError::UnknownTarget(name.to_owned())));
+            return;
+        };
+        let (action, step) = match operation {
+            Operation::Reset => {
+                let decisions = self.engine.reset(name, now_ms());
+                let detail = format!("{}'s ladder starts over", target.name);
+                self.events.emit(Event::OperatorCommand {
+                    target: target.name.clone(),
+                    unit: target.unit().map(str::to_owned),
+                    command: operation.as_str(),
+                    step: None,
+                    action: None,
+                    ok: true,
+                    detail: detail.clone(),
+                    took: Duration::ZERO,
+                });
+                self.handle(decisions);
+                let _ = reply.send(Ok(OperationDone {
+                    ok: true,
+                    detail,
+                    took: Duration::ZERO,
+                }));
+                return;
+            }
+            Operation::Restart => {
+                if target.unit().is_none() {
+                    let _ = reply.send(Err(OperationError::NotApplicable(format!(
+                        "target \"{}\" has no unit to restart",
+                        target.name
+                    ))));
+                    return;
+                }
+                (config::Action::Restart, None)
+            }
+            Operation::RunStep(n) => match n.checked_sub(1).and_then(|i| target.ladder.get(i)) {
+                Some(step) => (step.action.clone(), Some(n - 1)),
+                None => {
+                    let _ = reply.send(Err(OperationError::NoSuchStep {
+                        target: target.name.clone(),
+                        steps: target.ladder.len(),
+                        step: n,
+                    }));
+                    return;
+                }
+            },
+        };
+        let attempt = Attempt {
+            step: step.unwrap_or(0),
+            attempt: 1,
+            reason: "asked for by an operator".into(),
+            incident: self.incident_of(name).unwrap_or_default(),
+        };
+        self.next_ticket += 1;
+        let ticket = self.next_ticket;
+        self.operators.insert(ticket, reply);
+        runner::spawn(
+            self.action_context(&target.name),
+            target.clone(),
+            action,
+            attempt,
+            target.unit().and_then(|u| self.units.get(u)).cloned(),
+            Origin::Operator {
+                command: operation.as_str(),
+                step,
+                ticket,
+            },
+            self.reports.clone(),
+        );
+    }
+
+    async fn reload(&mut self) -> ReloadOutcome {
+        let sources = self.sources.clone();
+        let loaded = match tokio::task::spawn_blocking(move || config::load(&sources)).await {
+            Ok(l) => l,
+            Err(e) => {
+                error!(error = %e, "reload failed: the loader panicked; running configuration kept");
+                return ReloadOutcome::Refused {
+                    problems: vec![format!("internal error: {e}")],
+                };
+            }
+        };
+        for d in &loaded.diagnostics {
+            log_diagnostic(d);
+        }
+        let outcome = match &loaded.config {
+            None => {
+                let problems: Vec<String> = loaded
+                    .diagnostics
+                    .iter()
+                    .filter(|d| d.severity == Level::Error)
+                    .map(ToString::to_string)
+                    .collect();
+                // Observers see the refusal before the log says so.
+                self.snapshot.send_modify(|s| {
+                    s.rejected_reload = Some(RejectedReload {
+                        at: SystemTime::now(),
+                        errors: problems.len(),
+                        problems: problems.iter().take(5).cloned().collect(),
+                    })
+                });
+                self.events.emit(Event::ReloadRefused {
+                    generation: self.generation,
+                    problems: problems.clone(),
+                });
+                ReloadOutcome::Refused { problems }
+            }
+            Some(new) => {
+                self.apply(new.clone(), &loaded);
+                ReloadOutcome::Applied {
+                    generation: self.generation,
+                    targets: self.config.targets.len(),
+                }
+            }
+        };
+        sd_notify::status(&self.status_line());
+        outcome
+    }
+
+    fn apply(&mut self, new: Config, loaded: &Loaded) {
+        if new.api.listen != self.config.api.listen {
+            warn!(
+                old = %self.config.api.listen,
+                new = %new.api.listen,
+                "the API listen address changes only at restart"
+            );
+        }
+        if new.daemon.state_dir != self.config.daemon.state_dir {
+            warn!("the state directory changes only at restart");
+        }
+        if let Some(log) = &self.log
+            && new.log.level != self.config.log.level
+        {
+            log.set_level(new.log.level);
+        }
+        let names =
+            |c: &Config| -> Vec<String> { c.targets.iter().map(|t| t.name.clone()).collect() };
+        let (old_names, new_names) = (names(&self.config), names(&new));
+        let added: Vec<String> = new_names
+            .iter()
+            .filter(|n| !old_names.contains(n))
+            .cloned()
+            .collect();
+        let removed: Vec<String> = old_names
+            .iter()
+            .filter(|n| !new_names.contains(n))
+            .cloned()
+            .collect();
+        let changed: Vec<String> = new
+            .targets
+            .iter()
+            .filter(|t| self.config.target(&t.name).is_some_and(|old| old != *t))
+            .map(|t| t.name.clone())
+            .collect();
+        self.generation += 1;
+        let warnings = loaded
+            .diagnostics
+            .iter()
+            .filter(|d| d.severity == Level::Warning)
+            .count();
+        let view = ConfigView::new(&new, self.generation, warnings, config_source(loaded));
+        let identity = identity_view(&new);
+        // Observers see the new configuration before the log says it applied.
+        self.snapshot.send_modify(|s| {
+            s.config = view;
+            s.identity = identity;
+            s.rejected_reload = None;
+        });
+        self.events.emit(Event::ReloadApplied {
+            generation: self.generation,
+            targets: new.targets.len(),
+            added: added.clone(),
+            removed,
+            changed: changed.clone(),
+        });
+        for t in new.targets.iter().filter(|t| added.contains(&t.name)) {
+            announce_target(t);
+        }
+        let units = new.watched_units();
+        self.engine.reconfigure(&new);
+        // A changed process target starts again on its new policy.
+        for name in &changed {
+            if let Some(handle) = self.processes.remove(name) {
+                handle.stop();
+            }
+        }
+        self.config = new;
+        self.start_processes();
+        self.start_probes();
+        match &self.supervisor {
+            Some(supervisor) => {
+                let supervisor = supervisor.clone();
+                self.snapshot.send_modify(|s| {
+                    s.units.retain(|u, _| units.contains(u));
+                    s.accounting.retain(|u, _| units.contains(u));
+                });
+                tokio::spawn(async move { supervisor.watch(units).await });
+            }
+            None => self.start_supervisor_if_needed(),
+        }
+    }
+}

@@ -1,0 +1,254 @@
+//! A target's **health** from everything known of it: its unit's or its
+//! process's state, and its probes after hysteresis. Pure functions of
+//! what the core loop knows; the engine takes the result.
+//!
+//! For a unit or a process only `liveness` probes count (a failing
+//! dependency must not restart it); a target that is only probed is what
+//! its probes say. Until every counted probe has an answer, a healthy
+//! unit is `unknown`, not healthy.
+
+use std::collections::BTreeMap;
+
+use super::Health;
+use crate::config::{self, Target, TargetKind};
+use crate::probe::ProbeHealth;
+use crate::process::ProcessState;
+use crate::supervisor::UnitState;
+
+/// What the target's probes say: each probe's health and last output, by probe name.
+pub type ProbeHealths<'a> = BTreeMap<&'a str, (ProbeHealth, &'a str)>;
+
+/// A target's health. `unit`: its unit's last state (unit targets);
+/// `process`: its process's last state (process and adopted targets);
+/// `probes`: its probes' health so far.
+pub fn target_health(
+    target: &Target,
+    unit: Option<&UnitState>,
+    process: Option<&ProcessState>,
+    probes: &ProbeHealths<'_>,
+) -> Health {
+    let base = match &target.kind {
+        TargetKind::Unit { .. } => Some(unit.map(unit_health).unwrap_or_default()),
+        TargetKind::Process(_) | TargetKind::Adopted(_) => Some(
+            process
+                .map(|s| process_health(&target.name, s))
+                .unwrap_or_default(),
+        ),
+        TargetKind::Probed => None,
+    };
+    if let Some(h @ Health::Failing { .. }) = &base {
+        return h.clone();
+    }
+    let counted = target
+        .probes
+        .iter()
+        .filter(|p| crate::probe::runs(&p.check))
+        .filter(|p| base.is_none() || p.role == config::ProbeRole::Liveness);
+    let mut any = false;
+    let mut all_known = true;
+    for p in counted {
+        any = true;
+        match probes.get(p.name.as_str()) {
+            Some((ProbeHealth::Failing, output)) => {
+                return Health::Failing {
+                    reason: format!("probe {} is failing: {output}", p.name),
+                    systemd_restarting: false,
+                };
+            }
+            Some((ProbeHealth::Passing, _)) => {}
+            _ => all_known = false,
+        }
+    }
+    match base {
+        Some(h) if !all_known && h == Health::Healthy => Health::Unknown,
+        Some(h) => h,
+        None if !any || !all_known => Health::Unknown,
+        None => Health::Healthy,
+    }
+}
+
+/// A target's health as its unit's state says.
+pub fn unit_health(state: &UnitState) -> Health {
+    if let Some(why) = state.failure() {
+        return Health::Failing {
+            reason: format!("unit {} failed ({why})", state.unit),
+            systemd_restarting: state.sub_state == "auto-restart",
+        };
+    }
+    match state.active_state.as_str() {
+        "active" | "reloading" => Health::Healthy,
+        "inactive" | "failed" if state.load_state == "not-found" => Health::Failing {
+            reason: format!("unit {} does not exist", state.unit),
+            systemd_restarting: false,
+        },
+        "inactive" => Health::Failing {
+            reason: format!("unit {} is not running", state.unit),
+            systemd_restarting: false,
+        },
+        "failed" => Health::Failing {
+            reason: format!("unit {} failed", state.unit),
+            systemd_restarting: false,
+        },
+        // activating, deactivating: wait for where it settles.
+        _ => Health::Unknown,
+    }
+}
+
+/// A process target's health as its process's state says.
+pub fn process_health(name: &str, state: &ProcessState) -> Health {
+    let failing = |reason: String| Health::Failing {
+        reason,
+        systemd_restarting: false,
+    };
+    match state {
+        ProcessState::Running { .. } => Health::Healthy,
+        ProcessState::Exited { code } => {
+            failing(format!("process of {name} exited with code {code}"))
+        }
+        ProcessState::Killed { signal } => {
+            failing(format!("process of {name} was killed by signal {signal}"))
+        }
+        ProcessState::Stuck { state, secs, .. } => failing(format!(
+            "process of {name} is {} for {secs}s",
+            if *state == 'D' {
+                "in uninterruptible sleep"
+            } else {
+                "stopped"
+            }
+        )),
+        ProcessState::SpawnFailed { error } => failing(error.clone()),
+        ProcessState::Stopped => Health::Unknown,
+        ProcessState::Absent { reason } => failing(format!("{name} is not running: {reason}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target(policy: &str) -> Target {
+        crate::recovery::tests::config_with(&[("t", policy)]).targets[0].clone()
+    }
+
+    fn unit(active: &str, sub: &str, result: &str) -> UnitState {
+        UnitState {
+            active_state: active.into(),
+            sub_state: sub.into(),
+            result: result.into(),
+            load_state: "loaded".into(),
+            ..UnitState::unknown("app.service")
+        }
+    }
+
+    const UNIT: &str = "[target]\nname = \"app\"\nunit = \"app.service\"\n\n\
+        [[probe]]\nname = \"live\"\nkind = \"tcp\"\naddress = \"127.0.0.1:1\"\n\n\
+        [[probe]]\nname = \"dep\"\nkind = \"tcp\"\naddress = \"127.0.0.1:2\"\nrole = \"dependency\"\n";
+
+    #[test]
+    fn a_failed_unit_is_failing_whatever_its_probes_say() {
+        let t = target(UNIT);
+        let probes = ProbeHealths::from([("live", (ProbeHealth::Passing, "ok"))]);
+        let h = target_health(
+            &t,
+            Some(&unit("failed", "failed", "exit-code")),
+            None,
+            &probes,
+        );
+        assert!(
+            matches!(&h, Health::Failing { reason, systemd_restarting: false } if reason.contains("exit-code")),
+            "{h:?}"
+        );
+        let h = target_health(
+            &t,
+            Some(&unit("activating", "auto-restart", "exit-code")),
+            None,
+            &probes,
+        );
+        assert!(
+            matches!(
+                h,
+                Health::Failing {
+                    systemd_restarting: true,
+                    ..
+                }
+            ),
+            "{h:?}"
+        );
+    }
+
+    #[test]
+    fn a_running_unit_waits_for_its_liveness_probes_and_ignores_the_others() {
+        let t = target(UNIT);
+        let running = unit("active", "running", "success");
+        assert_eq!(
+            target_health(&t, Some(&running), None, &ProbeHealths::new()),
+            Health::Unknown,
+            "healthy only once its liveness probe answered"
+        );
+        let probes = ProbeHealths::from([
+            ("live", (ProbeHealth::Passing, "ok")),
+            ("dep", (ProbeHealth::Failing, "refused")),
+        ]);
+        assert_eq!(
+            target_health(&t, Some(&running), None, &probes),
+            Health::Healthy
+        );
+        let probes = ProbeHealths::from([("live", (ProbeHealth::Failing, "refused"))]);
+        assert_eq!(
+            target_health(&t, Some(&running), None, &probes),
+            Health::Failing {
+                reason: "probe live is failing: refused".into(),
+                systemd_restarting: false
+            }
+        );
+    }
+
+    #[test]
+    fn a_probed_target_is_what_all_its_probes_say() {
+        let t = target(UNIT.replace("unit = \"app.service\"\n", "").as_str());
+        let one = ProbeHealths::from([("live", (ProbeHealth::Passing, "ok"))]);
+        assert_eq!(target_health(&t, None, None, &one), Health::Unknown);
+        let both = ProbeHealths::from([
+            ("live", (ProbeHealth::Passing, "ok")),
+            ("dep", (ProbeHealth::Passing, "ok")),
+        ]);
+        assert_eq!(target_health(&t, None, None, &both), Health::Healthy);
+        let failing = ProbeHealths::from([
+            ("live", (ProbeHealth::Passing, "ok")),
+            ("dep", (ProbeHealth::Failing, "refused")),
+        ]);
+        assert!(target_health(&t, None, None, &failing).is_failing());
+    }
+
+    #[test]
+    fn a_process_target_is_its_process_state() {
+        let t = target(
+            "[target]\nname = \"p\"\n\n[target.process]\ncommand = [\"/bin/sleep\", \"60\"]\n",
+        );
+        assert_eq!(
+            target_health(
+                &t,
+                None,
+                Some(&ProcessState::Running { pid: 7 }),
+                &ProbeHealths::new()
+            ),
+            Health::Healthy
+        );
+        assert_eq!(
+            target_health(
+                &t,
+                None,
+                Some(&ProcessState::Exited { code: 3 }),
+                &ProbeHealths::new()
+            ),
+            Health::Failing {
+                reason: "process of p exited with code 3".into(),
+                systemd_restarting: false
+            }
+        );
+        assert_eq!(
+            target_health(&t, None, None, &ProbeHealths::new()),
+            Health::Unknown
+        );
+    }
+}
