@@ -8,7 +8,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
-use support::daemon::Daemon;
+use support::daemon::TestDaemon;
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -34,14 +34,14 @@ fn the_previous_boot_is_reported_and_a_boot_loop_enters_safe_mode() {
 
     // First boot: nothing known before it; a clean stop.
     boot(dir, "11111111-aaaa-4aaa-8aaa-000000000001");
-    let mut daemon = Daemon::start(dir);
+    let mut daemon = TestDaemon::start(dir);
     assert!(daemon.get_json("/health")["previousBoot"].is_null());
     daemon.signal(Signal::SIGTERM);
     assert_eq!(daemon.wait_exit(WAIT).code(), Some(0));
 
     // Second boot: the first ended cleanly. Then the watchdog dies with the machine.
     boot(dir, "11111111-aaaa-4aaa-8aaa-000000000002");
-    let mut daemon = Daemon::start(dir);
+    let mut daemon = TestDaemon::start(dir);
     daemon.wait_for_line("the previous boot ended with a clean shutdown", WAIT);
     assert_eq!(
         daemon.get_json("/health")["previousBoot"]["ended"],
@@ -50,7 +50,7 @@ fn the_previous_boot_is_reported_and_a_boot_loop_enters_safe_mode() {
     // A restart of the watchdog within one boot is not a new boot.
     daemon.signal(Signal::SIGKILL);
     daemon.wait_exit(WAIT);
-    let mut daemon = Daemon::start(dir);
+    let mut daemon = TestDaemon::start(dir);
     assert_eq!(
         daemon.get_json("/health")["previousBoot"]["ended"],
         "clean-shutdown"
@@ -61,7 +61,7 @@ fn the_previous_boot_is_reported_and_a_boot_loop_enters_safe_mode() {
     // Third boot within half an hour: the second ended unexpectedly, and
     // three boots in the window are a boot loop.
     boot(dir, "11111111-aaaa-4aaa-8aaa-000000000003");
-    let mut daemon = Daemon::start(dir);
+    let mut daemon = TestDaemon::start(dir);
     daemon.wait_for_line("the previous boot ended unexpectedly", WAIT);
     let line = daemon.wait_for_line("entering safe mode: boot loop: 3 boots", WAIT);
     assert!(line.contains("ERROR"), "{line}");

@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use support::daemon::{Daemon, http_get};
+use support::daemon::{TestDaemon, http_get};
 use support::systemd::wait_until;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -61,7 +61,7 @@ fn promtool_accepts_the_exposition() {
         ),
     )
     .unwrap();
-    let daemon = Daemon::start(dir);
+    let daemon = TestDaemon::start(dir);
     let metrics = wait_until("every probe on /metrics", WAIT, || {
         let (_, _, text) = http_get(daemon.addr, "/metrics");
         let all = [

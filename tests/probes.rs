@@ -8,13 +8,13 @@ mod support;
 use std::path::Path;
 use std::time::Duration;
 
-use support::daemon::{Daemon, http_get};
+use support::daemon::{TestDaemon, http_get};
 use support::systemd::wait_until;
 
 const WAIT: Duration = Duration::from_secs(30);
 
 /// The `/health` check of `target:probe`: (status, output).
-fn check(daemon: &Daemon, key: &str) -> Option<(String, String)> {
+fn check(daemon: &TestDaemon, key: &str) -> Option<(String, String)> {
     let (_, _, body) = http_get(daemon.addr, "/health");
     let health: serde_json::Value = serde_json::from_str(&body).ok()?;
     let c = health.get("checks")?.get(key)?.get(0)?;
@@ -79,7 +79,7 @@ fn camera_policy(dir: &Path, device: &Path, args: &str) {
 /// Starts the daemon and waits for the camera probe to fail and its hook to
 /// run: the probe's output and the arguments the hook got.
 fn camera_fails_and_hook_runs(dir: &Path, marker: &Path) -> (String, String) {
-    let mut daemon = Daemon::start(dir);
+    let mut daemon = TestDaemon::start(dir);
     daemon.wait_for_line("probe camera/v4l2 is failing", WAIT);
     let (status, output) = check(&daemon, "camera:v4l2").unwrap();
     assert_eq!(status, "fail");
@@ -134,7 +134,7 @@ fn a_frozen_frame_heartbeat_fails_and_the_uplink_passes() {
         ),
     )
     .unwrap();
-    let daemon = Daemon::start(dir);
+    let daemon = TestDaemon::start(dir);
     let (status, output) = wait_until("the uplink passes", WAIT, || {
         check(&daemon, "uplink:path").filter(|(s, _)| s == "pass")
     })

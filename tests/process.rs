@@ -7,7 +7,7 @@ use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::time::Duration;
 
-use support::daemon::Daemon;
+use support::daemon::TestDaemon;
 use support::systemd::wait_until;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -37,10 +37,10 @@ fn read_pid(path: &Path) -> Option<i32> {
     std::fs::read_to_string(path).ok()?.trim().parse().ok()
 }
 
-fn setup(dir: &Path, policy: &str) -> Daemon {
+fn setup(dir: &Path, policy: &str) -> TestDaemon {
     write(&dir.join("watchdog.toml"), "[log]\noutput = \"stderr\"\n");
     write(&dir.join("policies/helper.toml"), policy);
-    Daemon::start(dir)
+    TestDaemon::start(dir)
 }
 
 #[test]
@@ -175,7 +175,8 @@ fn an_adopted_process_is_watched_and_never_signalled_without_permission() {
         "[target]\nname = \"helper\"\n\n[target.adopt]\nmatch = \"{marker}\"\n\n[[probe]]\nkind = \"process\"\nstuck-for = \"1s\"\n"
     );
     let mut daemon = setup(dir, &policy);
-    let state = |daemon: &Daemon| daemon.get_json("/health")["targets"][0]["processState"].clone();
+    let state =
+        |daemon: &TestDaemon| daemon.get_json("/health")["targets"][0]["processState"].clone();
     wait_until("the adopted process found", WAIT, || {
         (state(&daemon)["pid"] == pid).then_some(())
     })

@@ -9,17 +9,22 @@ mod support;
 use std::path::Path;
 use std::time::Duration;
 
-use support::daemon::Daemon;
+use support::daemon::{TestDaemon, target};
 use support::systemd::{PrivateSystemd, wait_until};
 
 const WAIT: Duration = Duration::from_secs(30);
 
-fn setup(sd: &PrivateSystemd, dir: &Path, policies: &[(&str, String)]) -> Daemon {
+fn setup(sd: &PrivateSystemd, dir: &Path, policies: &[(&str, String)]) -> TestDaemon {
     setup_with(sd, dir, "", policies)
 }
 
 /// [`setup`] with more `watchdog.toml` text after the daemon and log tables.
-fn setup_with(sd: &PrivateSystemd, dir: &Path, extra: &str, policies: &[(&str, String)]) -> Daemon {
+fn setup_with(
+    sd: &PrivateSystemd,
+    dir: &Path,
+    extra: &str,
+    policies: &[(&str, String)],
+) -> TestDaemon {
     std::fs::create_dir_all(dir.join("policies")).unwrap();
     std::fs::write(
         dir.join("watchdog.toml"),
@@ -29,14 +34,14 @@ fn setup_with(sd: &PrivateSystemd, dir: &Path, extra: &str, policies: &[(&str, S
     for (name, text) in policies {
         std::fs::write(dir.join("policies").join(format!("{name}.toml")), text).unwrap();
     }
-    Daemon::start_with_env(
+    TestDaemon::start_with_env(
         dir,
         &[("DBUS_SESSION_BUS_ADDRESS".into(), sd.bus_address())],
     )
 }
 
 /// The lines of the daemon's log containing all of `needles`.
-fn lines_with<'a>(daemon: &'a Daemon, needles: &[&str]) -> Vec<&'a String> {
+fn lines_with<'a>(daemon: &'a TestDaemon, needles: &[&str]) -> Vec<&'a String> {
     daemon
         .seen
         .iter()
@@ -83,6 +88,18 @@ fn a_crash_looping_unit_is_restarted_with_backoff_until_the_ladder_gives_up() {
         &[("crashloop", policy), ("bystander", other)],
     );
 
+    // It gives up, and says so on /health.
+    let health = daemon.wait_for("crashloop given up", WAIT, |h| {
+        target(h, "crashloop")["recovery"]["gaveUp"].is_object()
+    });
+    assert!(
+        target(&health, "crashloop")["recovery"]["gaveUp"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("every step of the ladder was tried"),
+        "{health:#}"
+    );
+    // The log has told the whole story once it tells of the give-up.
     daemon.wait_for_line("gave up on crashloop", WAIT);
     let restarts = lines_with(&daemon, &["recovering crashloop: restart"]);
     assert_eq!(
@@ -93,39 +110,34 @@ fn a_crash_looping_unit_is_restarted_with_backoff_until_the_ladder_gives_up() {
     for (i, line) in restarts.iter().enumerate() {
         assert!(line.contains(&format!("attempt {}", i + 1)), "{line}");
     }
-    // The delays follow the policy: 1 s, then 2 s, then 4 s after each
-    // attempt (each attempt's run of 0.3 s adds to the gap between them).
-    let times: Vec<f64> = restarts.iter().map(|l| stamp(l)).collect();
-    let gaps: Vec<f64> = times.windows(2).map(|w| w[1] - w[0]).collect();
-    assert!(
-        gaps[0] >= 2.0 && gaps[0] < 4.0,
-        "second restart 2 s after the first crash: {gaps:?}"
-    );
-    assert!(
-        gaps[1] >= 4.0 && gaps[1] < 6.5,
-        "third restart 4 s after the second crash: {gaps:?}"
-    );
-    let scheduled = lines_with(&daemon, &["crashloop: restart (step 1, attempt 1) in 1s"]);
-    assert!(
-        !scheduled.is_empty(),
-        "the first delay is the policy's initial backoff"
+    // The delays decided follow the policy: 1 s, then 2 s, then 4 s. (That
+    // the engine keeps to them is proven with a simulated clock in its unit
+    // tests; wall-clock gaps between log lines would only make this flaky.)
+    // A stale "failed" that systemd reports just after a restart job can
+    // schedule the next attempt once more before the unit is seen running:
+    // the same decision, logged twice in a row.
+    let mut scheduled: Vec<&str> =
+        lines_with(&daemon, &["crashloop: restart (step 1, attempt", ") in "])
+            .into_iter()
+            .map(|l| {
+                let message = l
+                    .split_once(" INFO crashloop: ")
+                    .map_or(l.as_str(), |(_, m)| m);
+                message.split(" target_name=").next().unwrap()
+            })
+            .collect();
+    scheduled.dedup();
+    assert_eq!(
+        scheduled,
+        [
+            "restart (step 1, attempt 1) in 1s",
+            "restart (step 1, attempt 2) in 2s",
+            "restart (step 1, attempt 3) in 4s",
+        ],
+        "the scheduled restarts in:\n{}",
+        daemon.seen.join("\n")
     );
 
-    // It stays given up, and says so on /health.
-    let health = daemon.get_json("/health");
-    let target = health["targets"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["name"] == "crashloop")
-        .unwrap()
-        .clone();
-    assert!(
-        target["recovery"]["gaveUp"]["reason"]
-            .as_str()
-            .unwrap()
-            .contains("every step of the ladder was tried")
-    );
     assert_eq!(
         lines_with(&daemon, &["recovering bystander"]).len(),
         0,
@@ -305,7 +317,7 @@ fn the_ladder_escalates_from_restarts_to_a_hook_then_gives_up() {
         ),
     )
     .unwrap();
-    let mut daemon = Daemon::start_with_env(
+    let mut daemon = TestDaemon::start_with_env(
         dir,
         &[("DBUS_SESSION_BUS_ADDRESS".into(), sd.bus_address())],
     );
@@ -401,7 +413,7 @@ fn a_spent_reboot_budget_enters_safe_mode_also_after_a_sigkill_restart() {
     assert!(sd.systemctl(&["start", unit]).status.success());
 
     // The first reboot is made; the watchdog is then killed before anything else.
-    let mut daemon = Daemon::start_with_env(dir, &env);
+    let mut daemon = TestDaemon::start_with_env(dir, &env);
     daemon.wait_for_line("reboot of doomed: reboot command /bin/sh ran", WAIT);
     daemon.signal(nix::sys::signal::Signal::SIGKILL);
     daemon.wait_exit(WAIT);
@@ -412,7 +424,7 @@ fn a_spent_reboot_budget_enters_safe_mode_also_after_a_sigkill_restart() {
 
     // Started again: the ladder and the budget survived; the second reboot
     // inside the hour is refused and safe mode is entered.
-    let mut daemon = Daemon::start_with_env(dir, &env);
+    let mut daemon = TestDaemon::start_with_env(dir, &env);
     let refused = daemon.wait_for_line("reboot refused", WAIT);
     assert!(refused.contains("the reboot budget 1/1h"), "{refused}");
     daemon.wait_for_line("entering safe mode", WAIT);
@@ -421,7 +433,10 @@ fn a_spent_reboot_budget_enters_safe_mode_also_after_a_sigkill_restart() {
         1,
         "no second reboot"
     );
-    let health = daemon.get_json("/health");
+    // The log line can come before /health shows it: wait for the state.
+    let health = daemon.wait_for("safe mode on /health", WAIT, |h| {
+        h["checks"]["recovery:safe-mode"].is_array()
+    });
     let safe = &health["checks"]["recovery:safe-mode"][0];
     assert_eq!(safe["status"], "warn");
     assert!(
@@ -433,9 +448,12 @@ fn a_spent_reboot_budget_enters_safe_mode_also_after_a_sigkill_restart() {
     // Killed and started once more: still in safe mode.
     daemon.signal(nix::sys::signal::Signal::SIGKILL);
     daemon.wait_exit(WAIT);
-    let mut daemon = Daemon::start_with_env(dir, &env);
+    let mut daemon = TestDaemon::start_with_env(dir, &env);
     daemon.wait_for_line("still in safe mode", WAIT);
-    assert!(daemon.get_json("/health")["checks"]["recovery:safe-mode"][0]["status"] == "warn");
+    let health = daemon.wait_for("safe mode on /health", WAIT, |h| {
+        h["checks"]["recovery:safe-mode"].is_array()
+    });
+    assert!(health["checks"]["recovery:safe-mode"][0]["status"] == "warn");
     sd.systemctl(&["reset-failed", unit]);
 }
 
@@ -468,7 +486,7 @@ fn operator_commands_return_after_the_action_with_its_result() {
         ),
     )
     .unwrap();
-    let mut daemon = Daemon::start_with_env(
+    let mut daemon = TestDaemon::start_with_env(
         dir,
         &[("DBUS_SESSION_BUS_ADDRESS".into(), sd.bus_address())],
     );
@@ -536,7 +554,8 @@ fn a_unit_probe_follows_the_units_state() {
     );
     let mut daemon = setup(sd, temp.path(), &[("kiosk", policy)]);
     daemon.wait_for_line("probe kiosk/upstream is passing", WAIT);
-    let check = |daemon: &Daemon| daemon.get_json("/health")["checks"]["kiosk:upstream"][0].clone();
+    let check =
+        |daemon: &TestDaemon| daemon.get_json("/health")["checks"]["kiosk:upstream"][0].clone();
     assert_eq!(check(&daemon)["status"], "pass");
 
     assert!(sd.systemctl(&["stop", unit]).status.success());

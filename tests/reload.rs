@@ -3,11 +3,13 @@
 
 mod support;
 
+use std::net::TcpListener;
 use std::path::Path;
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
-use support::daemon::{Daemon, binary};
+use serde_json::Value;
+use support::daemon::{TestDaemon, binary};
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -24,7 +26,7 @@ fn setup(dir: &Path) {
     );
 }
 
-fn target_names(health: &serde_json::Value) -> Vec<String> {
+fn target_names(health: &Value) -> Vec<String> {
     health["targets"]
         .as_array()
         .unwrap()
@@ -33,12 +35,24 @@ fn target_names(health: &serde_json::Value) -> Vec<String> {
         .collect()
 }
 
+/// The configuration check's output: "generation N from … applied …", and
+/// what became of the last reload.
+fn config_output(health: &Value) -> &str {
+    health["checks"]["config:targets"][0]["output"]
+        .as_str()
+        .unwrap_or_default()
+}
+
 #[test]
 fn a_broken_reload_keeps_the_running_configuration_and_a_good_one_applies() {
     let temp = tempfile::tempdir().unwrap();
     let dir = temp.path();
     setup(dir);
-    let mut daemon = Daemon::start(dir);
+    // Beta's tcp probe, once it is added, connects here: a port this test
+    // holds open, so the probe passes.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let probed = listener.local_addr().unwrap();
+    let mut daemon = TestDaemon::start(dir);
 
     let (code, content_type, _) = daemon.get("/health");
     assert_eq!(code, 200);
@@ -67,7 +81,9 @@ fn a_broken_reload_keeps_the_running_configuration_and_a_good_one_applies() {
         "the problem is logged as an error: {problem}"
     );
 
-    let health = daemon.get_json("/health");
+    let health = daemon.wait_for("the refused reload on /health", WAIT, |h| {
+        config_output(h).contains("refused with")
+    });
     assert_eq!(health["status"], "warn");
     assert_eq!(
         target_names(&health),
@@ -79,9 +95,7 @@ fn a_broken_reload_keeps_the_running_configuration_and_a_good_one_applies() {
         serde_json::json!(["memory"]),
         "alpha unchanged"
     );
-    let output = health["checks"]["config:targets"][0]["output"]
-        .as_str()
-        .unwrap();
+    let output = config_output(&health);
     assert!(output.starts_with("generation 1 "), "{output}");
     assert!(
         output.contains("refused with 1 error(s), running configuration kept"),
@@ -93,7 +107,9 @@ fn a_broken_reload_keeps_the_running_configuration_and_a_good_one_applies() {
     // Fixed: everything applies at once.
     write(
         &dir.join("policies/beta.toml"),
-        "[target]\nname = \"beta\"\n\n[[probe]]\nkind = \"tcp\"\naddress = \"127.0.0.1:8001\"\n",
+        &format!(
+            "[target]\nname = \"beta\"\n\n[[probe]]\nkind = \"tcp\"\naddress = \"{probed}\"\n"
+        ),
     );
     let mark = daemon.seen.len();
     daemon.signal(Signal::SIGHUP);
@@ -102,17 +118,21 @@ fn a_broken_reload_keeps_the_running_configuration_and_a_good_one_applies() {
     assert!(applied.contains("added=[\"beta\"]"), "{applied}");
     assert!(applied.contains("changed=[\"alpha\"]"), "{applied}");
 
-    let health = daemon.get_json("/health");
-    assert_eq!(health["status"], "pass");
+    // Generation 2 serves once every probe it added has run at least once.
+    let health = daemon.wait_for("generation 2 with its new probes run", WAIT, |h| {
+        config_output(h).starts_with("generation 2 ")
+            && h["checks"]["alpha:disk"][0]["status"].is_string()
+            && h["checks"]["beta:tcp"][0]["status"].is_string()
+    });
+    assert_eq!(health["status"], "pass", "{health:#}");
+    assert_eq!(health["checks"]["beta:tcp"][0]["status"], "pass");
     assert_eq!(target_names(&health), ["alpha", "beta"]);
     assert_eq!(
         health["targets"][0]["probes"],
         serde_json::json!(["memory", "disk"])
     );
     assert_eq!(health["targets"][1]["probes"], serde_json::json!(["tcp"]));
-    let output = health["checks"]["config:targets"][0]["output"]
-        .as_str()
-        .unwrap();
+    let output = config_output(&health);
     assert!(output.starts_with("generation 2 "), "{output}");
 
     // A file removed, a target gone.
@@ -121,11 +141,15 @@ fn a_broken_reload_keeps_the_running_configuration_and_a_good_one_applies() {
     daemon.signal(Signal::SIGHUP);
     let applied = daemon.wait_for_line_after(mark, "reload applied", WAIT);
     assert!(applied.contains("removed=[\"alpha\"]"), "{applied}");
-    assert_eq!(target_names(&daemon.get_json("/health")), ["beta"]);
+    let health = daemon.wait_for("generation 3 on /health", WAIT, |h| {
+        config_output(h).starts_with("generation 3 ")
+    });
+    assert_eq!(target_names(&health), ["beta"]);
 
     daemon.signal(Signal::SIGTERM);
     let status = daemon.wait_exit(WAIT);
     assert_eq!(status.code(), Some(0), "a clean stop exits 0");
+    drop(listener);
 }
 
 #[test]

@@ -1,5 +1,9 @@
 //! The daemon as a child process: started with arguments, its stderr read
 //! line by line, its HTTP API queried, killed by pid when dropped.
+//!
+//! Tests wait on the daemon's state with [`TestDaemon::wait_for`] (a
+//! condition on its `/health` document, with a deadline); the line waiters
+//! are for facts that only the log tells.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -8,8 +12,10 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use serde_json::Value;
+
 /// A running `rvm-watchdog run`.
-pub struct Daemon {
+pub struct TestDaemon {
     child: Child,
     lines: mpsc::Receiver<String>,
     /// Every stderr line seen so far.
@@ -23,16 +29,16 @@ pub fn binary() -> Command {
     Command::new(env!("CARGO_BIN_EXE_rvm-watchdog"))
 }
 
-impl Daemon {
+impl TestDaemon {
     /// Starts `rvm-watchdog run` on files under `dir` (`dir/watchdog.toml`,
     /// `dir/policies`, state in `dir/state`), on a free loopback port, and
     /// waits for it to serve.
-    pub fn start(dir: &Path) -> Daemon {
+    pub fn start(dir: &Path) -> TestDaemon {
         Self::start_with_env(dir, &[])
     }
 
-    /// [`Daemon::start`] with extra environment variables (e.g. the bus address).
-    pub fn start_with_env(dir: &Path, env: &[(String, String)]) -> Daemon {
+    /// [`TestDaemon::start`] with extra environment variables (e.g. the bus address).
+    pub fn start_with_env(dir: &Path, env: &[(String, String)]) -> TestDaemon {
         let mut child = binary()
             .arg("run")
             .arg("--config")
@@ -59,7 +65,7 @@ impl Daemon {
                 }
             }
         });
-        let mut daemon = Daemon {
+        let mut daemon = TestDaemon {
             child,
             lines: rx,
             seen: Vec::new(),
@@ -81,7 +87,7 @@ impl Daemon {
         self.wait_for_line_after(0, needle, timeout)
     }
 
-    /// Like [`Daemon::wait_for_line`], ignoring the first `skip` lines.
+    /// Like [`TestDaemon::wait_for_line`], ignoring the first `skip` lines.
     pub fn wait_for_line_after(&mut self, skip: usize, needle: &str, timeout: Duration) -> String {
         let deadline = Instant::now() + timeout;
         loop {
@@ -96,6 +102,46 @@ impl Daemon {
                     self.seen.join("\n")
                 ),
             }
+        }
+    }
+
+    /// Polls `GET /health` (a 200 or a 503 both carry the document) every
+    /// 20 ms until `cond` holds for it, and returns that document. Panics
+    /// after `timeout`, naming `what`, the last document seen and the
+    /// daemon's stderr so far.
+    pub fn wait_for(
+        &mut self,
+        what: &str,
+        timeout: Duration,
+        cond: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let deadline = Instant::now() + timeout;
+        loop {
+            self.drain_lines();
+            let last = match try_http_get(self.addr, "/health") {
+                Ok((200 | 503, _, body)) => match serde_json::from_str::<Value>(&body) {
+                    Ok(health) if cond(&health) => return health,
+                    Ok(health) => format!("{health:#}"),
+                    Err(e) => format!("not JSON ({e}): {body}"),
+                },
+                Ok((code, _, body)) => format!("HTTP {code}: {body}"),
+                Err(e) => format!("no answer: {e}"),
+            };
+            if Instant::now() >= deadline {
+                self.drain_lines();
+                panic!(
+                    "not {what} within {timeout:?}; last /health:\n{last}\nstderr so far:\n{}",
+                    self.seen.join("\n")
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Moves the stderr lines that arrived into [`TestDaemon::seen`].
+    fn drain_lines(&mut self) {
+        while let Ok(line) = self.lines.try_recv() {
+            self.seen.push(line);
         }
     }
 
@@ -132,13 +178,24 @@ impl Daemon {
     }
 }
 
-impl Drop for Daemon {
+impl Drop for TestDaemon {
     fn drop(&mut self) {
         if self.child.try_wait().ok().flatten().is_none() {
             let _ = self.child.kill();
             let _ = self.child.wait();
         }
     }
+}
+
+/// The entry of `health["targets"]` named `name`, or `Null` when there is
+/// none (as indexing a [`Value`] gives), so conditions can look before the
+/// target is there.
+pub fn target<'a>(health: &'a Value, name: &str) -> &'a Value {
+    static NONE: Value = Value::Null;
+    health["targets"]
+        .as_array()
+        .and_then(|targets| targets.iter().find(|t| t["name"] == name))
+        .unwrap_or(&NONE)
 }
 
 /// A minimal HTTP/1.1 GET: (status code, content type, body). Panics when
