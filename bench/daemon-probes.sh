@@ -6,6 +6,7 @@
 #
 #   bench/daemon-probes.sh            # 60 s window
 #   RUN=120 TARGETS=100 bench/daemon-probes.sh
+#   BIN=/tmp/rvm-watchdog-old bench/daemon-probes.sh   # another build, to compare
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TARGETS=${TARGETS:-50}
@@ -14,8 +15,10 @@ RUN=${RUN:-60}
 WARMUP=${WARMUP:-10}
 PORT=${PORT:-19184}
 
-cargo build --release --quiet
-bin=target/release/rvm-watchdog
+if [ -z "${BIN:-}" ]; then
+    cargo build --release --quiet
+fi
+bin=${BIN:-target/release/rvm-watchdog}
 dir=$(mktemp -d)
 pid=
 cleanup() {
