@@ -20,11 +20,12 @@ use super::boot::{Boot, LADDER_KEY, SAFE_MODE_KEY};
 use super::{now_ms, sd_notify};
 use crate::command::{OperationDone, OperationError};
 use crate::config::{self, Bus, Config};
+use crate::event::counters::Histogram;
 use crate::event::{ActionResult, Event, Events, Trouble};
 use crate::logging::LogHandle;
 use crate::probe::{Hysteresis, ProbeHealth, ProbeResult};
 use crate::process::{ProcessEvent, ProcessHandle, ProcessState};
-use crate::recovery::health::{ProbeHealths, target_health};
+use crate::recovery::health::target_health;
 use crate::recovery::{Decision, Engine, Health, LadderState, Ms};
 use crate::status::{SafeMode, Snapshot};
 use crate::store::{StoreThread, WriterReport};
@@ -74,8 +75,10 @@ pub(super) struct Core {
     pub(super) processes: BTreeMap<String, ProcessHandle>,
     /// Tasks that must finish before the daemon exits (process targets stopping).
     tasks: TaskTracker,
-    /// Each probe's hysteresis and last outcome, by (target, probe).
-    probes: BTreeMap<(String, String), ProbeView>,
+    /// Each probe's hysteresis and last outcome, by target, then probe.
+    probes: BTreeMap<String, BTreeMap<String, ProbeView>>,
+    /// How late probe runs started; published to the counters every tick.
+    probe_lag: Histogram,
     probe_results: mpsc::Sender<ProbeResult>,
     /// Cancelled to stop the probes (at a reload, before they start again).
     probe_stop: CancellationToken,
@@ -136,6 +139,7 @@ impl Core {
             processes: BTreeMap::new(),
             tasks: TaskTracker::new(),
             probes: BTreeMap::new(),
+            probe_lag: Histogram::default(),
             probe_results,
             probe_stop: shutdown.child_token(),
             process_states: BTreeMap::new(),
@@ -204,6 +208,8 @@ impl Core {
         self.snapshot
             .send_modify(|s| s.last_tick = std::time::Instant::now());
         self.wake(now);
+        let lag = self.probe_lag.clone();
+        self.events.count(|c| c.probe_lag = lag);
         self.events.flush();
         self.check_store();
     }
@@ -420,9 +426,10 @@ impl Core {
     pub(super) fn action_context(&self, target: &str) -> ActionContext {
         let facts = self
             .probes
-            .iter()
-            .filter(|((t, _), _)| t == target)
-            .flat_map(|(_, view)| view.outcome.facts.clone())
+            .get(target)
+            .into_iter()
+            .flat_map(|probes| probes.values())
+            .flat_map(|view| view.outcome.facts.clone())
             .collect();
         ActionContext {
             facts,
@@ -600,17 +607,15 @@ impl Core {
         let Some(target) = self.config.target(name) else {
             return Health::Unknown;
         };
-        let probes: ProbeHealths<'_> = self
-            .probes
-            .range((name.to_owned(), String::new())..)
-            .take_while(|((t, _), _)| t == name)
-            .map(|((_, p), v)| (p.as_str(), (v.health, v.outcome.output.as_str())))
-            .collect();
+        let probes = self.probes.get(name);
         target_health(
             target,
             target.unit().and_then(|u| self.units.get(u)),
             self.process_states.get(name).map(|(_, s)| s),
-            &probes,
+            |probe| {
+                let view = probes?.get(probe)?;
+                Some((view.health, view.outcome.output.as_str()))
+            },
         )
     }
 
@@ -619,8 +624,12 @@ impl Core {
     /// emits a change of its state.
     fn observe_health(&mut self, name: &str) {
         let health = self.target_health(name);
-        if let Some(from) = self.engine.state(name).map(|s| s.health.clone())
-            && std::mem::discriminant(&from) != std::mem::discriminant(&health)
+        if let Some(from) = self
+            .engine
+            .state(name)
+            .map(|s| &s.health)
+            .filter(|from| std::mem::discriminant(*from) != std::mem::discriminant(&health))
+            .cloned()
         {
             let unit = self
                 .config
@@ -658,7 +667,10 @@ impl Core {
                 .target(t)
                 .is_some_and(|t| t.probes.iter().any(|q| q.name == p))
         };
-        self.probes.retain(|(t, p), _| kept(t, p));
+        self.probes.retain(|t, probes| {
+            probes.retain(|p, _| kept(t, p));
+            !probes.is_empty()
+        });
         self.snapshot.send_modify(|s| {
             s.probes
                 .retain(|key, _| key.split_once(':').is_some_and(|(t, p)| kept(t, p)));
@@ -673,7 +685,6 @@ impl Core {
             return;
         };
         let (fail_after, pass_after) = (probe.fail_after, probe.pass_after);
-        let unit = target.unit().map(str::to_owned);
         let ProbeResult {
             target: name,
             probe: probe_name,
@@ -681,8 +692,12 @@ impl Core {
             at,
             lag,
         } = result;
-        let key = (name, probe_name);
-        let view = match self.probes.entry(key.clone()) {
+        let view = match self
+            .probes
+            .entry(name.clone())
+            .or_default()
+            .entry(probe_name.clone())
+        {
             std::collections::btree_map::Entry::Occupied(e) => {
                 let view = e.into_mut();
                 view.outcome = outcome;
@@ -706,16 +721,20 @@ impl Core {
             outcome: view.outcome.clone(),
             at: view.at,
         };
-        let (status, output) = (public.outcome.status, public.outcome.output.clone());
+        let status = public.outcome.status;
+        let changed = changed.map(|health| (health, public.outcome.output.clone()));
         self.snapshot.send_modify(|s| {
-            s.probes.insert(format!("{}:{}", key.0, key.1), public);
+            s.probes.insert(format!("{name}:{probe_name}"), public);
         });
-        self.events.count(|c| c.probe_lag.observe(lag));
-        let (name, probe_name) = key;
+        self.probe_lag.observe(lag);
         match changed {
-            Some(health) => self.events.emit(Event::ProbeChanged {
+            Some((health, output)) => self.events.emit(Event::ProbeChanged {
+                unit: self
+                    .config
+                    .target(&name)
+                    .and_then(|t| t.unit())
+                    .map(str::to_owned),
                 target: name.clone(),
-                unit,
                 probe: probe_name,
                 health,
                 status,
@@ -726,7 +745,8 @@ impl Core {
                 probe = %probe_name,
                 status = status.as_str(),
                 lag_ms = lag.as_millis() as u64,
-                "{output}"
+                "{}",
+                self.probes[&name][&probe_name].outcome.output
             ),
         }
         self.observe_health(&name);

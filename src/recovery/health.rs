@@ -7,25 +7,20 @@
 //! its probes say. Until every counted probe has an answer, a healthy
 //! unit is `unknown`, not healthy.
 
-use std::collections::BTreeMap;
-
 use super::Health;
 use crate::config::{self, Target, TargetKind};
 use crate::probe::ProbeHealth;
 use crate::process::ProcessState;
 use crate::supervisor::UnitState;
 
-/// What the target's probes say: each probe's health and last output, by probe name.
-pub type ProbeHealths<'a> = BTreeMap<&'a str, (ProbeHealth, &'a str)>;
-
 /// A target's health. `unit`: its unit's last state (unit targets);
 /// `process`: its process's last state (process and adopted targets);
-/// `probes`: its probes' health so far.
-pub fn target_health(
+/// `probe`: a probe's health so far and its last output, by probe name.
+pub fn target_health<'a>(
     target: &Target,
     unit: Option<&UnitState>,
     process: Option<&ProcessState>,
-    probes: &ProbeHealths<'_>,
+    probe: impl Fn(&str) -> Option<(ProbeHealth, &'a str)>,
 ) -> Health {
     let base = match &target.kind {
         TargetKind::Unit { .. } => Some(unit.map(unit_health).unwrap_or_default()),
@@ -48,7 +43,7 @@ pub fn target_health(
     let mut all_known = true;
     for p in counted {
         any = true;
-        match probes.get(p.name.as_str()) {
+        match probe(&p.name) {
             Some((ProbeHealth::Failing, output)) => {
                 return Health::Failing {
                     reason: format!("probe {} is failing: {output}", p.name),
@@ -125,6 +120,19 @@ pub fn process_health(name: &str, state: &ProcessState) -> Health {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeMap;
+
+    /// Probe healths by name, as the tests give them.
+    type ProbeHealths<'a> = BTreeMap<&'a str, (ProbeHealth, &'a str)>;
+
+    fn health(
+        t: &Target,
+        unit: Option<&UnitState>,
+        process: Option<&ProcessState>,
+        probes: &ProbeHealths<'_>,
+    ) -> Health {
+        target_health(t, unit, process, |name| probes.get(name).copied())
+    }
 
     fn target(policy: &str) -> Target {
         crate::recovery::tests::config_with(&[("t", policy)]).targets[0].clone()
@@ -148,7 +156,7 @@ mod tests {
     fn a_failed_unit_is_failing_whatever_its_probes_say() {
         let t = target(UNIT);
         let probes = ProbeHealths::from([("live", (ProbeHealth::Passing, "ok"))]);
-        let h = target_health(
+        let h = health(
             &t,
             Some(&unit("failed", "failed", "exit-code")),
             None,
@@ -158,7 +166,7 @@ mod tests {
             matches!(&h, Health::Failing { reason, systemd_restarting: false } if reason.contains("exit-code")),
             "{h:?}"
         );
-        let h = target_health(
+        let h = health(
             &t,
             Some(&unit("activating", "auto-restart", "exit-code")),
             None,
@@ -181,7 +189,7 @@ mod tests {
         let t = target(UNIT);
         let running = unit("active", "running", "success");
         assert_eq!(
-            target_health(&t, Some(&running), None, &ProbeHealths::new()),
+            health(&t, Some(&running), None, &ProbeHealths::new()),
             Health::Unknown,
             "healthy only once its liveness probe answered"
         );
@@ -190,12 +198,12 @@ mod tests {
             ("dep", (ProbeHealth::Failing, "refused")),
         ]);
         assert_eq!(
-            target_health(&t, Some(&running), None, &probes),
+            health(&t, Some(&running), None, &probes),
             Health::Healthy
         );
         let probes = ProbeHealths::from([("live", (ProbeHealth::Failing, "refused"))]);
         assert_eq!(
-            target_health(&t, Some(&running), None, &probes),
+            health(&t, Some(&running), None, &probes),
             Health::Failing {
                 reason: "probe live is failing: refused".into(),
                 systemd_restarting: false
@@ -207,17 +215,17 @@ mod tests {
     fn a_probed_target_is_what_all_its_probes_say() {
         let t = target(UNIT.replace("unit = \"app.service\"\n", "").as_str());
         let one = ProbeHealths::from([("live", (ProbeHealth::Passing, "ok"))]);
-        assert_eq!(target_health(&t, None, None, &one), Health::Unknown);
+        assert_eq!(health(&t, None, None, &one), Health::Unknown);
         let both = ProbeHealths::from([
             ("live", (ProbeHealth::Passing, "ok")),
             ("dep", (ProbeHealth::Passing, "ok")),
         ]);
-        assert_eq!(target_health(&t, None, None, &both), Health::Healthy);
+        assert_eq!(health(&t, None, None, &both), Health::Healthy);
         let failing = ProbeHealths::from([
             ("live", (ProbeHealth::Passing, "ok")),
             ("dep", (ProbeHealth::Failing, "refused")),
         ]);
-        assert!(target_health(&t, None, None, &failing).is_failing());
+        assert!(health(&t, None, None, &failing).is_failing());
     }
 
     #[test]
@@ -226,7 +234,7 @@ mod tests {
             "[target]\nname = \"p\"\n\n[target.process]\ncommand = [\"/bin/sleep\", \"60\"]\n",
         );
         assert_eq!(
-            target_health(
+            health(
                 &t,
                 None,
                 Some(&ProcessState::Running { pid: 7 }),
@@ -235,7 +243,7 @@ mod tests {
             Health::Healthy
         );
         assert_eq!(
-            target_health(
+            health(
                 &t,
                 None,
                 Some(&ProcessState::Exited { code: 3 }),
@@ -247,7 +255,7 @@ mod tests {
             }
         );
         assert_eq!(
-            target_health(&t, None, None, &ProbeHealths::new()),
+            health(&t, None, None, &ProbeHealths::new()),
             Health::Unknown
         );
     }
