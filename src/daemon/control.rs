@@ -6,14 +6,14 @@ use std::time::{Duration, SystemTime};
 use tracing::{error, warn};
 
 use super::boot::{announce_target, config_source, identity_view, log_diagnostic};
-use super::core::{Core, Reply};
+use super::core::{Core, Perform, Reply};
 use super::{now_ms, sd_notify};
 use crate::command::{Command, Operation, OperationDone, OperationError, ReloadOutcome};
 use crate::config::{self, Config, Level, Loaded};
 use crate::event::Event;
 use crate::status::{ConfigView, RejectedReload};
 use crate::supervisor::perform::Attempt;
-use crate::supervisor::runner::{self, Origin};
+use crate::supervisor::runner::Origin;
 
 impl Core {
     /// Carries out a command from the API, a signal or a test.
@@ -43,7 +43,7 @@ impl Core {
             Operation::Reset => {
                 let decisions = self.engine.reset(name, now_ms());
                 let detail = format!("{}'s ladder starts over", target.name);
-                self.events.emit(Event::OperatorCommand {
+                self.emit(Event::OperatorCommand {
                     target: target.name.clone(),
                     unit: target.unit().map(str::to_owned),
                     command: operation.as_str(),
@@ -92,19 +92,18 @@ impl Core {
         self.next_ticket += 1;
         let ticket = self.next_ticket;
         self.operators.insert(ticket, reply);
-        runner::spawn(
-            self.action_context(&target.name),
-            target.clone(),
+        self.perform(Perform {
+            ctx: self.action_context(&target.name),
+            unit_state: target.unit().and_then(|u| self.units.get(u)).cloned(),
+            target,
             action,
             attempt,
-            target.unit().and_then(|u| self.units.get(u)).cloned(),
-            Origin::Operator {
+            origin: Origin::Operator {
                 command: operation.as_str(),
                 step,
                 ticket,
             },
-            self.reports.clone(),
-        );
+        });
     }
 
     async fn reload(&mut self) -> ReloadOutcome {
@@ -137,7 +136,7 @@ impl Core {
                         problems: problems.iter().take(5).cloned().collect(),
                     })
                 });
-                self.events.emit(Event::ReloadRefused {
+                self.emit(Event::ReloadRefused {
                     generation: self.generation,
                     problems: problems.clone(),
                 });
@@ -204,7 +203,7 @@ impl Core {
             s.identity = identity;
             s.rejected_reload = None;
         });
-        self.events.emit(Event::ReloadApplied {
+        self.emit(Event::ReloadApplied {
             generation: self.generation,
             targets: new.targets.len(),
             added: added.clone(),

@@ -1,12 +1,13 @@
 //! The core loop's state and how each input changes it.
 //!
 //! Every input (a unit changed, a probe reported, a process changed, an
-//! action finished, a timer came due) is applied here, on the loop: the
-//! recovery engine decides, and every fact learnt is emitted once through
-//! [`Events::emit`]. Actions run off the loop ([`runner`]) and come back as
-//! reports. Follow-ups that arise while an input is handled (an action
-//! observe mode did not perform) wait in a queue that [`Core::settle`]
-//! drains before the next input, so no handler re-enters another.
+//! action finished, a timer came due, a command) is applied here, on the
+//! loop: a handler changes state, lets the recovery engine decide, and
+//! returns what must happen as [`Effect`]s, queued in order: events to emit,
+//! actions to carry out, reports to apply. [`Core::settle`] performs them
+//! after each input, before the next: every fact is emitted once through
+//! [`Events::emit`], actions run off the loop ([`runner`]) and come back as
+//! reports, and no handler performs I/O or re-enters another.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, SystemTime};
@@ -42,6 +43,26 @@ pub(super) struct Inputs {
     pub probes: mpsc::Receiver<ProbeResult>,
 }
 
+/// What an input leaves to be done, in order.
+pub(super) enum Effect {
+    /// Emit this event.
+    Emit(Event),
+    /// Carry out this action off the loop.
+    Perform(Box<Perform>),
+    /// Apply this report on the loop (an action observe mode did not perform).
+    Report(ActionReport),
+}
+
+/// An action to carry out, with everything it needs.
+pub(super) struct Perform {
+    pub ctx: ActionContext,
+    pub target: config::Target,
+    pub action: config::Action,
+    pub attempt: Attempt,
+    pub unit_state: Option<UnitState>,
+    pub origin: Origin,
+}
+
 /// A probe as the core loop keeps it.
 struct ProbeView {
     hysteresis: Hysteresis,
@@ -64,8 +85,8 @@ pub(super) struct Core {
     pub(super) shutdown: CancellationToken,
     pub(super) engine: Engine,
     pub(super) reports: mpsc::Sender<ActionReport>,
-    /// Reports made on the loop itself (observe mode), applied by [`Core::settle`].
-    pending: VecDeque<ActionReport>,
+    /// What the inputs handled so far left to be done, performed by [`Core::settle`].
+    effects: VecDeque<Effect>,
     /// Each unit's last known state, for health after an action.
     pub(super) units: BTreeMap<String, UnitState>,
     store: Option<StoreThread>,
@@ -132,7 +153,7 @@ impl Core {
             shutdown: shutdown.clone(),
             engine,
             reports: reports_tx,
-            pending: VecDeque::new(),
+            effects: VecDeque::new(),
             units: BTreeMap::new(),
             store_report: WriterReport::default(),
             store: boot.store,
@@ -225,10 +246,32 @@ impl Core {
         self.engine.next_wakeup(now)
     }
 
-    /// Applies the follow-ups queued while handling the last input.
+    /// Queues an event.
+    pub(super) fn emit(&mut self, event: Event) {
+        self.effects.push_back(Effect::Emit(event));
+    }
+
+    /// Queues an action to carry out off the loop.
+    pub(super) fn perform(&mut self, perform: Perform) {
+        self.effects.push_back(Effect::Perform(Box::new(perform)));
+    }
+
+    /// Performs the effects the last input left, and those they lead to, in order.
     pub(super) fn settle(&mut self) {
-        while let Some(report) = self.pending.pop_front() {
-            self.on_action_report(report);
+        while let Some(effect) = self.effects.pop_front() {
+            match effect {
+                Effect::Emit(event) => self.events.emit(event),
+                Effect::Perform(p) => runner::spawn(
+                    p.ctx,
+                    p.target,
+                    p.action,
+                    p.attempt,
+                    p.unit_state,
+                    p.origin,
+                    self.reports.clone(),
+                ),
+                Effect::Report(report) => self.on_action_report(report),
+            }
         }
     }
 
@@ -240,7 +283,7 @@ impl Core {
         let dropped = now.dropped - self.store_report.dropped;
         if failed + dropped > 0 {
             let error = now.last_error.clone().unwrap_or_default();
-            self.events.emit(Event::Trouble(Trouble::StoreUnwritable {
+            self.emit(Event::Trouble(Trouble::StoreUnwritable {
                 failed,
                 dropped,
                 error,
@@ -260,7 +303,7 @@ impl Core {
             .as_ref()
             .is_some_and(|p| event.state.n_restarts > p.n_restarts);
         let state = event.state;
-        self.events.emit(Event::UnitChanged {
+        self.emit(Event::UnitChanged {
             target: targets.first().cloned(),
             state: state.clone(),
         });
@@ -343,7 +386,7 @@ impl Core {
                     decision,
                 },
             };
-            self.events.emit(event);
+            self.emit(event);
             if let Some((step, attempt, action, reason)) = act {
                 self.start_action(&target, step, attempt, action, reason);
             }
@@ -390,7 +433,7 @@ impl Core {
         reason: String,
     ) {
         let incident = self.incident_of(&target.name);
-        self.events.emit(Event::ActionStarted {
+        self.emit(Event::ActionStarted {
             target: target.name.clone(),
             unit: target.unit().map(str::to_owned),
             incident: incident.clone(),
@@ -401,8 +444,9 @@ impl Core {
             observe: target.observe,
         });
         if target.observe {
-            self.pending
-                .push_back(runner::observed(target, &action, step, attempt));
+            self.effects.push_back(Effect::Report(runner::observed(
+                target, &action, step, attempt,
+            )));
             return;
         }
         let attempt = Attempt {
@@ -411,15 +455,14 @@ impl Core {
             reason,
             incident: incident.unwrap_or_default(),
         };
-        runner::spawn(
-            self.action_context(&target.name),
-            target.clone(),
+        self.perform(Perform {
+            ctx: self.action_context(&target.name),
+            target: target.clone(),
             action,
             attempt,
-            target.unit().and_then(|u| self.units.get(u)).cloned(),
-            Origin::Ladder { observed: false },
-            self.reports.clone(),
-        );
+            unit_state: target.unit().and_then(|u| self.units.get(u)).cloned(),
+            origin: Origin::Ladder { observed: false },
+        });
     }
 
     /// What an action on `target` needs besides the target itself.
@@ -462,7 +505,7 @@ impl Core {
         }
         self.safe_mode = Some(mode.clone());
         self.snapshot.send_modify(|s| s.safe_mode = Some(mode));
-        self.events.emit(Event::SafeModeEntered { reason });
+        self.emit(Event::SafeModeEntered { reason });
         sd_notify::status(&self.status_line());
     }
 
@@ -494,7 +537,7 @@ impl Core {
                 step,
                 ticket,
             } => {
-                self.events.emit(Event::OperatorCommand {
+                self.emit(Event::OperatorCommand {
                     target: name,
                     unit,
                     command,
@@ -520,7 +563,7 @@ impl Core {
             (false, true) => ActionResult::Ok,
             (false, false) => ActionResult::Failed,
         };
-        self.events.emit(Event::ActionFinished {
+        self.emit(Event::ActionFinished {
             target: name.clone(),
             unit: unit.clone(),
             incident: self.incident_of(&name),
@@ -636,7 +679,7 @@ impl Core {
                 .target(name)
                 .and_then(|t| t.unit())
                 .map(str::to_owned);
-            self.events.emit(Event::HealthChanged {
+            self.emit(Event::HealthChanged {
                 target: name.to_owned(),
                 unit,
                 from,
@@ -728,7 +771,7 @@ impl Core {
         });
         self.probe_lag.observe(lag);
         match changed {
-            Some((health, output)) => self.events.emit(Event::ProbeChanged {
+            Some((health, output)) => self.emit(Event::ProbeChanged {
                 unit: self
                     .config
                     .target(&name)
@@ -784,14 +827,14 @@ impl Core {
     pub(super) fn on_bus_status(&mut self, status: BusStatus) {
         match (self.bus_up, status.connected) {
             (Some(true) | None, false) if status.last_error.is_some() => {
-                self.events.emit(Event::BusLost {
+                self.emit(Event::BusLost {
                     bus: status.bus.clone(),
                     error: status.last_error.clone().unwrap_or_default(),
                 });
                 self.bus_up = Some(false);
             }
             (Some(false), true) => {
-                self.events.emit(Event::BusRegained {
+                self.emit(Event::BusRegained {
                     bus: status.bus.clone(),
                     reconnects: status.reconnects,
                 });

@@ -197,10 +197,7 @@ mod tests {
             ("live", (ProbeHealth::Passing, "ok")),
             ("dep", (ProbeHealth::Failing, "refused")),
         ]);
-        assert_eq!(
-            health(&t, Some(&running), None, &probes),
-            Health::Healthy
-        );
+        assert_eq!(health(&t, Some(&running), None, &probes), Health::Healthy);
         let probes = ProbeHealths::from([("live", (ProbeHealth::Failing, "refused"))]);
         assert_eq!(
             health(&t, Some(&running), None, &probes),
