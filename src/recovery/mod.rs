@@ -28,7 +28,38 @@ use ladder::Ladder;
 /// Every target's ladder.
 pub struct Engine {
     targets: BTreeMap<String, (Target, LadderState)>,
+    /// Target names, dependencies before their dependents.
+    order: Vec<String>,
     jitter: backoff::Jitter,
+}
+
+/// Target names in dependency order: each after every target it depends
+/// on, otherwise by name. `check` refuses cycles; a target in one (or
+/// depending on one it does not know) still comes out, once.
+fn dependency_order(targets: &BTreeMap<String, (Target, LadderState)>) -> Vec<String> {
+    fn visit<'a>(
+        name: &'a str,
+        targets: &'a BTreeMap<String, (Target, LadderState)>,
+        seen: &mut std::collections::BTreeSet<&'a str>,
+        order: &mut Vec<String>,
+    ) {
+        let Some((name, (policy, _))) = targets.get_key_value(name) else {
+            return;
+        };
+        if !seen.insert(name) {
+            return;
+        }
+        for dep in &policy.depends_on {
+            visit(dep, targets, seen, order);
+        }
+        order.push(name.clone());
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    let mut order = Vec::with_capacity(targets.len());
+    for name in targets.keys() {
+        visit(name, targets, &mut seen, &mut order);
+    }
+    order
 }
 
 impl Engine {
@@ -50,6 +81,7 @@ impl Engine {
             })
             .collect();
         Engine {
+            order: dependency_order(&targets),
             targets,
             jitter: backoff::Jitter::new(seed),
         }
@@ -63,6 +95,7 @@ impl Engine {
             let state = old.remove(&t.name).map(|(_, s)| s).unwrap_or_default();
             self.targets.insert(t.name.clone(), (t.clone(), state));
         }
+        self.order = dependency_order(&self.targets);
     }
 
     /// A target's state.
@@ -155,12 +188,13 @@ impl Engine {
         self.tick(now)
     }
 
-    /// Re-evaluates every ladder. Dependencies first, so that the deepest
-    /// failing target acts before those that need it.
+    /// Re-evaluates every ladder, in dependency order: the deepest failing
+    /// target acts before those that need it, and a dependent is released
+    /// on the same pass as its dependency heals.
     pub fn tick(&mut self, now: Ms) -> Vec<(String, Decision)> {
-        let names: Vec<String> = self.targets.keys().cloned().collect();
         let mut out = Vec::new();
-        for name in names {
+        for i in 0..self.order.len() {
+            let name = self.order[i].clone();
             let held = self.failing_dependency(&name);
             let u = self.jitter.sample();
             let (policy, state) = self.targets.get_mut(&name).expect("a known target");

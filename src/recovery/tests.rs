@@ -292,6 +292,49 @@ fn only_the_deepest_failing_dependency_acts() {
 }
 
 #[test]
+fn a_dependent_is_released_on_the_same_pass_as_its_dependency_heals() {
+    // Named to sort before its dependency: the order is the dependencies', not the names'.
+    let dependent = DETECTOR.replace("name = \"detector\"", "name = \"a-detector\"");
+    let config = config_with(&[("camera", CAMERA), ("a-detector", &dependent)]);
+    let mut sim = Sim::new(&config);
+    sim.health("a-detector", failing());
+    sim.health("camera", failing());
+    sim.run_until(5 * S);
+    sim.health("camera", Health::Healthy);
+    sim.run_until(60 * S);
+    let closed = sim
+        .decisions
+        .iter()
+        .position(|(_, t, d)| t == "camera" && matches!(d, Decision::IncidentClosed { .. }))
+        .expect("the camera's incident closes");
+    let released = sim
+        .decisions
+        .iter()
+        .position(|(_, t, d)| t == "a-detector" && matches!(d, Decision::Released))
+        .expect("the detector is released");
+    let (closed_at, released_at) = (sim.decisions[closed].0, sim.decisions[released].0);
+    assert_eq!(closed_at, released_at, "released on the same pass, not the next tick");
+    assert!(closed < released, "the dependency first: {:#?}", sim.decisions);
+    // Nothing in between from another pass.
+    assert!(
+        sim.decisions[closed..released]
+            .iter()
+            .all(|(at, _, _)| *at == closed_at)
+    );
+}
+
+#[test]
+fn dependencies_come_first_whatever_their_names() {
+    let b = "[target]\nname = \"b\"\ndepends-on = [\"c\"]\n[[probe]]\nkind = \"memory\"\n";
+    let a = "[target]\nname = \"a\"\ndepends-on = [\"b\"]\n[[probe]]\nkind = \"memory\"\n";
+    let c = "[target]\nname = \"c\"\n[[probe]]\nkind = \"memory\"\n";
+    let d = "[target]\nname = \"d\"\n[[probe]]\nkind = \"memory\"\n";
+    let config = config_with(&[("a", a), ("b", b), ("c", c), ("d", d)]);
+    let engine = Engine::new(&config, |_| None, 1);
+    assert_eq!(engine.order, ["c", "b", "a", "d"]);
+}
+
+#[test]
 fn an_action_that_heals_is_recovered_after_healthy_for() {
     let config = config_with(&[("app", CRASHY)]);
     let mut sim = Sim::new(&config);
