@@ -266,3 +266,72 @@ fn a_liveness_failure_restarts_and_a_dependency_failure_does_not() {
     assert!(!alive(first));
     assert_ne!(first, second);
 }
+
+#[test]
+fn an_operator_restarts_a_process_target_through_the_cli_and_the_api() {
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path();
+    let pid_file = dir.join("helper.pid");
+    let policy = format!(
+        "[target]\nname = \"helper\"\n\n[target.process]\ncommand = [\"/bin/sh\", \"-c\", \"echo $$ > {}; exec sleep 300\"]\n\n\
+         [[recovery]]\naction = \"restart\"\n",
+        pid_file.display()
+    );
+    let mut daemon = setup(dir, &policy);
+    let running_pid = |h: &serde_json::Value| {
+        let state = &support::daemon::target(h, "helper")["processState"];
+        (state["status"] == "running")
+            .then(|| state["pid"].as_i64())
+            .flatten()
+    };
+    let health = daemon.wait_for("helper running", WAIT, |h| running_pid(h).is_some());
+    let first = running_pid(&health).unwrap();
+
+    // The CLI returns once the new process runs, with the result.
+    let out = support::daemon::binary()
+        .args(["restart", "helper", "--config"])
+        .arg(dir.join("watchdog.toml"))
+        .arg("--api")
+        .arg(daemon.addr.to_string())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    let second = read_pid(&pid_file).unwrap();
+    assert_eq!(text, format!("restarted helper: pid {second}"));
+    assert_ne!(second as i64, first);
+    assert!(!alive(first as i32), "the old process is gone");
+
+    // The API likewise.
+    let (code, _, body) =
+        support::daemon::try_http_post(daemon.addr, "/api/v1/targets/helper/restart", None)
+            .unwrap();
+    assert_eq!(code, 200, "{body}");
+    let answer: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(answer["ok"], true);
+    let third = read_pid(&pid_file).unwrap();
+    assert_eq!(answer["detail"], format!("restarted helper: pid {third}"));
+    assert_ne!(third, second);
+    daemon.wait_for("the new pid on /health", WAIT, |h| {
+        running_pid(h) == Some(third as i64)
+    });
+
+    // Both in the event log and on /metrics.
+    let rows = rvm_watchdog::store::Store::open(&dir.join("state"))
+        .unwrap()
+        .events(&rvm_watchdog::store::EventQuery {
+            kind: Some("operator".into()),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(rows.len(), 2, "{rows:#?}");
+    assert!(rows.iter().all(|r| {
+        r.target.as_deref() == Some("helper")
+            && r.result.as_deref() == Some("ok")
+            && r.message
+                .starts_with("operator restart of helper: restarted helper: pid ")
+    }));
+    let (_, _, metrics) = daemon.get("/metrics");
+    let line = "rvm_watchdog_operator_commands_total{target=\"helper\",command=\"restart\",result=\"ok\"} 2";
+    assert!(metrics.lines().any(|l| l == line), "{line} in\n{metrics}");
+}

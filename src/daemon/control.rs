@@ -62,9 +62,21 @@ impl Core {
                 return;
             }
             Operation::Restart => {
-                if target.unit().is_none() {
+                // A unit through systemd; a process the watchdog started,
+                // through its process task.
+                let restartable = match &target.kind {
+                    config::TargetKind::Unit { .. } | config::TargetKind::Process(_) => true,
+                    config::TargetKind::Adopted(_) | config::TargetKind::Probed => false,
+                };
+                if !restartable {
+                    let why = match target.kind {
+                        config::TargetKind::Adopted(_) => {
+                            "is adopted: the watchdog did not start it and cannot restart it"
+                        }
+                        _ => "has no unit or process to restart",
+                    };
                     let _ = reply.send(Err(OperationError::NotApplicable(format!(
-                        "target \"{}\" has no unit to restart",
+                        "target \"{}\" {why}",
                         target.name
                     ))));
                     return;

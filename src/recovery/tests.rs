@@ -313,8 +313,15 @@ fn a_dependent_is_released_on_the_same_pass_as_its_dependency_heals() {
         .position(|(_, t, d)| t == "a-detector" && matches!(d, Decision::Released))
         .expect("the detector is released");
     let (closed_at, released_at) = (sim.decisions[closed].0, sim.decisions[released].0);
-    assert_eq!(closed_at, released_at, "released on the same pass, not the next tick");
-    assert!(closed < released, "the dependency first: {:#?}", sim.decisions);
+    assert_eq!(
+        closed_at, released_at,
+        "released on the same pass, not the next tick"
+    );
+    assert!(
+        closed < released,
+        "the dependency first: {:#?}",
+        sim.decisions
+    );
     // Nothing in between from another pass.
     assert!(
         sim.decisions[closed..released]
