@@ -48,6 +48,24 @@ pub struct Snapshot {
     pub processes: BTreeMap<String, crate::process::ProcessState>,
     /// Each probe's last outcome and health, by `target:probe`.
     pub probes: BTreeMap<String, ProbeView>,
+    /// Each target's last action (its ladder's or an operator's), by target.
+    pub last_actions: BTreeMap<String, LastAction>,
+}
+
+/// The last action carried out on a target.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LastAction {
+    /// The action, e.g. `restart`.
+    pub action: &'static str,
+    /// `ladder` or `operator`.
+    pub by: &'static str,
+    /// `ok`, `failed` or `observed`.
+    pub result: &'static str,
+    /// What was done, or why it failed.
+    pub detail: String,
+    /// When it finished, RFC 3339.
+    pub at: String,
 }
 
 /// A probe as observers see it.
@@ -120,6 +138,8 @@ pub struct TargetView {
     pub depends_on: Vec<String>,
     /// Observe mode.
     pub observe: bool,
+    /// `[alert] severity`: a failing critical target fails `/health`.
+    pub severity: &'static str,
 }
 
 impl From<&Target> for TargetView {
@@ -132,6 +152,7 @@ impl From<&Target> for TargetView {
             ladder: t.ladder.iter().map(|s| s.action.as_str()).collect(),
             depends_on: t.depends_on.clone(),
             observe: t.observe,
+            severity: t.alert.severity.as_str(),
         }
     }
 }

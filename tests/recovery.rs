@@ -99,6 +99,11 @@ fn a_crash_looping_unit_is_restarted_with_backoff_until_the_ladder_gives_up() {
             .contains("every step of the ladder was tried"),
         "{health:#}"
     );
+    // A target that gave up fails the machine's health: the platform sees it.
+    let health = daemon.wait_for("health failing", WAIT, |h| h["status"] == "fail");
+    assert_eq!(health["checks"]["target:crashloop"][0]["state"], "gave-up");
+    assert_eq!(health["checks"]["target:bystander"][0]["state"], "healthy");
+    assert_eq!(daemon.get("/health").0, 503);
     // The log has told the whole story once it tells of the give-up.
     daemon.wait_for_line("gave up on crashloop", WAIT);
     let restarts = lines_with(&daemon, &["recovering crashloop: restart"]);
@@ -443,7 +448,8 @@ fn a_spent_reboot_budget_enters_safe_mode_also_after_a_sigkill_restart() {
         safe["output"].as_str().unwrap().contains("reboot budget"),
         "{safe}"
     );
-    assert_eq!(health["status"], "warn");
+    // Safe mode degrades the machine; doomed, failing still, may fail it.
+    assert_ne!(health["status"], "pass");
 
     // Killed and started once more: still in safe mode.
     daemon.signal(nix::sys::signal::Signal::SIGKILL);
@@ -602,5 +608,55 @@ fn unit_accounting_reaches_metrics() {
         text.lines().any(|l| l == want).then_some(())
     })
     .unwrap();
+    sd.systemctl(&["stop", unit]);
+}
+
+#[test]
+fn a_failing_unit_target_without_probes_degrades_health_until_it_is_healed() {
+    let Some(sd) = PrivateSystemd::shared() else {
+        return;
+    };
+    let unit = "rec-plain.service";
+    sd.write_unit(unit, "[Service]\nExecStart=/bin/sleep 300\n");
+    assert!(sd.systemctl(&["start", unit]).status.success());
+    let temp = tempfile::tempdir().unwrap();
+    let policy = format!(
+        "[target]\nname = \"plain\"\nunit = \"{unit}\"\n\n[[recovery]]\naction = \"restart\"\n\
+         backoff = {{ initial = \"1s\", jitter = 0.0 }}\nhealthy-for = \"1s\"\n"
+    );
+    let mut daemon = setup(sd, temp.path(), &[("plain", policy)]);
+    let check = |h: &serde_json::Value| h["checks"]["target:plain"][0].clone();
+    daemon.wait_for("plain healthy", WAIT, |h| {
+        h["status"] == "pass" && check(h)["state"] == "healthy"
+    });
+
+    let pid = sd.main_pid(unit);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let down = daemon.wait_for("health degraded", WAIT, |h| h["status"] == "warn");
+    assert_eq!(check(&down)["state"], "failing", "{down:#}");
+    assert!(
+        check(&down)["output"]
+            .as_str()
+            .unwrap()
+            .contains("rec-plain.service failed"),
+        "{down:#}"
+    );
+    assert!(check(&down)["since"].is_string());
+
+    // The ladder restarts it; health passes again and names what was done.
+    let up = daemon.wait_for("health back", WAIT, |h| {
+        h["status"] == "pass" && check(h)["state"] == "healthy"
+    });
+    let last = &check(&up)["lastAction"];
+    assert_eq!(last["action"], "restart");
+    assert_eq!(
+        (last["by"].as_str(), last["result"].as_str()),
+        (Some("ladder"), Some("ok"))
+    );
+    assert_ne!(sd.main_pid(unit), pid);
     sd.systemctl(&["stop", unit]);
 }

@@ -52,6 +52,7 @@ fn snapshot() -> Snapshot {
         previous_boot: None,
         processes: Default::default(),
         probes: Default::default(),
+        last_actions: Default::default(),
     }
 }
 
@@ -273,6 +274,106 @@ async fn changing_calls_need_the_token_and_never_open_beyond_loopback_without_on
         StatusCode::FORBIDDEN,
         "an unreadable token file closes them: {body}"
     );
+}
+
+fn ladder(health: crate::recovery::Health) -> crate::recovery::LadderState {
+    crate::recovery::LadderState {
+        health,
+        failing_since: Some(1_764_600_060_000),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn a_failing_target_degrades_health_and_one_that_gave_up_fails_it() {
+    use crate::recovery::Health;
+    use crate::recovery::ladder::GaveUp;
+    let failing = Health::Failing {
+        reason: "unit myrvm-edge.service failed (exit-code)".into(),
+        systemd_restarting: false,
+    };
+    let status_of = |s: Snapshot| {
+        let report = HealthReport::new(&s, Instant::now(), SystemTime::now());
+        let check = serde_json::to_value(&report.checks["target:edge"][0]).unwrap();
+        (report.status, check)
+    };
+
+    let mut s = snapshot();
+    s.ladders.insert("edge".into(), ladder(Health::Healthy));
+    let (status, check) = status_of(s);
+    assert_eq!(status, Status::Pass);
+    assert_eq!(check["state"], "healthy");
+
+    let mut s = snapshot();
+    s.ladders.insert("edge".into(), ladder(failing.clone()));
+    s.last_actions.insert(
+        "edge".into(),
+        crate::status::LastAction {
+            action: "restart",
+            by: "ladder",
+            result: "ok",
+            detail: "restarted myrvm-edge.service in 18 ms".into(),
+            at: "2026-12-01T14:41:05Z".into(),
+        },
+    );
+    let (status, check) = status_of(s.clone());
+    assert_eq!(
+        status,
+        Status::Warn,
+        "a warning target degrades the machine"
+    );
+    assert_eq!(
+        check,
+        json!({
+            "componentType": "component",
+            "status": "warn",
+            "state": "failing",
+            "since": "2025-12-01T14:41:00Z",
+            "time": check["time"],
+            "output": "failing: unit myrvm-edge.service failed (exit-code)",
+            "lastAction": {
+                "action": "restart", "by": "ladder", "result": "ok",
+                "detail": "restarted myrvm-edge.service in 18 ms",
+                "at": "2026-12-01T14:41:05Z",
+            },
+        })
+    );
+    s.config.targets[0].severity = "critical";
+    assert_eq!(status_of(s).0, Status::Fail, "a critical one fails it");
+
+    let mut s = snapshot();
+    let gave_up = GaveUp {
+        at: 1_764_600_120_000,
+        reason: "every step of the ladder was tried".into(),
+    };
+    s.ladders.insert(
+        "edge".into(),
+        crate::recovery::LadderState {
+            gave_up: Some(gave_up.clone()),
+            ..ladder(failing)
+        },
+    );
+    let (status, check) = status_of(s);
+    assert_eq!(status, Status::Fail);
+    assert_eq!(check["state"], "gave-up");
+    assert_eq!(check["since"], "2025-12-01T14:42:00Z");
+
+    // Healed on its own after giving up: healthy, but nothing would act
+    // on its next failure.
+    let mut s = snapshot();
+    s.ladders.insert(
+        "edge".into(),
+        crate::recovery::LadderState {
+            gave_up: Some(gave_up),
+            ..ladder(Health::Healthy)
+        },
+    );
+    let (status, check) = status_of(s);
+    assert_eq!(status, Status::Warn);
+    assert_eq!(check["state"], "healthy");
+
+    // Not observed yet: nothing to say against it.
+    assert_eq!(status_of(snapshot()).0, Status::Pass);
 }
 
 fn app_without_token_beyond_loopback() -> Router {

@@ -10,7 +10,8 @@ use serde::Serialize;
 
 use crate::process::ProcessState;
 use crate::recovery::LadderState;
-use crate::status::{IdentityView, Snapshot, TargetView, rfc3339};
+use crate::recovery::{Health, Ms};
+use crate::status::{IdentityView, LastAction, Snapshot, TargetView, rfc3339};
 use crate::store::{BootEnd, PreviousBoot};
 use crate::supervisor::{UnitAccounting, UnitState};
 
@@ -41,12 +42,13 @@ pub enum Observed {
 /// One entry of the `checks` map, in the health draft's words.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Check {
+pub struct Check<'a> {
     /// `component` or `system`.
     pub component_type: &'static str,
     /// Its status.
     pub status: Status,
     /// What it measured.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub observed_value: Option<Observed>,
     /// In what unit.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -59,6 +61,16 @@ pub struct Check {
     /// Reconnections to systemd (the connection's check only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reconnects: Option<u64>,
+    /// A target's state (its check only): `healthy`, `failing`,
+    /// `gave-up` or `unknown`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state: Option<&'static str>,
+    /// Since when it is in that state, RFC 3339 (a target's check only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub since: Option<String>,
+    /// The last action carried out on it (a target's check only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_action: Option<&'a LastAction>,
 }
 
 /// A target with what is known of it now.
@@ -157,7 +169,7 @@ pub struct HealthReport<'a> {
     /// Who this machine is.
     pub identity: &'a IdentityView,
     /// Every check, by `component:measurement`.
-    pub checks: BTreeMap<String, Vec<Check>>,
+    pub checks: BTreeMap<String, Vec<Check<'a>>>,
     /// Every target.
     pub targets: Vec<TargetReport<'a>>,
     /// Where the state lives.
@@ -177,6 +189,61 @@ const STALE_TICKS: u32 = 5;
 pub fn loop_age(s: &Snapshot, now: Instant) -> (Duration, bool) {
     let age = now.saturating_duration_since(s.last_tick);
     (age, age > s.tick_every * STALE_TICKS)
+}
+
+fn ms_rfc3339(at: Ms) -> String {
+    rfc3339(SystemTime::UNIX_EPOCH + Duration::from_millis(at))
+}
+
+/// A target's check: its status, state, since when, and a line for people.
+///
+/// Healthy, or not known yet: pass. Failing: warn, or fail when its
+/// `[alert] severity` is `critical`. Its ladder gave up: fail while it is
+/// not healthy, warn once it is (nothing will act on its next failure until
+/// an operator resets it).
+fn target_check(
+    t: &TargetView,
+    ladder: Option<&LadderState>,
+) -> (Status, &'static str, Option<Ms>, String) {
+    let Some(l) = ladder else {
+        return (Status::Pass, "unknown", None, "not observed yet".into());
+    };
+    let failing = match t.severity {
+        "critical" => Status::Fail,
+        _ => Status::Warn,
+    };
+    match (&l.health, &l.gave_up) {
+        (Health::Healthy, Some(g)) => (
+            Status::Warn,
+            "healthy",
+            l.healthy_since,
+            format!(
+                "healthy, but its ladder gave up at {} ({}); reset it to re-arm recovery",
+                ms_rfc3339(g.at),
+                g.reason
+            ),
+        ),
+        (_, Some(g)) => (
+            Status::Fail,
+            "gave-up",
+            Some(g.at),
+            format!("gave up: {}", g.reason),
+        ),
+        (Health::Failing { reason, .. }, None) => {
+            let mut output = format!("failing: {reason}");
+            if let Some(by) = &l.held_by {
+                output.push_str(&format!("; held while {by} is healed first"));
+            }
+            (failing, "failing", l.failing_since, output)
+        }
+        (Health::Healthy, None) => (Status::Pass, "healthy", l.healthy_since, "healthy".into()),
+        (Health::Unknown, None) => (
+            Status::Pass,
+            "unknown",
+            None,
+            "not known yet (starting, or waiting for a fresh observation)".into(),
+        ),
+    }
 }
 
 /// Every target with what is known of it.
@@ -231,6 +298,9 @@ impl<'a> HealthReport<'a> {
             time: time.clone(),
             output,
             reconnects: None,
+            state: None,
+            since: None,
+            last_action: None,
         };
         let mut checks = BTreeMap::new();
         checks.insert(
@@ -305,6 +375,21 @@ impl<'a> HealthReport<'a> {
                         None,
                         Some(probe.outcome.output.clone()),
                     )
+                }],
+            );
+        }
+        for t in &s.config.targets {
+            let ladder = s.ladders.get(&t.name);
+            let (status, state, since, output) = target_check(t, ladder);
+            statuses.push(status);
+            checks.insert(
+                format!("target:{}", t.name),
+                vec![Check {
+                    observed_value: None,
+                    state: Some(state),
+                    since: since.map(ms_rfc3339),
+                    last_action: s.last_actions.get(&t.name),
+                    ..check(status, Observed::Flag(false), None, Some(output))
                 }],
             );
         }

@@ -214,6 +214,7 @@ impl Core {
             s.config = view;
             s.identity = identity;
             s.rejected_reload = None;
+            s.last_actions.retain(|t, _| new_names.contains(t));
         });
         self.emit(Event::ReloadApplied {
             generation: self.generation,

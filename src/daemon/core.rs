@@ -531,6 +531,24 @@ impl Core {
             return;
         };
         let unit = target.unit().map(str::to_owned);
+        let (by, observed) = match &origin {
+            Origin::Operator { .. } => ("operator", false),
+            Origin::Ladder { observed } => ("ladder", *observed),
+        };
+        let last = crate::status::LastAction {
+            action,
+            by,
+            result: match (observed, performed.ok) {
+                (true, _) => "observed",
+                (false, true) => "ok",
+                (false, false) => "failed",
+            },
+            detail: performed.detail.clone(),
+            at: crate::status::rfc3339(SystemTime::now()),
+        };
+        self.snapshot.send_modify(|s| {
+            s.last_actions.insert(name.clone(), last);
+        });
         let observed = match origin {
             Origin::Operator {
                 command,

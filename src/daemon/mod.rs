@@ -144,6 +144,7 @@ pub async fn run(
         previous_boot: boot.previous.clone(),
         processes: Default::default(),
         probes: Default::default(),
+        last_actions: Default::default(),
     };
     let (snapshot_tx, snapshot_rx) = watch::channel(snapshot);
     let events = Events::new(boot.store.clone());
