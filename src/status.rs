@@ -92,6 +92,7 @@ pub struct SafeMode {
 
 /// The machine's identity.
 #[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct IdentityView {
     /// Human name.
     pub name: String,
@@ -122,6 +123,7 @@ pub struct ConfigView {
 
 /// One target, for display.
 #[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct TargetView {
     /// Name.
     pub name: String,

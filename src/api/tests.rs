@@ -376,6 +376,173 @@ async fn a_failing_target_degrades_health_and_one_that_gave_up_fails_it() {
     assert_eq!(status_of(snapshot()).0, Status::Pass);
 }
 
+/// A snapshot with something of every kind, at fixed times.
+fn full_snapshot() -> Snapshot {
+    use crate::recovery::Health;
+    use crate::recovery::ladder::{InFlight, Incident};
+    let at = |secs: u64| SystemTime::UNIX_EPOCH + Duration::from_secs(secs);
+    let mut s = snapshot();
+    s.config.loaded_at = at(1_764_600_000);
+    s.supervisor = Some(crate::supervisor::BusStatus {
+        bus: "system bus".into(),
+        connected: true,
+        since: at(1_764_600_001),
+        reconnects: 1,
+        last_error: Some("connection reset by peer".into()),
+    });
+    s.units.insert(
+        "myrvm-edge.service".into(),
+        crate::supervisor::UnitState {
+            load_state: "loaded".into(),
+            active_state: "failed".into(),
+            sub_state: "failed".into(),
+            result: "exit-code".into(),
+            n_restarts: 3,
+            exec_main_code: 1,
+            exec_main_status: 2,
+            ..crate::supervisor::UnitState::unknown("myrvm-edge.service")
+        },
+    );
+    s.accounting.insert(
+        "myrvm-edge.service".into(),
+        crate::supervisor::UnitAccounting {
+            memory_bytes: Some(52_428_800),
+            cpu_nanos: Some(1_500_000_000),
+            tasks: Some(7),
+            n_restarts: 3,
+        },
+    );
+    s.ladders.insert(
+        "edge".into(),
+        crate::recovery::LadderState {
+            health: Health::Failing {
+                reason: "unit myrvm-edge.service failed (exit-code)".into(),
+                systemd_restarting: false,
+            },
+            step: 0,
+            attempts: 2,
+            last_attempt_at: Some(1_764_600_090_250),
+            next_attempt_at: Some(1_764_600_094_250),
+            in_flight: Some(InFlight {
+                step: 0,
+                attempt: 2,
+                since: 1_764_600_090_250,
+            }),
+            failing_since: Some(1_764_600_060_000),
+            held_by: Some("usb-bus".into()),
+            incident: Some(Incident {
+                id: "edge-1764600060000".into(),
+                opened_at: 1_764_600_060_000,
+            }),
+            ..Default::default()
+        },
+    );
+    s.last_actions.insert(
+        "edge".into(),
+        crate::status::LastAction {
+            action: "restart",
+            by: "ladder",
+            result: "ok",
+            detail: "restarted myrvm-edge.service in 18 ms".into(),
+            at: "2025-12-01T14:41:30Z".into(),
+        },
+    );
+    let mut outcome =
+        crate::probe::Outcome::new(crate::probe::Status::Warn, "71.5 °C").value(71.5, "°C");
+    outcome.took_ms = 3;
+    s.probes.insert(
+        "edge:gpu".into(),
+        crate::status::ProbeView {
+            health: crate::probe::ProbeHealth::Passing,
+            outcome,
+            at: at(1_764_600_095),
+        },
+    );
+    s.safe_mode = Some(crate::status::SafeMode {
+        since: 1_764_600_050_000,
+        reason: "reboot budget 1/6h spent".into(),
+    });
+    s.previous_boot = Some(crate::store::PreviousBoot {
+        boot_id: "b1".into(),
+        started_at: at(1_764_500_000),
+        ended: crate::store::BootEnd::WatchdogReboot {
+            target: Some("edge".into()),
+            reason: "edge: every restart failed".into(),
+            at: at(1_764_590_000),
+        },
+    });
+    s
+}
+
+#[test]
+fn health_is_camel_case_with_rfc3339_times_as_the_golden_file_shows() {
+    let s = full_snapshot();
+    let now = s.last_tick + Duration::from_millis(250);
+    let wall = SystemTime::UNIX_EPOCH + Duration::from_secs(1_764_600_100);
+    let body = serde_json::to_value(HealthReport::new(&s, now, wall)).unwrap();
+    let golden_path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/health/golden.json"
+    );
+    if std::env::var_os("RVM_WATCHDOG_UPDATE_GOLDEN").is_some() {
+        std::fs::write(
+            golden_path,
+            serde_json::to_string_pretty(&body).unwrap() + "\n",
+        )
+        .unwrap();
+    }
+    let golden: Value =
+        serde_json::from_str(&std::fs::read_to_string(golden_path).unwrap()).unwrap();
+    assert_eq!(
+        body,
+        golden,
+        "/health differs from {golden_path} (RVM_WATCHDOG_UPDATE_GOLDEN=1 rewrites it):\n{}",
+        serde_json::to_string_pretty(&body).unwrap()
+    );
+
+    // And by rule, wherever a field is: keys are camelCase, times RFC 3339.
+    fn walk(v: &Value, path: &str, problems: &mut Vec<String>) {
+        match v {
+            Value::Object(map) => {
+                for (k, v) in map {
+                    let here = format!("{path}.{k}");
+                    // The checks map is keyed by `component:measurement`.
+                    if path != ".checks"
+                        && !(k.chars().next().is_some_and(|c| c.is_ascii_lowercase())
+                            && k.chars().all(|c| c.is_ascii_alphanumeric()))
+                    {
+                        problems.push(format!("{here}: not camelCase"));
+                    }
+                    let timeish = k == "time"
+                        || k == "at"
+                        || k == "since"
+                        || k.ends_with("At")
+                        || k.ends_with("Since")
+                        || k.ends_with("Until");
+                    if timeish && !v.is_null() {
+                        let ok = v
+                            .as_str()
+                            .is_some_and(|t| humantime::parse_rfc3339(t).is_ok());
+                        if !ok {
+                            problems.push(format!("{here}: {v} is not an RFC 3339 time"));
+                        }
+                    }
+                    walk(v, &here, problems);
+                }
+            }
+            Value::Array(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    walk(item, &format!("{path}[{i}]"), problems);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut problems = Vec::new();
+    walk(&body, "", &mut problems);
+    assert!(problems.is_empty(), "{problems:#?}");
+}
+
 fn app_without_token_beyond_loopback() -> Router {
     app(snapshot(), None, false)
 }

@@ -88,10 +88,110 @@ pub struct TargetReport<'a> {
     pub process_state: Option<&'a ProcessState>,
     /// Its ladder.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub recovery: Option<&'a LadderState>,
+    pub recovery: Option<LadderView<'a>>,
     /// Its unit's resource use.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub accounting: Option<&'a UnitAccounting>,
+}
+
+/// A target's ladder as `/health` shows it: the persisted state with its
+/// times in RFC 3339 (to the millisecond).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LadderView<'a> {
+    /// Its health as the engine sees it.
+    pub health: &'a Health,
+    /// The current step (0-based: the policy's first `[[recovery]]` is 0).
+    pub step: usize,
+    /// Attempts used in the current step.
+    pub attempts: u32,
+    /// When the last attempt started.
+    pub last_attempt_at: Option<String>,
+    /// When the next attempt is due.
+    pub next_attempt_at: Option<String>,
+    /// The action under way.
+    pub in_flight: Option<InFlightView>,
+    /// A successful action is being verified since (its step's `healthy-for`).
+    pub verifying_since: Option<String>,
+    /// Healthy without interruption since.
+    pub healthy_since: Option<String>,
+    /// Failing without interruption since.
+    pub failing_since: Option<String>,
+    /// Failures are not acted on before (start-up grace).
+    pub grace_until: Option<String>,
+    /// Held while this dependency is healed first.
+    pub held_by: Option<&'a str>,
+    /// The ladder ran out.
+    pub gave_up: Option<GaveUpView<'a>>,
+    /// The open incident.
+    pub incident: Option<IncidentView<'a>>,
+}
+
+/// An action under way.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InFlightView {
+    /// Step (0-based).
+    pub step: usize,
+    /// Attempt (1-based).
+    pub attempt: u32,
+    /// Started at.
+    pub since: String,
+}
+
+/// A ladder that ran out.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GaveUpView<'a> {
+    /// When.
+    pub at: String,
+    /// Why.
+    pub reason: &'a str,
+}
+
+/// An open incident.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IncidentView<'a> {
+    /// Its id.
+    pub id: &'a str,
+    /// Opened at.
+    pub opened_at: String,
+}
+
+fn ms_millis(at: Ms) -> String {
+    humantime::format_rfc3339_millis(SystemTime::UNIX_EPOCH + Duration::from_millis(at)).to_string()
+}
+
+impl<'a> LadderView<'a> {
+    fn new(l: &'a LadderState) -> Self {
+        let time = |t: Option<Ms>| t.map(ms_millis);
+        LadderView {
+            health: &l.health,
+            step: l.step,
+            attempts: l.attempts,
+            last_attempt_at: time(l.last_attempt_at),
+            next_attempt_at: time(l.next_attempt_at),
+            in_flight: l.in_flight.as_ref().map(|f| InFlightView {
+                step: f.step,
+                attempt: f.attempt,
+                since: ms_millis(f.since),
+            }),
+            verifying_since: time(l.verifying_since),
+            healthy_since: time(l.healthy_since),
+            failing_since: time(l.failing_since),
+            grace_until: time(l.grace_until),
+            held_by: l.held_by.as_deref(),
+            gave_up: l.gave_up.as_ref().map(|g| GaveUpView {
+                at: ms_millis(g.at),
+                reason: &g.reason,
+            }),
+            incident: l.incident.as_ref().map(|i| IncidentView {
+                id: &i.id,
+                opened_at: ms_millis(i.opened_at),
+            }),
+        }
+    }
 }
 
 /// How the previous boot ended.
@@ -255,7 +355,7 @@ pub fn targets(s: &Snapshot) -> Vec<TargetReport<'_>> {
             target: t,
             unit_state: t.unit.as_ref().and_then(|u| s.units.get(u)),
             process_state: s.processes.get(&t.name),
-            recovery: s.ladders.get(&t.name),
+            recovery: s.ladders.get(&t.name).map(LadderView::new),
             accounting: t.unit.as_ref().and_then(|u| s.accounting.get(u)),
         })
         .collect()

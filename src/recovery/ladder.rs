@@ -18,7 +18,11 @@ pub type Ms = u64;
 
 /// What the engine knows of a target's health.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "kebab-case", tag = "state")]
+#[serde(
+    rename_all = "kebab-case",
+    rename_all_fields = "camelCase",
+    tag = "state"
+)]
 pub enum Health {
     /// Not known yet, or in between (starting, stopping).
     #[default]
@@ -30,7 +34,9 @@ pub enum Health {
         /// One line for people.
         reason: String,
         /// systemd's own restart is pending (`auto-restart`): the watchdog
-        /// must not restart the unit itself meanwhile.
+        /// must not restart the unit itself meanwhile. (Read also under its
+        /// old name, from ladders saved by an earlier version.)
+        #[serde(alias = "systemd_restarting")]
         systemd_restarting: bool,
     },
 }

@@ -433,8 +433,14 @@ fn ladder_state_round_trips_through_json() {
     sim.run_until(7 * S);
     let state = sim.engine.state("app").unwrap().clone();
     let json = serde_json::to_value(&state).unwrap();
-    let back: LadderState = serde_json::from_value(json).unwrap();
+    let back: LadderState = serde_json::from_value(json.clone()).unwrap();
     assert_eq!(back, state);
+    // A ladder saved by an earlier version (snake_case inside the health) still loads.
+    let text = json.to_string();
+    assert!(text.contains("\"systemdRestarting\":false"), "{text}");
+    let old: LadderState =
+        serde_json::from_str(&text.replace("systemdRestarting", "systemd_restarting")).unwrap();
+    assert_eq!(old, state);
     // A restarted engine continues from the saved state.
     let engine = Engine::new(&config, |_| Some(back.clone()), 1);
     assert_eq!(engine.state("app").unwrap().attempts, 2);
