@@ -660,3 +660,93 @@ fn a_failing_unit_target_without_probes_degrades_health_until_it_is_healed() {
     assert_ne!(sd.main_pid(unit), pid);
     sd.systemctl(&["stop", unit]);
 }
+
+#[test]
+fn a_unit_systemd_gave_up_on_is_rescued_before_the_shipped_ladder_reboots() {
+    let Some(sd) = PrivateSystemd::shared() else {
+        return;
+    };
+    let unit = "rec-rescue.service";
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path();
+    // Fails its first three starts, then would stay up; systemd allows three
+    // starts a minute and restarts at once, so it gives up at the fourth.
+    let starts = dir.join("starts");
+    let script = dir.join("edge");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\nn=$(cat {s} 2>/dev/null || echo 0)\nn=$((n + 1))\necho $n > {s}\n\
+             [ $n -le 3 ] && exit 1\nexec sleep 300\n",
+            s = starts.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    sd.write_unit(
+        unit,
+        &format!(
+            "[Unit]\nStartLimitIntervalSec=60\nStartLimitBurst=3\n[Service]\nRestart=always\nRestartSec=0\n\
+             ExecStart={}\n",
+            script.display()
+        ),
+    );
+    let reboots = dir.join("reboots");
+    // The shipped myrvm-edge ladder: restart x3, then reboot.
+    let policy = format!(
+        "[target]\nname = \"edge\"\nunit = \"{unit}\"\n\n\
+         [[recovery]]\naction = \"restart\"\nattempts = 3\nbackoff = {{ initial = \"500ms\", factor = 2.0, max = \"1m\", jitter = 0.0 }}\n\
+         healthy-for = \"1s\"\n\n[[recovery]]\naction = \"reboot\"\nbudget = \"1/6h\"\n"
+    );
+    let extra = format!(
+        "\n[reboot]\nmin-uptime = \"0s\"\ncommand = [\"/bin/sh\", \"-c\", \"echo reboot >> {}\"]\n",
+        reboots.display()
+    );
+    let mut daemon = setup_with(sd, &dir.join("wd"), &extra, &[("edge", policy)]);
+    daemon.wait_for_line("watching target edge", WAIT);
+    assert!(
+        sd.systemctl(&["start", "--no-block", unit])
+            .status
+            .success()
+    );
+
+    // Rescued: running on its fourth start, healthy on /health.
+    // (Type=simple: each failing start shows active for a moment too.)
+    let fourth = || std::fs::read_to_string(&starts).is_ok_and(|n| n.trim() == "4");
+    daemon.wait_for("edge healthy on its fourth start", WAIT, |h| {
+        fourth()
+            && h["checks"]["target:edge"][0]["state"] == "healthy"
+            && target(h, "edge")["unitState"]["activeState"] == "active"
+    });
+    assert_eq!(sd.show(unit, "ActiveState"), "active");
+    assert!(!reboots.exists(), "no reboot ran");
+    let rows = rvm_watchdog::store::Store::open(&dir.join("wd/state"))
+        .unwrap()
+        .events(&rvm_watchdog::store::EventQuery {
+            target: Some("edge".into()),
+            limit: 1000,
+            ..Default::default()
+        })
+        .unwrap();
+    let rescues: Vec<_> = rows
+        .iter()
+        .filter(|r| r.kind == "decision" && r.message.contains("start-limit rescue"))
+        .collect();
+    assert_eq!(rescues.len(), 1, "{rows:#?}");
+    assert!(
+        rescues[0]
+            .message
+            .contains("systemd restarted it 3 time(s) and stopped restarting it"),
+        "{}",
+        rescues[0].message
+    );
+    assert!(
+        !rows
+            .iter()
+            .any(|r| r.kind == "decision" && r.result.as_deref() == Some("escalated")),
+        "never escalated to the reboot: {rows:#?}"
+    );
+    daemon.wait_for_line("start-limit rescue", WAIT);
+    sd.systemctl(&["stop", unit]);
+    sd.systemctl(&["reset-failed", unit]);
+}

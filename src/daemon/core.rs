@@ -298,10 +298,11 @@ impl Core {
             .targets_of_unit(&event.state.unit)
             .map(|t| t.name.clone())
             .collect();
+        // Several restarts can show in one change (RestartSec=0).
         let restarted_by_systemd = event
             .previous
             .as_ref()
-            .is_some_and(|p| event.state.n_restarts > p.n_restarts);
+            .map_or(0, |p| event.state.n_restarts.saturating_sub(p.n_restarts));
         let state = event.state;
         self.emit(Event::UnitChanged {
             target: targets.first().cloned(),
@@ -332,7 +333,7 @@ impl Core {
             });
         }
         for target in &targets {
-            if restarted_by_systemd {
+            for _ in 0..restarted_by_systemd {
                 let decisions = self.engine.systemd_restarted(target, now_ms());
                 self.handle(decisions);
             }

@@ -111,6 +111,27 @@ pub struct LadderState {
     pub gave_up: Option<GaveUp>,
     /// The open incident.
     pub incident: Option<Incident>,
+    /// Restarts systemd made itself (`Restart=`) counted in the current
+    /// step; they count as its attempts but not toward its backoff.
+    #[serde(default)]
+    pub systemd_restarts: u32,
+    /// systemd restarted the unit during this incident: once it stops
+    /// restarting it (its start limit, or failed with no restart pending),
+    /// the ladder owes the unit a restart of its own before anything else.
+    #[serde(default)]
+    pub rescue: Option<Rescue>,
+}
+
+/// A start-limit rescue the ladder owes: systemd restarted the unit and then
+/// stopped; one restart of the ladder's own (reset-failed, then start)
+/// comes before the ladder escalates past its restart step.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Rescue {
+    /// The restart step systemd's restarts were counted on (0-based).
+    pub step: usize,
+    /// systemd's restarts during the incident.
+    pub systemd_restarts: u32,
 }
 
 /// What a ladder decided.
@@ -240,15 +261,37 @@ impl Ladder<'_> {
         if self.state.gave_up.is_some() {
             return out;
         }
-        if let Some(step) = self.policy.ladder.get(self.state.step)
+        let s = &mut *self.state;
+        if let Some(step) = self.policy.ladder.get(s.step)
             && step.action == Action::Restart
         {
-            self.state.attempts += 1;
-            self.state.last_attempt_at = Some(now);
-            self.state.next_attempt_at = None;
+            s.attempts += 1;
+            s.systemd_restarts += 1;
+            s.last_attempt_at = Some(now);
+            s.next_attempt_at = None;
             out.push(Decision::SystemdRestartCounted {
-                step: self.state.step,
-                attempt: self.state.attempts,
+                step: s.step,
+                attempt: s.attempts,
+            });
+        }
+        // Owed from the restart step systemd's restarts were counted on: the
+        // current one, else the first one, however far the ladder went since.
+        let here = self
+            .policy
+            .ladder
+            .get(s.step)
+            .is_some_and(|step| step.action == Action::Restart)
+            .then_some(s.step);
+        let first_restart = self
+            .policy
+            .ladder
+            .iter()
+            .position(|step| step.action == Action::Restart);
+        if let Some(step) = s.rescue.as_ref().map(|r| r.step).or(here).or(first_restart) {
+            let restarts = s.rescue.as_ref().map_or(0, |r| r.systemd_restarts) + 1;
+            s.rescue = Some(Rescue {
+                step,
+                systemd_restarts: restarts,
             });
         }
         out
@@ -312,10 +355,12 @@ impl Ladder<'_> {
                         lasted: Duration::from_millis(now.saturating_sub(incident.opened_at)),
                     });
                     s.incident = None;
+                    s.rescue = None;
                 }
                 if (s.step > 0 || s.attempts > 0) && now >= since + ms(self.policy.reset_after) {
                     s.step = 0;
                     s.attempts = 0;
+                    s.systemd_restarts = 0;
                     s.last_attempt_at = None;
                     out.push(Decision::LadderReset);
                 }
@@ -355,6 +400,63 @@ impl Ladder<'_> {
                 if s.grace_until.is_some_and(|g| now < g) || self.policy.ladder.is_empty() {
                     return out;
                 }
+                // systemd restarted the unit and has stopped: a restart of
+                // our own (reset-failed, then start) before anything else.
+                if let Some(rescue) = s.rescue.clone()
+                    && !systemd_restarting
+                    && let Some(step) = self.policy.ladder.get(rescue.step)
+                {
+                    // Our first attempt: systemd's restarts do not grow the backoff.
+                    let next = match s.next_attempt_at {
+                        Some(at) => at,
+                        None => {
+                            let at = now + ms(backoff::delay(&step.backoff, 1, u));
+                            s.next_attempt_at = Some(at);
+                            out.push(Decision::Scheduled {
+                                step: rescue.step,
+                                attempt: rescue.systemd_restarts + 1,
+                                delay: Duration::from_millis(at - now),
+                            });
+                            at
+                        }
+                    };
+                    if now >= next {
+                        if rescue.step == s.step {
+                            s.attempts += 1;
+                        }
+                        s.rescue = None;
+                        s.last_attempt_at = Some(now);
+                        s.next_attempt_at = None;
+                        s.in_flight = Some(InFlight {
+                            step: rescue.step,
+                            attempt: rescue.systemd_restarts + 1,
+                            since: now,
+                        });
+                        out.push(Decision::Act {
+                            step: rescue.step,
+                            attempt: rescue.systemd_restarts + 1,
+                            action: step.action.clone(),
+                            reason: format!(
+                                "start-limit rescue: systemd restarted it {} time(s) and stopped restarting it ({reason})",
+                                rescue.systemd_restarts
+                            ),
+                        });
+                    }
+                    return out;
+                }
+                // A restart step used up by systemd's own restarts waits while
+                // systemd goes on restarting (the rescue follows once it
+                // stops), unless systemd keeps at it past twice the step's
+                // attempts: then it is not stopping, and the next step acts.
+                let current = &self.policy.ladder[s.step];
+                if systemd_restarting
+                    && s.rescue.is_some()
+                    && current.action == Action::Restart
+                    && s.attempts >= current.attempts
+                    && s.systemd_restarts < 2 * current.attempts
+                {
+                    return out;
+                }
                 // Escalate past steps whose attempts are used up.
                 while s.attempts >= self.policy.ladder[s.step].attempts {
                     if s.step + 1 < self.policy.ladder.len() {
@@ -364,6 +466,7 @@ impl Ladder<'_> {
                         });
                         s.step += 1;
                         s.attempts = 0;
+                        s.systemd_restarts = 0;
                         s.next_attempt_at = None;
                     } else {
                         let reason = format!(
@@ -387,7 +490,9 @@ impl Ladder<'_> {
                 let next = match s.next_attempt_at {
                     Some(at) => at,
                     None => {
-                        let delay = backoff::delay(&step.backoff, s.attempts + 1, u);
+                        // Our own attempts only: systemd's restarts do not grow the backoff.
+                        let own = s.attempts.saturating_sub(s.systemd_restarts);
+                        let delay = backoff::delay(&step.backoff, own + 1, u);
                         let mut at = now + ms(delay);
                         if let Some(last) = s.last_attempt_at {
                             at = at.max(last + ms(step.cooldown));

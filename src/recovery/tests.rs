@@ -379,22 +379,105 @@ fn systemd_restarts_count_and_a_pending_one_is_never_raced() {
     sim.run_until(60 * S);
     assert!(sim.acts.is_empty(), "no restart while systemd's is pending");
 
-    for n in 1..=2 {
+    for n in 1..=3 {
         let d = sim.engine.systemd_restarted("app", sim.now);
         sim.take(d);
         assert_eq!(sim.engine.state("app").unwrap().attempts, n);
     }
-    let d = sim.engine.systemd_restarted("app", sim.now);
-    sim.take(d);
+    let state = sim.engine.state("app").unwrap();
     assert_eq!(
-        sim.engine.state("app").unwrap().step,
-        1,
-        "the third escalates"
+        state.step, 0,
+        "used up by systemd's restarts, the step waits while systemd goes on"
     );
-    // Three restarts by systemd used the restart step: the next step takes over
-    // once systemd gives up (start-limit-hit: failing, no restart pending).
+    assert_eq!(state.systemd_restarts, 3);
+    sim.run_until(sim.now + 60 * S);
+    assert!(sim.acts.is_empty(), "{:?}", sim.acts);
+}
+
+#[test]
+fn a_unit_systemd_stopped_restarting_gets_a_restart_of_ours_before_the_ladder_escalates() {
+    // The shipped edge ladder's shape: restart x3, then the next step.
+    let config = config_with(&[("app", CRASHY)]);
+    let mut sim = Sim::new(&config);
+    let restarting = Health::Failing {
+        reason: "unit app.service failed (exit-code)".into(),
+        systemd_restarting: true,
+    };
+    sim.health("app", restarting.clone());
+    for _ in 0..3 {
+        let d = sim.engine.systemd_restarted("app", sim.now);
+        sim.take(d);
+    }
+    // systemd gives up (its start limit): failed, no restart pending.
+    sim.heals = true;
+    let gave_up_at = sim.now;
     sim.health("app", failing());
-    sim.run_until(sim.now + 10 * S);
+    sim.run_until(gave_up_at + 60 * S);
+    assert_eq!(
+        sim.acts.first().map(|a| (a.0 - gave_up_at, a.2, a.4)),
+        Some((2 * S, 0, "restart")),
+        "one restart of ours, after the step's first backoff (2 s, not grown by systemd's three)"
+    );
+    assert_eq!(sim.acts.len(), 1, "{:?}", sim.acts);
+    assert_eq!(sim.count(|d| matches!(d, Decision::Escalated { .. })), 0);
+    let reason = sim
+        .decisions
+        .iter()
+        .find_map(|(_, _, d)| match d {
+            Decision::Act { reason, .. } => Some(reason.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert!(
+        reason.starts_with(
+            "start-limit rescue: systemd restarted it 3 time(s) and stopped restarting it"
+        ),
+        "{reason}"
+    );
+    assert_eq!(
+        sim.count(|d| matches!(d, Decision::Recovered { step: 0 })),
+        1
+    );
+}
+
+#[test]
+fn a_failed_rescue_escalates_and_an_endless_systemd_loop_moves_on() {
+    let config = config_with(&[("app", CRASHY)]);
+    // The rescue fails: the ladder escalates, once.
+    let mut sim = Sim::new(&config);
+    sim.health(
+        "app",
+        Health::Failing {
+            reason: "crash".into(),
+            systemd_restarting: true,
+        },
+    );
+    for _ in 0..3 {
+        let d = sim.engine.systemd_restarted("app", sim.now);
+        sim.take(d);
+    }
+    sim.actions_ok = false;
+    sim.health("app", failing());
+    sim.run_until(sim.now + 30 * S);
+    assert_eq!(
+        sim.acts.iter().map(|a| a.4).collect::<Vec<_>>(),
+        ["restart", "kill"]
+    );
+
+    // systemd never stops (no start limit): past twice the step's attempts
+    // the next step acts while systemd goes on.
+    let mut sim = Sim::new(&config);
+    let restarting = Health::Failing {
+        reason: "crash".into(),
+        systemd_restarting: true,
+    };
+    sim.health("app", restarting);
+    for _ in 0..6 {
+        let d = sim.engine.systemd_restarted("app", sim.now);
+        sim.take(d);
+        sim.run_until(sim.now + S);
+    }
+    sim.run_until(sim.now + 30 * S);
     assert_eq!(sim.acts.iter().map(|a| a.4).collect::<Vec<_>>(), ["kill"]);
 }
 
