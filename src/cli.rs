@@ -34,6 +34,10 @@ pub enum Command {
     Reset(TargetArgs),
     /// Run one step of a target's ladder now (outside the ladder's count) and wait for the result.
     Step(StepArgs),
+    /// Pause a target for maintenance: it is watched and shown, and nothing is done to it.
+    Pause(PauseArgs),
+    /// End a target's pause: its ladder acts again.
+    Resume(TargetArgs),
     /// Make the running daemon re-read its configuration (all or nothing).
     Reload(ApiArgs),
     /// Run a target's probes once, now, and print their outcomes (exit code:
@@ -86,6 +90,37 @@ pub struct StepArgs {
     /// How to reach the daemon.
     #[command(flatten)]
     pub api: ApiArgs,
+}
+
+/// `pause TARGET [--for 30m]`
+#[derive(Debug, Clone, clap::Args)]
+pub struct PauseArgs {
+    /// The target's name.
+    pub target: String,
+    /// How long, e.g. `30m` or `2h` [default: until `resume`].
+    #[arg(long = "for", value_name = "DURATION", value_parser = parse_length)]
+    pub length: Option<std::time::Duration>,
+    /// How to reach the daemon.
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+impl PauseArgs {
+    /// The API path of this pause.
+    pub fn path(&self) -> String {
+        match self.length {
+            Some(d) => format!("/api/v1/targets/{}/pause?for={}s", self.target, d.as_secs()),
+            None => format!("/api/v1/targets/{}/pause", self.target),
+        }
+    }
+}
+
+fn parse_length(text: &str) -> Result<std::time::Duration, String> {
+    match humantime::parse_duration(text) {
+        Ok(d) if d.as_secs() > 0 => Ok(d),
+        Ok(_) => Err("a pause lasts at least a second".into()),
+        Err(e) => Err(format!("{e} (a duration like \"30m\" or \"2h\")")),
+    }
 }
 
 /// Which files to read.

@@ -43,6 +43,11 @@ pub enum Operation {
     Reset,
     /// Run this step of its ladder now (1-based), outside the ladder's count.
     RunStep(usize),
+    /// Pause it for maintenance (for this long, or until resumed): watched
+    /// and shown, never acted on.
+    Pause(Option<Duration>),
+    /// End a pause.
+    Resume,
 }
 
 impl Operation {
@@ -52,6 +57,8 @@ impl Operation {
             Operation::Restart => "restart",
             Operation::Reset => "reset",
             Operation::RunStep(_) => "step",
+            Operation::Pause(_) => "pause",
+            Operation::Resume => "resume",
         }
     }
 }

@@ -34,6 +34,11 @@ fn main() -> ExitCode {
             &args.api,
             &format!("/api/v1/targets/{}/steps/{}", args.target, args.step),
         ),
+        Command::Pause(args) => api_call(&args.api, &args.path()),
+        Command::Resume(args) => api_call(
+            &args.api,
+            &format!("/api/v1/targets/{}/resume", args.target),
+        ),
         Command::Reload(args) => api_call(&args, "/api/v1/reload"),
         Command::Probe(args) => {
             match rvm_watchdog::cli::probe(&args, &mut std::io::stdout().lock()) {

@@ -278,6 +278,13 @@ fn snapshot_gauges(out: &mut String, s: &Snapshot) {
     );
     family(
         out,
+        "rvm_watchdog_target_paused",
+        "gauge",
+        "1 while an operator has paused the target (watched, not acted on).",
+        &per_target(&|l| u64::from(l.paused.is_some())),
+    );
+    family(
+        out,
         "rvm_watchdog_ladder_step",
         "gauge",
         "The target's current ladder step, counted from 1.",

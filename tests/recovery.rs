@@ -669,16 +669,16 @@ fn a_unit_systemd_gave_up_on_is_rescued_before_the_shipped_ladder_reboots() {
     let unit = "rec-rescue.service";
     let temp = tempfile::tempdir().unwrap();
     let dir = temp.path();
-    // Fails its first three starts, then would stay up; systemd allows three
-    // starts a minute and restarts at once, so it gives up at the fourth.
-    let starts = dir.join("starts");
+    // Fails while the flag is there; systemd allows three starts a minute
+    // and restarts at once, so it soon gives up.
+    let flag = dir.join("broken");
+    std::fs::write(&flag, "").unwrap();
     let script = dir.join("edge");
     std::fs::write(
         &script,
         format!(
-            "#!/bin/sh\nn=$(cat {s} 2>/dev/null || echo 0)\nn=$((n + 1))\necho $n > {s}\n\
-             [ $n -le 3 ] && exit 1\nexec sleep 300\n",
-            s = starts.display()
+            "#!/bin/sh\n[ -e {} ] && exit 1\nexec sleep 300\n",
+            flag.display()
         ),
     )
     .unwrap();
@@ -695,7 +695,7 @@ fn a_unit_systemd_gave_up_on_is_rescued_before_the_shipped_ladder_reboots() {
     // The shipped myrvm-edge ladder: restart x3, then reboot.
     let policy = format!(
         "[target]\nname = \"edge\"\nunit = \"{unit}\"\n\n\
-         [[recovery]]\naction = \"restart\"\nattempts = 3\nbackoff = {{ initial = \"500ms\", factor = 2.0, max = \"1m\", jitter = 0.0 }}\n\
+         [[recovery]]\naction = \"restart\"\nattempts = 3\nbackoff = {{ initial = \"3s\", factor = 2.0, max = \"1m\", jitter = 0.0 }}\n\
          healthy-for = \"1s\"\n\n[[recovery]]\naction = \"reboot\"\nbudget = \"1/6h\"\n"
     );
     let extra = format!(
@@ -710,13 +710,18 @@ fn a_unit_systemd_gave_up_on_is_rescued_before_the_shipped_ladder_reboots() {
             .success()
     );
 
-    // Rescued: running on its fourth start, healthy on /health.
-    // (Type=simple: each failing start shows active for a moment too.)
-    let fourth = || std::fs::read_to_string(&starts).is_ok_and(|n| n.trim() == "4");
-    daemon.wait_for("edge healthy on its fourth start", WAIT, |h| {
-        fourth()
-            && h["checks"]["target:edge"][0]["state"] == "healthy"
-            && target(h, "edge")["unitState"]["activeState"] == "active"
+    // systemd gives up: failed, no restart pending. Mended in the field
+    // before the ladder's first backoff (3 s) runs out.
+    wait_until("systemd to give up", WAIT, || {
+        (sd.show(unit, "ActiveState") == "failed").then_some(())
+    })
+    .unwrap();
+    std::fs::remove_file(&flag).unwrap();
+
+    // Rescued: running again, healthy on /health.
+    daemon.wait_for("edge healthy again", WAIT, |h| {
+        h["checks"]["target:edge"][0]["state"] == "healthy"
+            && target(h, "edge")["unitState"]["subState"] == "running"
     });
     assert_eq!(sd.show(unit, "ActiveState"), "active");
     assert!(!reboots.exists(), "no reboot ran");
@@ -736,7 +741,7 @@ fn a_unit_systemd_gave_up_on_is_rescued_before_the_shipped_ladder_reboots() {
     assert!(
         rescues[0]
             .message
-            .contains("systemd restarted it 3 time(s) and stopped restarting it"),
+            .contains("time(s) and stopped restarting it"),
         "{}",
         rescues[0].message
     );
@@ -749,4 +754,76 @@ fn a_unit_systemd_gave_up_on_is_rescued_before_the_shipped_ladder_reboots() {
     daemon.wait_for_line("start-limit rescue", WAIT);
     sd.systemctl(&["stop", unit]);
     sd.systemctl(&["reset-failed", unit]);
+}
+
+#[test]
+fn a_paused_target_is_watched_and_never_acted_on_until_resumed() {
+    let Some(sd) = PrivateSystemd::shared() else {
+        return;
+    };
+    let unit = "rec-paused.service";
+    sd.write_unit(unit, "[Service]\nExecStart=/bin/sleep 300\n");
+    assert!(sd.systemctl(&["start", unit]).status.success());
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path();
+    let policy = format!(
+        "[target]\nname = \"kiosk\"\nunit = \"{unit}\"\n\n[[recovery]]\naction = \"restart\"\n\
+         backoff = {{ initial = \"500ms\", jitter = 0.0 }}\n"
+    );
+    let mut daemon = setup(sd, dir, &[("kiosk", policy)]);
+    let check = |h: &serde_json::Value| h["checks"]["target:kiosk"][0].clone();
+    daemon.wait_for("kiosk healthy", WAIT, |h| check(h)["state"] == "healthy");
+
+    // Paused from the command line, for maintenance.
+    let out = support::daemon::binary()
+        .args(["pause", "kiosk", "--for", "10m", "--config"])
+        .arg(dir.join("watchdog.toml"))
+        .arg("--api")
+        .arg(daemon.addr.to_string())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert_eq!(text, "kiosk is paused for 10m: watched, not acted on");
+
+    // The unit dies: it is watched and shown, and left alone.
+    let pid = sd.main_pid(unit);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let health = daemon.wait_for("kiosk failing while paused", WAIT, |h| {
+        check(h)["output"]
+            .as_str()
+            .is_some_and(|o| o.contains("failing"))
+    });
+    assert_eq!(check(&health)["state"], "paused");
+    assert_eq!(check(&health)["status"], "warn");
+    // Three times its first backoff, and no restart.
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(sd.show(unit, "ActiveState"), "failed");
+    assert!(lines_with(&daemon, &["recovering kiosk"]).is_empty());
+    let (_, _, metrics) = daemon.get("/metrics");
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == "rvm_watchdog_target_paused{target=\"kiosk\"} 1"),
+        "{metrics}"
+    );
+
+    // Resumed through the API: the ladder acts.
+    let (code, _, body) =
+        support::daemon::try_http_post(daemon.addr, "/api/v1/targets/kiosk/resume", None).unwrap();
+    assert_eq!(code, 200, "{body}");
+    assert!(
+        body.contains("kiosk is resumed: its ladder acts again"),
+        "{body}"
+    );
+    daemon.wait_for("kiosk restarted", WAIT, |h| check(h)["state"] == "healthy");
+    assert_ne!(sd.main_pid(unit), pid);
+    let (code, _, body) =
+        support::daemon::try_http_post(daemon.addr, "/api/v1/targets/kiosk/resume", None).unwrap();
+    assert_eq!(code, 409, "{body}");
+    sd.systemctl(&["stop", unit]);
 }

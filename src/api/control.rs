@@ -2,7 +2,7 @@
 //! the bearer token of `[api] token-file` (or, without one, an API that
 //! listens on loopback only) and answers once the core loop is done.
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
@@ -109,6 +109,48 @@ pub(super) async fn run_step(
 ) -> Result<Response, ApiError> {
     authorize(&state, &headers)?;
     operate(&state, name, Operation::RunStep(step)).await
+}
+
+/// `?for=30m`: how long a pause lasts (until resumed without it).
+#[derive(Debug, serde::Deserialize)]
+pub(super) struct PauseQuery {
+    #[serde(rename = "for")]
+    length: Option<String>,
+}
+
+pub(super) async fn pause(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    Query(query): Query<PauseQuery>,
+) -> Result<Response, ApiError> {
+    authorize(&state, &headers)?;
+    let length = match query.length.as_deref() {
+        None => None,
+        Some(text) => match humantime::parse_duration(text) {
+            Ok(d) if !d.is_zero() => Some(d),
+            Ok(_) => {
+                return Err(ApiError::BadRequest(format!(
+                    "pause for {text:?}: it must be longer than 0"
+                )));
+            }
+            Err(e) => {
+                return Err(ApiError::BadRequest(format!(
+                    "pause for {text:?}: {e} (a duration like \"30m\" or \"2h\")"
+                )));
+            }
+        },
+    };
+    operate(&state, name, Operation::Pause(length)).await
+}
+
+pub(super) async fn resume(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    authorize(&state, &headers)?;
+    operate(&state, name, Operation::Resume).await
 }
 
 pub(super) async fn reload(

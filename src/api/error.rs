@@ -14,6 +14,8 @@ pub enum ApiError {
     Unauthorized,
     /// Changing calls are closed (no token file, API beyond loopback).
     Forbidden(String),
+    /// The request itself is wrong (a bad parameter).
+    BadRequest(String),
     /// No such target or step.
     NotFound(String),
     /// The request cannot apply to this target.
@@ -31,6 +33,7 @@ impl IntoResponse for ApiError {
                 "a bearer token from [api] token-file is required".to_owned(),
             ),
             ApiError::Forbidden(m) => (StatusCode::FORBIDDEN, "forbidden", m),
+            ApiError::BadRequest(m) => (StatusCode::BAD_REQUEST, "bad-request", m),
             ApiError::NotFound(m) => (StatusCode::NOT_FOUND, "not-found", m),
             ApiError::Conflict(m) => (StatusCode::CONFLICT, "not-applicable", m),
             ApiError::Unavailable => (

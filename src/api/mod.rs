@@ -59,6 +59,8 @@ pub fn router(state: ApiState) -> Router {
             "/api/v1/targets/{name}/steps/{step}",
             post(control::run_step),
         )
+        .route("/api/v1/targets/{name}/pause", post(control::pause))
+        .route("/api/v1/targets/{name}/resume", post(control::resume))
         .route("/api/v1/reload", post(control::reload))
         .with_state(state)
 }

@@ -86,6 +86,14 @@ fn app(snapshot: Snapshot, token_file: Option<std::path::PathBuf>, open: bool) -
                             })
                         }
                         ("edge", crate::command::Operation::Reset) => Err(OperationError::Stopping),
+                        ("edge", crate::command::Operation::Pause(length)) => Ok(OperationDone {
+                            ok: true,
+                            detail: format!("paused for {length:?}"),
+                            took: Duration::ZERO,
+                        }),
+                        ("edge", crate::command::Operation::Resume) => Err(
+                            OperationError::NotApplicable("target \"edge\" is not paused".into()),
+                        ),
                         ("probed", _) => Err(OperationError::NotApplicable(
                             "target \"probed\" has no unit to restart".into(),
                         )),
@@ -196,7 +204,7 @@ async fn a_wedged_core_loop_fails_livez_and_health() {
 #[tokio::test]
 async fn control_routes_answer_with_the_core_loops_result() {
     let app = app(snapshot(), None, true);
-    let cases: [(&str, StatusCode, Value); 6] = [
+    let cases: [(&str, StatusCode, Value); 10] = [
         (
             "/api/v1/targets/edge/restart",
             StatusCode::OK,
@@ -221,6 +229,26 @@ async fn control_routes_answer_with_the_core_loops_result() {
             "/api/v1/targets/edge/reset",
             StatusCode::SERVICE_UNAVAILABLE,
             json!({"error": "stopping", "message": "the watchdog is stopping"}),
+        ),
+        (
+            "/api/v1/targets/edge/pause?for=30m",
+            StatusCode::OK,
+            json!({"ok": true, "detail": "paused for Some(1800s)", "tookMs": 0}),
+        ),
+        (
+            "/api/v1/targets/edge/pause",
+            StatusCode::OK,
+            json!({"ok": true, "detail": "paused for None", "tookMs": 0}),
+        ),
+        (
+            "/api/v1/targets/edge/pause?for=soon",
+            StatusCode::BAD_REQUEST,
+            json!({"error": "bad-request", "message": "pause for \"soon\": expected number at 0 (a duration like \"30m\" or \"2h\")"}),
+        ),
+        (
+            "/api/v1/targets/edge/resume",
+            StatusCode::CONFLICT,
+            json!({"error": "not-applicable", "message": "target \"edge\" is not paused"}),
         ),
         (
             "/api/v1/reload",

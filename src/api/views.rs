@@ -62,7 +62,7 @@ pub struct Check<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reconnects: Option<u64>,
     /// A target's state (its check only): `healthy`, `failing`,
-    /// `gave-up` or `unknown`.
+    /// `gave-up`, `paused` or `unknown`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub state: Option<&'static str>,
     /// Since when it is in that state, RFC 3339 (a target's check only).
@@ -297,7 +297,8 @@ fn ms_rfc3339(at: Ms) -> String {
 
 /// A target's check: its status, state, since when, and a line for people.
 ///
-/// Healthy, or not known yet: pass. Failing: warn, or fail when its
+/// Paused by an operator: pass, or warn while failing. Healthy, or not
+/// known yet: pass. Failing: warn, or fail when its
 /// `[alert] severity` is `critical`. Its ladder gave up: fail while it is
 /// not healthy, warn once it is (nothing will act on its next failure until
 /// an operator resets it).
@@ -308,6 +309,24 @@ fn target_check(
     let Some(l) = ladder else {
         return (Status::Pass, "unknown", None, "not observed yet".into());
     };
+    if let Some(p) = &l.paused {
+        let until = p
+            .until
+            .map(|u| format!("until {}", ms_rfc3339(u)))
+            .unwrap_or_else(|| "until resumed".into());
+        // Maintenance: a failure then is expected, and nobody acts on it.
+        let (status, now) = match &l.health {
+            Health::Failing { reason, .. } => (Status::Warn, format!("failing: {reason}")),
+            Health::Healthy => (Status::Pass, "healthy".into()),
+            Health::Unknown => (Status::Pass, "not known yet".into()),
+        };
+        return (
+            status,
+            "paused",
+            Some(p.since),
+            format!("paused by an operator {until}: watched, not acted on; {now}"),
+        );
+    }
     let failing = match t.severity {
         "critical" => Status::Fail,
         _ => Status::Warn,

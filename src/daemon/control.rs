@@ -43,22 +43,41 @@ impl Core {
             Operation::Reset => {
                 let decisions = self.engine.reset(name, now_ms());
                 let detail = format!("{}'s ladder starts over", target.name);
-                self.emit(Event::OperatorCommand {
-                    target: target.name.clone(),
-                    unit: target.unit().map(str::to_owned),
-                    command: operation.as_str(),
-                    step: None,
-                    action: None,
-                    ok: true,
-                    detail: detail.clone(),
-                    took: Duration::ZERO,
-                });
+                self.answer_at_once(&target, operation, true, detail, reply);
                 self.handle(decisions);
-                let _ = reply.send(Ok(OperationDone {
-                    ok: true,
-                    detail,
-                    took: Duration::ZERO,
-                }));
+                return;
+            }
+            Operation::Pause(length) => {
+                let now = now_ms();
+                let until = length.map(|d| now + d.as_millis() as u64);
+                let decisions = self.engine.pause(name, until, now);
+                let detail = match length {
+                    Some(d) => format!(
+                        "{} is paused for {}: watched, not acted on",
+                        target.name,
+                        humantime::format_duration(d)
+                    ),
+                    None => format!(
+                        "{} is paused until resumed: watched, not acted on",
+                        target.name
+                    ),
+                };
+                self.answer_at_once(&target, operation, true, detail, reply);
+                self.handle(decisions);
+                return;
+            }
+            Operation::Resume => {
+                let (was, decisions) = self.engine.resume(name, now_ms());
+                if was {
+                    let detail = format!("{} is resumed: its ladder acts again", target.name);
+                    self.answer_at_once(&target, operation, true, detail, reply);
+                } else {
+                    let _ = reply.send(Err(OperationError::NotApplicable(format!(
+                        "target \"{}\" is not paused",
+                        target.name
+                    ))));
+                }
+                self.handle(decisions);
                 return;
             }
             Operation::Restart => {
@@ -116,6 +135,32 @@ impl Core {
                 ticket,
             },
         });
+    }
+
+    /// A command done on the loop itself (no action to wait for): emitted and answered.
+    fn answer_at_once(
+        &mut self,
+        target: &config::Target,
+        operation: Operation,
+        ok: bool,
+        detail: String,
+        reply: Reply,
+    ) {
+        self.emit(Event::OperatorCommand {
+            target: target.name.clone(),
+            unit: target.unit().map(str::to_owned),
+            command: operation.as_str(),
+            step: None,
+            action: None,
+            ok,
+            detail: detail.clone(),
+            took: Duration::ZERO,
+        });
+        let _ = reply.send(Ok(OperationDone {
+            ok,
+            detail,
+            took: Duration::ZERO,
+        }));
     }
 
     async fn reload(&mut self) -> ReloadOutcome {

@@ -444,6 +444,13 @@ fn decided(
             "{name} has been healthy for {}; its ladder starts over",
             humantime::format_duration(reset_after)
         ),
+        Decision::PauseEnded => info!(
+            target_name = name,
+            object_systemd_unit = unit,
+            incident,
+            event_kind = kind,
+            "{name}'s pause ended; recovery acts again"
+        ),
         Decision::GaveUp { reason } => error!(
             target_name = name,
             object_systemd_unit = unit,

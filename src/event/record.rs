@@ -188,6 +188,7 @@ pub fn decision_result(d: &Decision) -> Option<&'static str> {
         Decision::Held { .. } => "held",
         Decision::Released => "released",
         Decision::Escalated { .. } => "escalated",
+        Decision::PauseEnded => "pause-ended",
         _ => return None,
     })
 }
@@ -308,6 +309,7 @@ fn decision_message(name: &str, d: &Decision) -> String {
         }
         Decision::Recovered { step } => format!("recovered after step {}", step + 1),
         Decision::LadderReset => "ladder starts over".into(),
+        Decision::PauseEnded => "pause ended: recovery acts again".into(),
         Decision::GaveUp { reason } => format!("gave up: {reason}"),
         Decision::IncidentOpened { reason, .. } => format!("failing: {reason}"),
         Decision::IncidentClosed { lasted, .. } => {

@@ -120,6 +120,20 @@ pub struct LadderState {
     /// the ladder owes the unit a restart of its own before anything else.
     #[serde(default)]
     pub rescue: Option<Rescue>,
+    /// Paused by an operator: watched and shown, never acted on.
+    #[serde(default)]
+    pub paused: Option<Paused>,
+}
+
+/// An operator's pause (maintenance): the target is watched and shown,
+/// and nothing is done to it until it is resumed or the pause ends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Paused {
+    /// Since when.
+    pub since: Ms,
+    /// Until when; `None` until an operator resumes it.
+    pub until: Option<Ms>,
 }
 
 /// A start-limit rescue the ladder owes: systemd restarted the unit and then
@@ -185,6 +199,8 @@ pub enum Decision {
     },
     /// Healthy for `reset-after`: the ladder starts over.
     LadderReset,
+    /// An operator's pause ran out: the ladder acts again.
+    PauseEnded,
     /// Every step used up: actions stop.
     GaveUp {
         /// Why.
@@ -328,10 +344,28 @@ impl Ladder<'_> {
         };
     }
 
+    /// An operator's pause, until `until` (or until resumed).
+    pub fn pause(&mut self, until: Option<Ms>, now: Ms) {
+        self.state.paused = Some(Paused { since: now, until });
+        self.state.next_attempt_at = None;
+    }
+
+    /// An operator's resume; false when it was not paused.
+    pub fn resume(&mut self) -> bool {
+        self.state.paused.take().is_some()
+    }
+
     /// Re-evaluates timers and health: what to do now.
     pub fn evaluate(&mut self, held_by: Option<String>, now: Ms, u: f64) -> Vec<Decision> {
         let mut out = Vec::new();
         let s = &mut *self.state;
+        if s.paused
+            .as_ref()
+            .is_some_and(|p| p.until.is_some_and(|until| now >= until))
+        {
+            s.paused = None;
+            out.push(Decision::PauseEnded);
+        }
         match s.health.clone() {
             Health::Unknown => {}
             Health::Healthy => {
@@ -384,6 +418,10 @@ impl Ladder<'_> {
                     s.incident = Some(Incident { id, opened_at: now });
                 }
                 if s.gave_up.is_some() || s.in_flight.is_some() {
+                    return out;
+                }
+                if s.paused.is_some() {
+                    s.next_attempt_at = None;
                     return out;
                 }
                 if let Some(by) = held_by {
@@ -536,6 +574,7 @@ impl Ladder<'_> {
         [
             s.next_attempt_at,
             s.grace_until,
+            s.paused.as_ref().and_then(|p| p.until),
             s.healthy_since
                 .filter(|_| settling)
                 .map(|h| s.verifying_since.unwrap_or(h).max(h) + healthy_for),

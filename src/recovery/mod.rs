@@ -180,6 +180,24 @@ impl Engine {
         out
     }
 
+    /// An operator's pause of a target, until `until` (or until resumed):
+    /// watched and shown, never acted on.
+    pub fn pause(&mut self, target: &str, until: Option<Ms>, now: Ms) -> Vec<(String, Decision)> {
+        if let Some((policy, state)) = self.targets.get_mut(target) {
+            Ladder { policy, state }.pause(until, now);
+        }
+        self.tick(now)
+    }
+
+    /// An operator's resume of a paused target; false when it was not paused.
+    pub fn resume(&mut self, target: &str, now: Ms) -> (bool, Vec<(String, Decision)>) {
+        let was = self
+            .targets
+            .get_mut(target)
+            .is_some_and(|(policy, state)| Ladder { policy, state }.resume());
+        (was, self.tick(now))
+    }
+
     /// An operator reset of a target's ladder.
     pub fn reset(&mut self, target: &str, now: Ms) -> Vec<(String, Decision)> {
         if let Some((policy, state)) = self.targets.get_mut(target) {

@@ -342,6 +342,47 @@ fn dependencies_come_first_whatever_their_names() {
 }
 
 #[test]
+fn a_paused_target_is_watched_and_never_acted_on_until_its_pause_ends() {
+    let config = config_with(&[("app", CRASHY)]);
+    let mut sim = Sim::new(&config);
+    let d = sim.engine.pause("app", Some(60 * S), 0);
+    sim.take(d);
+    sim.health("app", failing());
+    sim.run_until(60 * S - 1);
+    assert!(sim.acts.is_empty(), "{:?}", sim.acts);
+    assert!(
+        sim.engine.state("app").unwrap().incident.is_some(),
+        "still watched: the incident is open"
+    );
+    // The pause runs out: the ladder acts after its first backoff.
+    sim.run_until(63 * S);
+    assert_eq!(sim.count(|d| matches!(d, Decision::PauseEnded)), 1);
+    assert_eq!(
+        sim.acts.first().map(|a| (a.0, a.4)),
+        Some((62 * S, "restart"))
+    );
+
+    // Paused until resumed: nothing until the operator says so.
+    let mut sim = Sim::new(&config);
+    let d = sim.engine.pause("app", None, 0);
+    sim.take(d);
+    sim.health("app", failing());
+    sim.run_until(3600 * S);
+    assert!(sim.acts.is_empty());
+    assert_eq!(
+        sim.engine.next_wakeup(sim.now),
+        None,
+        "no timer while paused"
+    );
+    let (was, d) = sim.engine.resume("app", sim.now);
+    assert!(was);
+    sim.take(d);
+    sim.run_until(sim.now + 3 * S);
+    assert_eq!(sim.acts.len(), 1);
+    assert!(!sim.engine.resume("app", sim.now).0, "not paused any more");
+}
+
+#[test]
 fn an_action_that_heals_is_recovered_after_healthy_for() {
     let config = config_with(&[("app", CRASHY)]);
     let mut sim = Sim::new(&config);

@@ -5,7 +5,7 @@ use std::future::Future;
 use std::num::NonZeroUsize;
 use std::time::{Duration, Instant, SystemTime};
 
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
@@ -482,10 +482,39 @@ impl Session {
         }
     }
 
+    /// A `PropertiesChanged` signal. systemd tells one change of a unit in
+    /// two signals sent back to back (the Unit interface's properties, then
+    /// the Service's): every signal already received is applied before the
+    /// state is told, so what is told is a state systemd reported, not half
+    /// of one ("inactive/dead" with the old main pid).
     async fn on_properties_changed(
         &mut self,
         task: &mut Task,
         cache: &mut HashMap<String, UnitState>,
+        message: zbus::Message,
+    ) {
+        let mut pending: Vec<(UnitState, Instant)> = Vec::new();
+        self.absorb(cache, &mut pending, message);
+        while let Some(Some(next)) = self.props.next().now_or_never() {
+            match next {
+                Ok(message) => self.absorb(cache, &mut pending, message),
+                // A lost connection shows on the stream again (it ends).
+                Err(e) => {
+                    debug!(error = %e, "a signal could not be read");
+                    break;
+                }
+            }
+        }
+        for (state, at) in pending {
+            emit(task, cache, state, at).await;
+        }
+    }
+
+    /// Applies one signal to the unit's pending state (or its cached one).
+    fn absorb(
+        &mut self,
+        cache: &HashMap<String, UnitState>,
+        pending: &mut Vec<(UnitState, Instant)>,
         message: zbus::Message,
     ) {
         let at = Instant::now();
@@ -504,11 +533,19 @@ impl Session {
         if interface != UNIT_INTERFACE && interface != SERVICE_INTERFACE {
             return;
         }
-        let mut state = cache
-            .get(&unit)
-            .cloned()
-            .unwrap_or_else(|| UnitState::unknown(&unit));
-        apply(&mut state, &changed);
+        let slot = match pending.iter().position(|(s, _)| s.unit == unit) {
+            Some(i) => i,
+            None => {
+                let state = cache
+                    .get(&unit)
+                    .cloned()
+                    .unwrap_or_else(|| UnitState::unknown(&unit));
+                pending.push((state, at));
+                pending.len() - 1
+            }
+        };
+        let state = &mut pending[slot].0;
+        apply(state, &changed);
         // Signals do not carry LoadState, but a unit that runs is loaded (one
         // added by a daemon-reload was `not-found` when first read).
         if !matches!(state.active_state.as_str(), "" | "inactive") && state.load_state != "loaded" {
@@ -518,7 +555,6 @@ impl Session {
         if invalidated.iter().any(|p| is_tracked(p)) {
             self.read(&unit, ReadMode::IfLoaded);
         }
-        emit(task, cache, state, at).await;
     }
 }
 
