@@ -827,3 +827,67 @@ fn a_paused_target_is_watched_and_never_acted_on_until_resumed() {
     assert_eq!(code, 409, "{body}");
     sd.systemctl(&["stop", unit]);
 }
+
+#[test]
+fn an_operators_systemctl_stop_is_respected_and_a_start_resumes_watching() {
+    let Some(sd) = PrivateSystemd::shared() else {
+        return;
+    };
+    let unit = "rec-stopped.service";
+    sd.write_unit(unit, "[Service]\nExecStart=/bin/sleep 300\n");
+    assert!(sd.systemctl(&["start", unit]).status.success());
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path();
+    let policy = format!(
+        "[target]\nname = \"scale\"\nunit = \"{unit}\"\n\n[[recovery]]\naction = \"restart\"\n\
+         backoff = {{ initial = \"500ms\", jitter = 0.0 }}\n"
+    );
+    let mut daemon = setup(sd, dir, &[("scale", policy)]);
+    let check = |h: &serde_json::Value| h["checks"]["target:scale"][0].clone();
+    daemon.wait_for("scale healthy", WAIT, |h| check(h)["state"] == "healthy");
+
+    // Stopped on purpose: shown as stopped, not failing, and left stopped.
+    assert!(sd.systemctl(&["stop", unit]).status.success());
+    let health = daemon.wait_for("scale stopped", WAIT, |h| check(h)["state"] == "stopped");
+    assert_eq!(health["status"], "pass", "{health:#}");
+    assert_eq!(check(&health)["status"], "pass");
+    // Three times its first backoff, and no restart.
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(sd.show(unit, "ActiveState"), "inactive");
+    assert!(lines_with(&daemon, &["recovering scale"]).is_empty());
+    let told = daemon.wait_for_line("→ stopped", WAIT);
+    assert!(
+        told.contains("INFO") && told.contains("scale's health:"),
+        "an info line tells of the stop: {told}"
+    );
+    let rows = rvm_watchdog::store::Store::open(&dir.join("state"))
+        .unwrap()
+        .events(&rvm_watchdog::store::EventQuery {
+            kind: Some("health-changed".into()),
+            ..Default::default()
+        })
+        .unwrap();
+    assert!(
+        rows.iter().any(|r| r.fields["to"]["state"] == "stopped"),
+        "{rows:#?}"
+    );
+
+    // Started again: watched as before, and a crash is healed.
+    assert!(sd.systemctl(&["start", unit]).status.success());
+    daemon.wait_for("scale healthy again", WAIT, |h| {
+        check(h)["state"] == "healthy"
+    });
+    let pid = sd.main_pid(unit);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    daemon.wait_for_line("recovering scale: restart", WAIT);
+    wait_until("scale running again", WAIT, || {
+        let now = sd.main_pid(unit);
+        (now != 0 && now != pid).then_some(())
+    })
+    .unwrap();
+    sd.systemctl(&["stop", unit]);
+}

@@ -62,7 +62,7 @@ pub struct Check<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reconnects: Option<u64>,
     /// A target's state (its check only): `healthy`, `failing`,
-    /// `gave-up`, `paused` or `unknown`.
+    /// `gave-up`, `paused`, `stopped` or `unknown`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub state: Option<&'static str>,
     /// Since when it is in that state, RFC 3339 (a target's check only).
@@ -297,8 +297,8 @@ fn ms_rfc3339(at: Ms) -> String {
 
 /// A target's check: its status, state, since when, and a line for people.
 ///
-/// Paused by an operator: pass, or warn while failing. Healthy, or not
-/// known yet: pass. Failing: warn, or fail when its
+/// Paused by an operator: pass, or warn while failing. Healthy, stopped
+/// on purpose (`systemctl stop`), or not known yet: pass. Failing: warn, or fail when its
 /// `[alert] severity` is `critical`. Its ladder gave up: fail while it is
 /// not healthy, warn once it is (nothing will act on its next failure until
 /// an operator resets it).
@@ -319,6 +319,7 @@ fn target_check(
             Health::Failing { reason, .. } => (Status::Warn, format!("failing: {reason}")),
             Health::Healthy => (Status::Pass, "healthy".into()),
             Health::Unknown => (Status::Pass, "not known yet".into()),
+            Health::Stopped => (Status::Pass, "stopped on purpose".into()),
         };
         return (
             status,
@@ -356,6 +357,12 @@ fn target_check(
             (failing, "failing", l.failing_since, output)
         }
         (Health::Healthy, None) => (Status::Pass, "healthy", l.healthy_since, "healthy".into()),
+        (Health::Stopped, None) => (
+            Status::Pass,
+            "stopped",
+            None,
+            "stopped on purpose (systemctl stop): not restarted until it is started again".into(),
+        ),
         (Health::Unknown, None) => (
             Status::Pass,
             "unknown",

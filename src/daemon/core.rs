@@ -26,7 +26,7 @@ use crate::event::{ActionResult, Event, Events, Trouble};
 use crate::logging::LogHandle;
 use crate::probe::{Hysteresis, ProbeHealth, ProbeResult};
 use crate::process::{ProcessEvent, ProcessHandle, ProcessState};
-use crate::recovery::health::target_health;
+use crate::recovery::health::{Stop, next_stop, target_health};
 use crate::recovery::{Decision, Engine, Health, LadderState, Ms};
 use crate::status::{SafeMode, Snapshot};
 use crate::store::{StoreThread, WriterReport};
@@ -89,6 +89,8 @@ pub(super) struct Core {
     effects: VecDeque<Effect>,
     /// Each unit's last known state, for health after an action.
     pub(super) units: BTreeMap<String, UnitState>,
+    /// How far each unit's stop on purpose (`systemctl stop`) has come.
+    stops: BTreeMap<String, Stop>,
     store: Option<StoreThread>,
     /// What the store's writer reported at the last tick.
     store_report: WriterReport,
@@ -155,6 +157,7 @@ impl Core {
             reports: reports_tx,
             effects: VecDeque::new(),
             units: BTreeMap::new(),
+            stops: BTreeMap::new(),
             store_report: WriterReport::default(),
             store: boot.store,
             processes: BTreeMap::new(),
@@ -304,6 +307,11 @@ impl Core {
             .as_ref()
             .map_or(0, |p| event.state.n_restarts.saturating_sub(p.n_restarts));
         let state = event.state;
+        let stop = next_stop(
+            self.stops.get(&state.unit).copied().unwrap_or_default(),
+            &state,
+        );
+        self.stops.insert(state.unit.clone(), stop);
         self.emit(Event::UnitChanged {
             target: targets.first().cloned(),
             state: state.clone(),
@@ -672,7 +680,9 @@ impl Core {
         let probes = self.probes.get(name);
         target_health(
             target,
-            target.unit().and_then(|u| self.units.get(u)),
+            target
+                .unit()
+                .and_then(|u| Some((self.units.get(u)?, self.stops.get(u) == Some(&Stop::Done)))),
             self.process_states.get(name).map(|(_, s)| s),
             |probe| {
                 let view = probes?.get(probe)?;

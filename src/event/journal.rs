@@ -330,6 +330,7 @@ pub fn write(event: &Event) {
 fn health_word(h: &Health) -> &'static str {
     match h {
         Health::Unknown => "unknown",
+        Health::Stopped => "stopped",
         Health::Healthy => "healthy",
         Health::Failing { .. } => "failing",
     }

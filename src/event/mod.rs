@@ -371,7 +371,7 @@ impl Current {
     fn apply(&mut self, e: &Arc<Stamped>) {
         match &e.event {
             Event::HealthChanged { target, to, .. } => {
-                if *to == Health::Unknown {
+                if matches!(to, Health::Unknown) {
                     self.health.remove(target);
                 } else {
                     self.health.insert(target.clone(), e.clone());

@@ -221,6 +221,9 @@ fn message(event: &Event) -> String {
             crate::recovery::Health::Failing { reason, .. } => format!("failing: {reason}"),
             crate::recovery::Health::Healthy => "healthy".into(),
             crate::recovery::Health::Unknown => "health unknown".into(),
+            crate::recovery::Health::Stopped => {
+                "stopped on purpose (systemctl stop); not acted on until it starts again".into()
+            }
         },
         Event::IncidentOpened {
             reason, root_cause, ..

@@ -13,17 +13,50 @@ use crate::probe::ProbeHealth;
 use crate::process::ProcessState;
 use crate::supervisor::UnitState;
 
-/// A target's health. `unit`: its unit's last state (unit targets);
-/// `process`: its process's last state (process and adopted targets);
-/// `probe`: a probe's health so far and its last output, by probe name.
+/// How far a unit's stop on purpose (`systemctl stop`, a stop job) has come.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Stop {
+    /// Not stopping.
+    #[default]
+    None,
+    /// Deactivation began while the main process still ran: someone asked
+    /// systemd to stop it (a process that exits by itself is gone first).
+    Asked,
+    /// It ended `inactive` and successful after being asked: stopped on
+    /// purpose, until it is started again.
+    Done,
+}
+
+/// The next step of a unit's stop, from its new state. A crash ends
+/// `failed`, which is no stop; starting again ends one.
+pub fn next_stop(before: Stop, now: &UnitState) -> Stop {
+    match now.active_state.as_str() {
+        "deactivating" if now.main_pid != 0 => Stop::Asked,
+        "deactivating" => before,
+        "inactive" if matches!(now.result.as_str(), "" | "success") => match before {
+            Stop::Asked | Stop::Done => Stop::Done,
+            Stop::None => Stop::None,
+        },
+        _ => Stop::None,
+    }
+}
+
+/// A target's health. `unit`: its unit's last state and whether it was
+/// stopped on purpose (unit targets); `process`: its process's last state
+/// (process and adopted targets); `probe`: a probe's health so far and its
+/// last output, by probe name. A unit stopped on purpose is `stopped`,
+/// whatever its probes say.
 pub fn target_health<'a>(
     target: &Target,
-    unit: Option<&UnitState>,
+    unit: Option<(&UnitState, bool)>,
     process: Option<&ProcessState>,
     probe: impl Fn(&str) -> Option<(ProbeHealth, &'a str)>,
 ) -> Health {
+    if let Some((_, true)) = unit {
+        return Health::Stopped;
+    }
     let base = match &target.kind {
-        TargetKind::Unit { .. } => Some(unit.map(unit_health).unwrap_or_default()),
+        TargetKind::Unit { .. } => Some(unit.map(|(u, _)| unit_health(u)).unwrap_or_default()),
         TargetKind::Process(_) | TargetKind::Adopted(_) => Some(
             process
                 .map(|s| process_health(&target.name, s))
@@ -64,6 +97,11 @@ pub fn target_health<'a>(
 
 /// A target's health as its unit's state says.
 pub fn unit_health(state: &UnitState) -> Health {
+    // A failed unit has no main process: one that has is starting again
+    // (its new process is there before its new state is).
+    if state.active_state == "failed" && state.main_pid != 0 {
+        return Health::Unknown;
+    }
     if let Some(why) = state.failure() {
         return Health::Failing {
             reason: format!("unit {} failed ({why})", state.unit),
@@ -131,7 +169,9 @@ mod tests {
         process: Option<&ProcessState>,
         probes: &ProbeHealths<'_>,
     ) -> Health {
-        target_health(t, unit, process, |name| probes.get(name).copied())
+        target_health(t, unit.map(|u| (u, false)), process, |name| {
+            probes.get(name).copied()
+        })
     }
 
     fn target(policy: &str) -> Target {
@@ -151,6 +191,16 @@ mod tests {
     const UNIT: &str = "[target]\nname = \"app\"\nunit = \"app.service\"\n\n\
         [[probe]]\nname = \"live\"\nkind = \"tcp\"\naddress = \"127.0.0.1:1\"\n\n\
         [[probe]]\nname = \"dep\"\nkind = \"tcp\"\naddress = \"127.0.0.1:2\"\nrole = \"dependency\"\n";
+
+    #[test]
+    fn a_failed_unit_with_a_main_process_is_starting_again() {
+        let starting = UnitState {
+            main_pid: 4242,
+            ..unit("failed", "failed", "exit-code")
+        };
+        assert_eq!(unit_health(&starting), Health::Unknown);
+        assert!(unit_health(&unit("failed", "failed", "exit-code")).is_failing());
+    }
 
     #[test]
     fn a_failed_unit_is_failing_whatever_its_probes_say() {
@@ -255,5 +305,49 @@ mod tests {
             health(&t, None, None, &ProbeHealths::new()),
             Health::Unknown
         );
+    }
+
+    #[test]
+    fn a_stop_job_is_told_apart_from_a_crash_and_from_an_exit() {
+        let at = |active: &str, sub: &str, result: &str, pid: u32| UnitState {
+            main_pid: pid,
+            ..unit(active, sub, result)
+        };
+        let walk = |states: &[UnitState]| states.iter().fold(Stop::None, next_stop);
+        let running = at("active", "running", "success", 42);
+        let dead = at("inactive", "dead", "success", 0);
+        // systemctl stop: SIGTERM while it runs, then its cgroup empties.
+        let asked = [
+            running.clone(),
+            at("deactivating", "stop-sigterm", "success", 42),
+            at("deactivating", "stop-sigterm", "success", 0),
+            dead.clone(),
+        ];
+        assert_eq!(walk(&asked), Stop::Done);
+        // Exited by itself (then its ExecStopPost ran): no one asked.
+        assert_eq!(
+            walk(&[
+                running.clone(),
+                at("deactivating", "stop-post", "success", 0),
+                dead.clone()
+            ]),
+            Stop::None
+        );
+        assert_eq!(walk(&[running.clone(), dead.clone()]), Stop::None);
+        // Asked, but it did not stop cleanly: failing, not stopped.
+        assert_eq!(
+            walk(&[asked[1].clone(), at("failed", "failed", "timeout", 0)]),
+            Stop::None
+        );
+        // Started again: the stop is over.
+        assert_eq!(next_stop(Stop::Done, &running), Stop::None);
+        // Stopped wins over what the probes say.
+        let t = target(UNIT);
+        let probes = ProbeHealths::from([("live", (ProbeHealth::Failing, "refused"))]);
+        assert_eq!(
+            target_health(&t, Some((&dead, true)), None, |n| probes.get(n).copied()),
+            Health::Stopped
+        );
+        assert!(health(&t, Some(&dead), None, &probes).is_failing());
     }
 }

@@ -29,6 +29,9 @@ pub enum Health {
     Unknown,
     /// Healthy.
     Healthy,
+    /// Stopped on purpose (an operator's `systemctl stop`): not failing,
+    /// not acted on, until it is started again.
+    Stopped,
     /// Failing, and why.
     Failing {
         /// One line for people.
@@ -367,7 +370,7 @@ impl Ladder<'_> {
             out.push(Decision::PauseEnded);
         }
         match s.health.clone() {
-            Health::Unknown => {}
+            Health::Unknown | Health::Stopped => {}
             Health::Healthy => {
                 s.failing_since = None;
                 s.next_attempt_at = None;

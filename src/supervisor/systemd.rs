@@ -483,38 +483,53 @@ impl Session {
     }
 
     /// A `PropertiesChanged` signal. systemd tells one change of a unit in
-    /// two signals sent back to back (the Unit interface's properties, then
-    /// the Service's): every signal already received is applied before the
-    /// state is told, so what is told is a state systemd reported, not half
-    /// of one ("inactive/dead" with the old main pid).
+    /// two signals sent back to back, the Service interface's properties
+    /// first and the Unit interface's last: the halves already received are
+    /// applied together before the state is told, so what is told is a
+    /// state systemd reported, not half of one ("inactive/dead" with the
+    /// old main pid). The Unit half closes a change; what follows is the next.
     async fn on_properties_changed(
         &mut self,
         task: &mut Task,
         cache: &mut HashMap<String, UnitState>,
         message: zbus::Message,
     ) {
-        let mut pending: Vec<(UnitState, Instant)> = Vec::new();
+        let mut pending: Vec<Pending> = Vec::new();
         self.absorb(cache, &mut pending, message);
-        while let Some(Some(next)) = self.props.next().now_or_never() {
+        loop {
+            // What is here already; then, while a change still lacks its
+            // closing Unit half, that half (it follows at once).
+            let next = match self.props.next().now_or_never() {
+                Some(next) => next,
+                None if pending.iter().any(|p| !p.closed()) => {
+                    match tokio::time::timeout(HALF_WAIT, self.props.next()).await {
+                        Ok(next) => next,
+                        Err(_) => break,
+                    }
+                }
+                None => break,
+            };
             match next {
-                Ok(message) => self.absorb(cache, &mut pending, message),
+                Some(Ok(message)) => self.absorb(cache, &mut pending, message),
                 // A lost connection shows on the stream again (it ends).
-                Err(e) => {
+                Some(Err(e)) => {
                     debug!(error = %e, "a signal could not be read");
                     break;
                 }
+                None => break,
             }
         }
-        for (state, at) in pending {
-            emit(task, cache, state, at).await;
+        for p in pending {
+            emit(task, cache, p.state, p.at).await;
         }
     }
 
-    /// Applies one signal to the unit's pending state (or its cached one).
+    /// Applies one signal to the unit's pending change: the last one, while
+    /// it lacks this interface's half, else a new one.
     fn absorb(
         &mut self,
         cache: &HashMap<String, UnitState>,
-        pending: &mut Vec<(UnitState, Instant)>,
+        pending: &mut Vec<Pending>,
         message: zbus::Message,
     ) {
         let at = Instant::now();
@@ -533,18 +548,30 @@ impl Session {
         if interface != UNIT_INTERFACE && interface != SERVICE_INTERFACE {
             return;
         }
-        let slot = match pending.iter().position(|(s, _)| s.unit == unit) {
-            Some(i) => i,
-            None => {
-                let state = cache
-                    .get(&unit)
-                    .cloned()
-                    .unwrap_or_else(|| UnitState::unknown(&unit));
-                pending.push((state, at));
+        let last = pending.iter().rposition(|p| p.state.unit == unit);
+        let slot = match last {
+            // systemd sends a change's type-specific half first and the
+            // Unit interface's last ("clients may rely on this order"):
+            // the Unit half closes a change.
+            Some(i) if !pending[i].closed() && !pending[i].interfaces.contains(&interface) => i,
+            _ => {
+                let state = match last {
+                    Some(i) => pending[i].state.clone(),
+                    None => cache
+                        .get(&unit)
+                        .cloned()
+                        .unwrap_or_else(|| UnitState::unknown(&unit)),
+                };
+                pending.push(Pending {
+                    state,
+                    at,
+                    interfaces: Vec::new(),
+                });
                 pending.len() - 1
             }
         };
-        let state = &mut pending[slot].0;
+        pending[slot].interfaces.push(interface);
+        let state = &mut pending[slot].state;
         apply(state, &changed);
         // Signals do not carry LoadState, but a unit that runs is loaded (one
         // added by a daemon-reload was `not-found` when first read).
@@ -557,6 +584,26 @@ impl Session {
         }
     }
 }
+
+/// One change of a unit, gathered from its signals.
+struct Pending {
+    state: UnitState,
+    /// When its first signal came.
+    at: Instant,
+    /// The interfaces whose half it has.
+    interfaces: Vec<String>,
+}
+
+impl Pending {
+    /// Whether it has its closing half, the Unit interface's.
+    fn closed(&self) -> bool {
+        self.interfaces.iter().any(|f| f == UNIT_INTERFACE)
+    }
+}
+
+/// How long a change's closing half is waited for once its first half came
+/// (systemd sends both back to back; this only bounds a lost one).
+const HALF_WAIT: Duration = Duration::from_millis(20);
 
 async fn emit(
     task: &mut Task,
