@@ -891,3 +891,85 @@ fn an_operators_systemctl_stop_is_respected_and_a_start_resumes_watching() {
     .unwrap();
     sd.systemctl(&["stop", unit]);
 }
+
+#[test]
+fn a_dependent_named_first_is_released_on_the_pass_its_dependency_heals() {
+    let Some(sd) = PrivateSystemd::shared() else {
+        return;
+    };
+    let (kiosk, camera) = ("rec-dep-kiosk.service", "rec-dep-camera.service");
+    for unit in [kiosk, camera] {
+        sd.write_unit(unit, "[Service]\nExecStart=/bin/sleep 300\n");
+        assert!(sd.systemctl(&["start", unit]).status.success());
+    }
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path();
+    // The dependent sorts first by name.
+    let dependent = format!(
+        "[target]\nname = \"a-kiosk\"\nunit = \"{kiosk}\"\ndepends-on = [\"z-camera\"]\n\n\
+         [[recovery]]\naction = \"restart\"\nbackoff = {{ initial = \"500ms\", jitter = 0.0 }}\nhealthy-for = \"1s\"\n"
+    );
+    let dependency = format!(
+        "[target]\nname = \"z-camera\"\nunit = \"{camera}\"\n\n\
+         [[recovery]]\naction = \"restart\"\nbackoff = {{ initial = \"1s\", jitter = 0.0 }}\nhealthy-for = \"1s\"\n"
+    );
+    let mut daemon = setup(sd, dir, &[("a-kiosk", dependent), ("z-camera", dependency)]);
+    let state =
+        |h: &serde_json::Value, t: &str| h["checks"][format!("target:{t}")][0]["state"].clone();
+    daemon.wait_for("both healthy", WAIT, |h| {
+        state(h, "a-kiosk") == "healthy" && state(h, "z-camera") == "healthy"
+    });
+    let kill = |unit: &str| {
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(sd.main_pid(unit) as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .unwrap()
+    };
+    kill(camera);
+    daemon.wait_for("the camera failing", WAIT, |h| {
+        state(h, "z-camera") == "failing"
+    });
+    kill(kiosk);
+    daemon.wait_for_line("holding a-kiosk's recovery: it depends on z-camera", WAIT);
+    // The camera is restarted, heals; then the kiosk.
+    daemon.wait_for("both healed", WAIT, |h| {
+        state(h, "a-kiosk") == "healthy" && state(h, "z-camera") == "healthy"
+    });
+
+    let mut rows = rvm_watchdog::store::Store::open(&dir.join("state"))
+        .unwrap()
+        .events(&rvm_watchdog::store::EventQuery {
+            limit: 1000,
+            ..Default::default()
+        })
+        .unwrap();
+    rows.reverse();
+    let closed = rows
+        .iter()
+        .position(|r| r.kind == "incident-closed" && r.target.as_deref() == Some("z-camera"))
+        .expect("the camera's incident closed");
+    let released = rows
+        .iter()
+        .position(|r| {
+            r.result.as_deref() == Some("released") && r.target.as_deref() == Some("a-kiosk")
+        })
+        .expect("the kiosk was released");
+    assert!(closed < released, "{rows:#?}");
+    // Nothing of another pass in between: the release follows the closing.
+    let between: Vec<_> = rows[closed + 1..released]
+        .iter()
+        .map(|r| (r.kind.as_str(), r.target.as_deref(), r.result.as_deref()))
+        .collect();
+    assert!(
+        between.iter().all(|(kind, _, _)| *kind == "decision"),
+        "only the same pass's decisions between them: {between:?}"
+    );
+    assert!(
+        between.iter().all(|(_, t, _)| *t != Some("a-kiosk")),
+        "{between:?}"
+    );
+    for unit in [kiosk, camera] {
+        sd.systemctl(&["stop", unit]);
+    }
+}
