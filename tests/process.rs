@@ -335,3 +335,54 @@ fn an_operator_restarts_a_process_target_through_the_cli_and_the_api() {
     let line = "rvm_watchdog_operator_commands_total{target=\"helper\",command=\"restart\",result=\"ok\"} 2";
     assert!(metrics.lines().any(|l| l == line), "{line} in\n{metrics}");
 }
+
+#[test]
+fn an_operator_restart_of_an_adopted_process_signals_it_only_with_may_signal() {
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path();
+    let marker = dir.join("adopted-marker").display().to_string();
+    let mut adoptee = std::process::Command::new("/bin/sh")
+        .args(["-c", "sleep 300; true", &marker])
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let pid = adoptee.id() as i32;
+    let policy = format!(
+        "[target]\nname = \"helper\"\n\n[target.adopt]\nmatch = \"{marker}\"\nmay-signal = true\n"
+    );
+    let mut daemon = setup(dir, &policy);
+    daemon.wait_for("the adopted process found", WAIT, |h| {
+        support::daemon::target(h, "helper")["processState"]["pid"] == pid
+    });
+    let (code, _, body) =
+        support::daemon::try_http_post(daemon.addr, "/api/v1/targets/helper/restart", None)
+            .unwrap();
+    assert_eq!(code, 200, "{body}");
+    let answer: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        answer["detail"],
+        format!("sent SIGTERM to helper (pid {pid})")
+    );
+    // Its own supervisor (here: nobody) would bring it back; it is gone.
+    let status = adoptee.wait().unwrap();
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&status),
+        Some(15),
+        "{status:?}"
+    );
+    // Its sleep, in the group the test started.
+    let _ = nix::sys::signal::killpg(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    );
+
+    // Without may-signal it is refused, with the reason.
+    let other = tempfile::tempdir().unwrap();
+    let policy = format!("[target]\nname = \"helper\"\n\n[target.adopt]\nmatch = \"{marker}\"\n");
+    let daemon = setup(other.path(), &policy);
+    let (code, _, body) =
+        support::daemon::try_http_post(daemon.addr, "/api/v1/targets/helper/restart", None)
+            .unwrap();
+    assert_eq!(code, 409, "{body}");
+    assert!(body.contains("is adopted without may-signal"), "{body}");
+}

@@ -82,25 +82,30 @@ impl Core {
             }
             Operation::Restart => {
                 // A unit through systemd; a process the watchdog started,
-                // through its process task.
-                let restartable = match &target.kind {
-                    config::TargetKind::Unit { .. } | config::TargetKind::Process(_) => true,
-                    config::TargetKind::Adopted(_) | config::TargetKind::Probed => false,
+                // through its process task; an adopted one with
+                // `may-signal`, by SIGTERM (whoever started it brings it back).
+                let action = match &target.kind {
+                    config::TargetKind::Unit { .. } | config::TargetKind::Process(_) => {
+                        Ok(config::Action::Restart)
+                    }
+                    config::TargetKind::Adopted(spec) if spec.may_signal => {
+                        Ok(config::Action::Kill(nix::sys::signal::Signal::SIGTERM))
+                    }
+                    config::TargetKind::Adopted(_) => Err(
+                        "is adopted without may-signal: the watchdog neither started it nor may signal it",
+                    ),
+                    config::TargetKind::Probed => Err("has no unit or process to restart"),
                 };
-                if !restartable {
-                    let why = match target.kind {
-                        config::TargetKind::Adopted(_) => {
-                            "is adopted: the watchdog did not start it and cannot restart it"
-                        }
-                        _ => "has no unit or process to restart",
-                    };
-                    let _ = reply.send(Err(OperationError::NotApplicable(format!(
-                        "target \"{}\" {why}",
-                        target.name
-                    ))));
-                    return;
+                match action {
+                    Ok(action) => (action, None),
+                    Err(why) => {
+                        let _ = reply.send(Err(OperationError::NotApplicable(format!(
+                            "target \"{}\" {why}",
+                            target.name
+                        ))));
+                        return;
+                    }
                 }
-                (config::Action::Restart, None)
             }
             Operation::RunStep(n) => match n.checked_sub(1).and_then(|i| target.ladder.get(i)) {
                 Some(step) => (step.action.clone(), Some(n - 1)),
