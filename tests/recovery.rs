@@ -648,8 +648,11 @@ fn a_failing_unit_target_without_probes_degrades_health_until_it_is_healed() {
     assert!(check(&down)["since"].is_string());
 
     // The ladder restarts it; health passes again and names what was done.
-    let up = daemon.wait_for("health back", WAIT, |h| {
-        h["status"] == "pass" && check(h)["state"] == "healthy"
+    // (systemd can tell of the new process before the action's report is in.)
+    let up = daemon.wait_for("health back, with the restart", WAIT, |h| {
+        h["status"] == "pass"
+            && check(h)["state"] == "healthy"
+            && check(h)["lastAction"]["action"] == "restart"
     });
     let last = &check(&up)["lastAction"];
     assert_eq!(last["action"], "restart");
@@ -745,6 +748,14 @@ fn a_unit_systemd_gave_up_on_is_rescued_before_the_shipped_ladder_reboots() {
         "{}",
         rescues[0].message
     );
+    // What systemd did, in its own words.
+    assert!(
+        rescues[0].message.contains("StartLimitBurst=3"),
+        "{}",
+        rescues[0].message
+    );
+    assert_eq!(rescues[0].fields["startLimitBurst"], 3);
+    assert!(rescues[0].fields["nRestarts"].as_u64().unwrap() >= 3);
     assert!(
         !rows
             .iter()

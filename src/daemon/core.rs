@@ -369,7 +369,15 @@ impl Core {
                     attempt,
                     action,
                     reason,
+                    ..
                 } => Some((*step, *attempt, action.clone(), reason.clone())),
+                _ => None,
+            };
+            // A rescue names what systemd did: its restarts and its limit.
+            let systemd = match (&decision, unit.as_ref().and_then(|u| self.units.get(u))) {
+                (Decision::Act { rescue: true, .. }, Some(state)) => {
+                    Some((state.n_restarts, state.start_limit_burst))
+                }
                 _ => None,
             };
             let event = match decision {
@@ -390,6 +398,7 @@ impl Core {
                     target: name,
                     unit,
                     incident,
+                    systemd,
                     ladder: target.ladder.iter().map(|s| s.action.as_str()).collect(),
                     reset_after: target.reset_after,
                     decision,

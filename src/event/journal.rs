@@ -122,13 +122,17 @@ pub fn write(event: &Event) {
             target,
             unit,
             incident,
+            systemd,
             ladder,
             reset_after,
             decision,
         } => decided(
-            target,
-            unit.as_deref(),
-            incident.as_deref(),
+            Where {
+                name: target,
+                unit: unit.as_deref(),
+                incident: incident.as_deref(),
+            },
+            *systemd,
             ladder,
             *reset_after,
             decision,
@@ -343,15 +347,26 @@ fn describe(h: &Health) -> String {
     }
 }
 
+/// Which target a decision is about.
+struct Where<'a> {
+    name: &'a str,
+    unit: Option<&'a str>,
+    incident: Option<&'a str>,
+}
+
 /// One record per ladder decision, with the ladder's fields.
 fn decided(
-    name: &str,
-    unit: Option<&str>,
-    incident: Option<&str>,
+    at: Where<'_>,
+    systemd: Option<(u32, u32)>,
     ladder: &[&'static str],
     reset_after: Duration,
     decision: &Decision,
 ) {
+    let Where {
+        name,
+        unit,
+        incident,
+    } = at;
     let kind = "decision";
     let action_of = |step: usize| ladder.get(step).copied().unwrap_or("-");
     match decision {
@@ -360,6 +375,32 @@ fn decided(
             attempt,
             action,
             reason,
+            rescue: true,
+        } => warn!(
+            target_name = name,
+            object_systemd_unit = unit,
+            incident,
+            step = step + 1,
+            attempt,
+            action = action.as_str(),
+            reason = %reason,
+            rescue = true,
+            n_restarts = systemd.map(|s| s.0),
+            start_limit_burst = systemd.map(|s| s.1),
+            event_kind = kind,
+            "recovering {name}: {} (step {}, attempt {attempt}) because {reason}{}",
+            action.as_str(),
+            step + 1,
+            systemd
+                .map(|(n, limit)| format!("; systemd's NRestarts={n}, StartLimitBurst={limit}"))
+                .unwrap_or_default()
+        ),
+        Decision::Act {
+            step,
+            attempt,
+            action,
+            reason,
+            ..
         } => warn!(
             target_name = name,
             object_systemd_unit = unit,

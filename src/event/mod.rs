@@ -118,6 +118,9 @@ pub enum Event {
         unit: Option<String>,
         /// The open incident, if any.
         incident: Option<String>,
+        /// For a start-limit rescue: systemd's `NRestarts` and
+        /// `StartLimitBurst` for the unit.
+        systemd: Option<(u32, u32)>,
         /// Action names of the target's ladder steps, for messages.
         ladder: Vec<&'static str>,
         /// `reset-after` of the target, for messages.
@@ -644,6 +647,7 @@ pub fn examples() -> Vec<Event> {
             target: target(),
             unit: unit(),
             incident: Some("camera-1764620000000".into()),
+            systemd: None,
             ladder: vec!["restart", "hook", "reboot"],
             reset_after: Duration::from_secs(600),
             decision: Decision::Scheduled {

@@ -66,10 +66,17 @@ pub fn row(stamped: &Stamped) -> NewEvent {
             unit,
             incident,
             decision,
+            systemd,
             ..
         } => {
             row.unit = unit.clone();
             row.incident = incident.clone();
+            if let Some((n_restarts, limit)) = systemd {
+                row.fields = json!({ "nRestarts": n_restarts, "startLimitBurst": limit });
+                row.message.push_str(&format!(
+                    "; systemd's NRestarts={n_restarts}, StartLimitBurst={limit}"
+                ));
+            }
             if let Some((step, attempt)) = decision_step(decision) {
                 row.step = Some(step as u32);
                 row.attempt = Some(attempt);

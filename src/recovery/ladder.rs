@@ -164,6 +164,8 @@ pub enum Decision {
         action: Action,
         /// Why, for people.
         reason: String,
+        /// A start-limit rescue: systemd restarted the unit and stopped.
+        rescue: bool,
     },
     /// The next attempt is scheduled.
     Scheduled {
@@ -481,6 +483,7 @@ impl Ladder<'_> {
                                 "start-limit rescue: systemd restarted it {} time(s) and stopped restarting it ({reason})",
                                 rescue.systemd_restarts
                             ),
+                            rescue: true,
                         });
                     }
                     return out;
@@ -561,6 +564,7 @@ impl Ladder<'_> {
                         attempt: s.attempts,
                         action: step.action.clone(),
                         reason,
+                        rescue: false,
                     });
                 }
             }

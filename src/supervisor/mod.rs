@@ -69,6 +69,9 @@ pub struct UnitState {
     pub exec_main_code: i32,
     /// Its exit status or signal number.
     pub exec_main_status: i32,
+    /// `StartLimitBurst=`: starts systemd allows within its interval (read
+    /// with the unit; 0 when unknown).
+    pub start_limit_burst: u32,
 }
 
 impl UnitState {
@@ -84,6 +87,7 @@ impl UnitState {
             n_restarts: 0,
             exec_main_code: 0,
             exec_main_status: 0,
+            start_limit_burst: 0,
         }
     }
 

@@ -683,6 +683,9 @@ fn apply(state: &mut UnitState, props: &HashMap<String, OwnedVariant>) {
             }
             "ExecMainCode" => state.exec_main_code = as_i32(v).unwrap_or(0),
             "ExecMainStatus" => state.exec_main_status = as_i32(v).unwrap_or(0),
+            "StartLimitBurst" => {
+                state.start_limit_burst = as_u64(v).and_then(|n| u32::try_from(n).ok()).unwrap_or(0)
+            }
             _ => {}
         }
     }
