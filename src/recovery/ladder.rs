@@ -227,6 +227,35 @@ pub enum Decision {
     },
 }
 
+/// Schedules `attempt` of `step` at `at`, and says so.
+fn schedule(
+    s: &mut LadderState,
+    out: &mut Vec<Decision>,
+    step: usize,
+    attempt: u32,
+    at: Ms,
+    now: Ms,
+) -> Ms {
+    s.next_attempt_at = Some(at);
+    out.push(Decision::Scheduled {
+        step,
+        attempt,
+        delay: Duration::from_millis(at - now),
+    });
+    at
+}
+
+/// An attempt starts now: it is in flight until its action finishes.
+fn start(s: &mut LadderState, step: usize, attempt: u32, now: Ms) {
+    s.last_attempt_at = Some(now);
+    s.next_attempt_at = None;
+    s.in_flight = Some(InFlight {
+        step,
+        attempt,
+        since: now,
+    });
+}
+
 /// The success criterion when a target has no ladder step to take it from.
 const DEFAULT_HEALTHY_FOR: Duration = Duration::from_secs(30);
 
@@ -450,34 +479,20 @@ impl Ladder<'_> {
                     && let Some(step) = self.policy.ladder.get(rescue.step)
                 {
                     // Our first attempt: systemd's restarts do not grow the backoff.
-                    let next = match s.next_attempt_at {
-                        Some(at) => at,
-                        None => {
-                            let at = now + ms(backoff::delay(&step.backoff, 1, u));
-                            s.next_attempt_at = Some(at);
-                            out.push(Decision::Scheduled {
-                                step: rescue.step,
-                                attempt: rescue.systemd_restarts + 1,
-                                delay: Duration::from_millis(at - now),
-                            });
-                            at
-                        }
-                    };
+                    let attempt = rescue.systemd_restarts + 1;
+                    let next = s.next_attempt_at.unwrap_or_else(|| {
+                        let at = now + ms(backoff::delay(&step.backoff, 1, u));
+                        schedule(s, &mut out, rescue.step, attempt, at, now)
+                    });
                     if now >= next {
                         if rescue.step == s.step {
                             s.attempts += 1;
                         }
                         s.rescue = None;
-                        s.last_attempt_at = Some(now);
-                        s.next_attempt_at = None;
-                        s.in_flight = Some(InFlight {
-                            step: rescue.step,
-                            attempt: rescue.systemd_restarts + 1,
-                            since: now,
-                        });
+                        start(s, rescue.step, attempt, now);
                         out.push(Decision::Act {
                             step: rescue.step,
-                            attempt: rescue.systemd_restarts + 1,
+                            attempt,
                             action: step.action.clone(),
                             reason: format!(
                                 "start-limit rescue: systemd restarted it {} time(s) and stopped restarting it ({reason})",
@@ -531,34 +546,18 @@ impl Ladder<'_> {
                 if systemd_restarting && step.action == Action::Restart {
                     return out;
                 }
-                let next = match s.next_attempt_at {
-                    Some(at) => at,
-                    None => {
-                        // Our own attempts only: systemd's restarts do not grow the backoff.
-                        let own = s.attempts.saturating_sub(s.systemd_restarts);
-                        let delay = backoff::delay(&step.backoff, own + 1, u);
-                        let mut at = now + ms(delay);
-                        if let Some(last) = s.last_attempt_at {
-                            at = at.max(last + ms(step.cooldown));
-                        }
-                        s.next_attempt_at = Some(at);
-                        out.push(Decision::Scheduled {
-                            step: s.step,
-                            attempt: s.attempts + 1,
-                            delay: Duration::from_millis(at - now),
-                        });
-                        at
+                let next = s.next_attempt_at.unwrap_or_else(|| {
+                    // Our own attempts only: systemd's restarts do not grow the backoff.
+                    let own = s.attempts.saturating_sub(s.systemd_restarts);
+                    let mut at = now + ms(backoff::delay(&step.backoff, own + 1, u));
+                    if let Some(last) = s.last_attempt_at {
+                        at = at.max(last + ms(step.cooldown));
                     }
-                };
+                    schedule(s, &mut out, s.step, s.attempts + 1, at, now)
+                });
                 if now >= next {
                     s.attempts += 1;
-                    s.last_attempt_at = Some(now);
-                    s.next_attempt_at = None;
-                    s.in_flight = Some(InFlight {
-                        step: s.step,
-                        attempt: s.attempts,
-                        since: now,
-                    });
+                    start(s, s.step, s.attempts, now);
                     out.push(Decision::Act {
                         step: s.step,
                         attempt: s.attempts,
