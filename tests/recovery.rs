@@ -721,9 +721,11 @@ fn a_unit_systemd_gave_up_on_is_rescued_before_the_shipped_ladder_reboots() {
     .unwrap();
     std::fs::remove_file(&flag).unwrap();
 
-    // Rescued: running again, healthy on /health.
+    // Rescued: running again, healthy on /health, the rescue its last action.
     daemon.wait_for("edge healthy again", WAIT, |h| {
-        h["checks"]["target:edge"][0]["state"] == "healthy"
+        let check = &h["checks"]["target:edge"][0];
+        check["state"] == "healthy"
+            && check["lastAction"]["action"] == "restart"
             && target(h, "edge")["unitState"]["subState"] == "running"
     });
     assert_eq!(sd.show(unit, "ActiveState"), "active");
@@ -756,6 +758,23 @@ fn a_unit_systemd_gave_up_on_is_rescued_before_the_shipped_ladder_reboots() {
     );
     assert_eq!(rescues[0].fields["startLimitBurst"], 3);
     assert!(rescues[0].fields["nRestarts"].as_u64().unwrap() >= 3);
+    // After the rescue, nothing is scheduled from the state before it
+    // (rows are newest first: those before the rescue's row came after it).
+    let after: Vec<_> = rows
+        .iter()
+        .take_while(|r| r.id != rescues[0].id)
+        .filter(|r| r.kind == "decision")
+        .map(|r| &r.message)
+        .collect();
+    let story: Vec<_> = rows
+        .iter()
+        .take_while(|r| r.id != rescues[0].id)
+        .map(|r| format!("{} {}", r.kind, r.message))
+        .collect();
+    assert!(
+        after.is_empty(),
+        "decisions after the rescue: {after:#?}; all after it: {story:#?}"
+    );
     assert!(
         !rows
             .iter()

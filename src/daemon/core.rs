@@ -231,6 +231,17 @@ impl Core {
         sd_notify::watchdog_ping();
         self.snapshot
             .send_modify(|s| s.last_tick = std::time::Instant::now());
+        // A ladder waiting for news after its action (health unknown while
+        // it verifies) is given what is known now.
+        let waiting: Vec<String> = self
+            .engine
+            .states()
+            .filter(|(_, l)| l.health == Health::Unknown && l.verifying_since.is_some())
+            .map(|(name, _)| name.to_owned())
+            .collect();
+        for name in waiting {
+            self.observe_health(&name);
+        }
         self.wake(now);
         let lag = self.probe_lag.clone();
         self.events.count(|c| c.probe_lag = lag);
@@ -616,12 +627,19 @@ impl Core {
         }
         let decisions = self.engine.action_finished(&name, performed.ok, now_ms());
         self.handle(decisions);
-        // The health known so far predates the action: observe it again.
+        // The health known so far predates the action: observe it again
+        // once the news is of the new activation.
         let fresh = match (
             unit.as_ref().and_then(|u| self.units.get(u)),
             self.process_states.get(&name),
         ) {
-            (Some(_), _) => true,
+            // A unit not (yet) shown activating is old news, or its own
+            // reset-failed: its restart's signals are on their way, and the
+            // next tick observes it in any case.
+            (Some(state), _) => matches!(
+                state.active_state.as_str(),
+                "active" | "activating" | "reloading"
+            ),
             // A process's state from before the restart may still be the
             // latest here (the new one's is on its way): only news of the
             // new process counts.
