@@ -74,6 +74,24 @@ impl Running {
         tokio::time::timeout(WAIT, answer).await.unwrap().unwrap()
     }
 
+    /// An operator's reset of `target`, answered once the core loop is done.
+    async fn reset(&self, target: &str) -> rvm_watchdog::command::OperationDone {
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .send(Command::Operate {
+                target: target.into(),
+                operation: Operation::Reset,
+                reply,
+            })
+            .await
+            .unwrap();
+        tokio::time::timeout(WAIT, answer)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap()
+    }
+
     async fn stop(self) {
         self.shutdown.cancel();
         self.task.await.unwrap().unwrap();
@@ -181,18 +199,7 @@ async fn a_stalled_observer_never_slows_the_core_loop() {
     // operator command the core loop emits, answered only once it is done.
     let n = 3 * 1024;
     for _ in 0..n {
-        let (reply, answer) = oneshot::channel();
-        daemon
-            .commands
-            .send(Command::Operate {
-                target: "edge".into(),
-                operation: Operation::Reset,
-                reply,
-            })
-            .await
-            .unwrap();
-        let done = tokio::time::timeout(WAIT, answer).await.unwrap().unwrap();
-        assert!(done.unwrap().ok);
+        assert!(daemon.reset("edge").await.ok);
     }
     // The core loop still answers, and the stalled observer learns what it missed.
     let (_, mut fresh) = daemon.observe().await;
@@ -203,16 +210,7 @@ async fn a_stalled_observer_never_slows_the_core_loop() {
         other => panic!("the stalled observer is told it lagged: {other:?}"),
     }
     // A newcomer after the burst follows live events as usual.
-    let (reply, _answer) = oneshot::channel();
-    daemon
-        .commands
-        .send(Command::Operate {
-            target: "edge".into(),
-            operation: Operation::Reset,
-            reply,
-        })
-        .await
-        .unwrap();
+    daemon.reset("edge").await;
     next_where(&mut fresh, "the next reset", |e| {
         matches!(
             e,

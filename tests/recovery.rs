@@ -40,6 +40,15 @@ fn setup_with(
     )
 }
 
+/// SIGKILL to a process (a unit's main process, by its pid).
+fn kill9(pid: u32) {
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+}
+
 /// The lines of the daemon's log containing all of `needles`.
 fn lines_with<'a>(daemon: &'a TestDaemon, needles: &[&str]) -> Vec<&'a String> {
     daemon
@@ -190,11 +199,7 @@ fn observe_mode_acts_on_nothing_but_logs_each_decision() {
     let mut daemon = setup(sd, temp.path(), &[("observed", policy)]);
     daemon.wait_for_line("unit rec-observed.service is active/running", WAIT);
     let pid = sd.main_pid(unit);
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(pid as i32),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .unwrap();
+    kill9(pid);
 
     daemon.wait_for_line("gave up on observed", WAIT);
     let would = lines_with(&daemon, &["observe mode: would restart observed"]);
@@ -631,11 +636,7 @@ fn a_failing_unit_target_without_probes_degrades_health_until_it_is_healed() {
     });
 
     let pid = sd.main_pid(unit);
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(pid as i32),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .unwrap();
+    kill9(pid);
     let down = daemon.wait_for("health degraded", WAIT, |h| h["status"] == "warn");
     assert_eq!(check(&down)["state"], "failing", "{down:#}");
     assert!(
@@ -818,11 +819,7 @@ fn a_paused_target_is_watched_and_never_acted_on_until_resumed() {
 
     // The unit dies: it is watched and shown, and left alone.
     let pid = sd.main_pid(unit);
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(pid as i32),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .unwrap();
+    kill9(pid);
     let health = daemon.wait_for("kiosk failing while paused", WAIT, |h| {
         check(h)["output"]
             .as_str()
@@ -908,11 +905,7 @@ fn an_operators_systemctl_stop_is_respected_and_a_start_resumes_watching() {
         check(h)["state"] == "healthy"
     });
     let pid = sd.main_pid(unit);
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(pid as i32),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .unwrap();
+    kill9(pid);
     daemon.wait_for_line("recovering scale: restart", WAIT);
     wait_until("scale running again", WAIT, || {
         let now = sd.main_pid(unit);
@@ -949,18 +942,11 @@ fn a_dependent_named_first_is_released_on_the_pass_its_dependency_heals() {
     daemon.wait_for("both healthy", WAIT, |h| {
         state(h, "a-kiosk") == "healthy" && state(h, "z-camera") == "healthy"
     });
-    let kill = |unit: &str| {
-        nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(sd.main_pid(unit) as i32),
-            nix::sys::signal::Signal::SIGKILL,
-        )
-        .unwrap()
-    };
-    kill(camera);
+    kill9(sd.main_pid(camera));
     daemon.wait_for("the camera failing", WAIT, |h| {
         state(h, "z-camera") == "failing"
     });
-    kill(kiosk);
+    kill9(sd.main_pid(kiosk));
     daemon.wait_for_line("holding a-kiosk's recovery: it depends on z-camera", WAIT);
     // The camera is restarted, heals; then the kiosk.
     daemon.wait_for("both healed", WAIT, |h| {

@@ -92,8 +92,7 @@ async fn livez(State(state): State<ApiState>) -> Response {
 }
 
 async fn metrics(State(state): State<ApiState>) -> Response {
-    let counters = state.counters.borrow().clone();
-    let text = crate::metrics::render(&state.snapshot.borrow(), &counters);
+    let text = crate::metrics::render(&state.snapshot.borrow(), &state.counters.borrow());
     let mut response = text.into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,

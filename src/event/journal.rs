@@ -375,7 +375,7 @@ fn decided(
             attempt,
             action,
             reason,
-            rescue: true,
+            rescue,
         } => warn!(
             target_name = name,
             object_systemd_unit = unit,
@@ -384,35 +384,17 @@ fn decided(
             attempt,
             action = action.as_str(),
             reason = %reason,
-            rescue = true,
+            rescue = *rescue,
             n_restarts = systemd.map(|s| s.0),
             start_limit_burst = systemd.map(|s| s.1),
             event_kind = kind,
             "recovering {name}: {} (step {}, attempt {attempt}) because {reason}{}",
             action.as_str(),
             step + 1,
+            // Set for a start-limit rescue only.
             systemd
                 .map(|(n, limit)| format!("; systemd's NRestarts={n}, StartLimitBurst={limit}"))
                 .unwrap_or_default()
-        ),
-        Decision::Act {
-            step,
-            attempt,
-            action,
-            reason,
-            ..
-        } => warn!(
-            target_name = name,
-            object_systemd_unit = unit,
-            incident,
-            step = step + 1,
-            attempt,
-            action = action.as_str(),
-            reason = %reason,
-            event_kind = kind,
-            "recovering {name}: {} (step {}, attempt {attempt}) because {reason}",
-            action.as_str(),
-            step + 1
         ),
         Decision::Scheduled {
             step,
