@@ -490,6 +490,16 @@ pub struct Thresholds {
     pub fail_above: Option<f64>,
 }
 
+/// `follow-redirects`: which redirects a request follows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Redirects {
+    /// None: a redirect is reported with its target (the default).
+    #[default]
+    None,
+    /// To the same scheme, host and port only, at most five.
+    SameOrigin,
+}
+
 /// What one probe checks.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Check {
@@ -505,6 +515,8 @@ pub enum Check {
         body_contains: Option<String>,
         /// JSON pointer and expected value.
         json: Option<(String, String)>,
+        /// Which redirects are followed.
+        redirects: Redirects,
     },
     /// A TCP connect.
     Tcp {
@@ -575,13 +587,15 @@ pub enum Check {
         resolve: Option<String>,
         /// TCP connect.
         address: Option<String>,
-        /// HTTP round trip.
+        /// HTTP round trip (any answer proves the path; redirects are not followed).
         url: Option<String>,
     },
     /// A read-only request to the MyRVM platform API.
     Myrvm {
         /// Path under the base URL.
         path: String,
+        /// Which redirects are followed (the key goes only where the base URL is).
+        redirects: Redirects,
     },
     /// A process target's own state (stopped, uninterruptible).
     Process {

@@ -360,6 +360,8 @@ pub struct RawProbe {
     pub json_equals: Option<String>,
     /// myrvm: path under `[platform] base-url` for a read-only GET. Never the edge heartbeat.
     pub path: Option<String>,
+    /// http, myrvm, network: `"none"` (default) or `"same-origin"`.
+    pub follow_redirects: Option<String>,
 
     // --- tcp, network ---
     /// tcp: `host:port` to connect to. network: TCP connect check.

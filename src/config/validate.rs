@@ -1011,6 +1011,7 @@ const PROBE_KINDS: [(&str, &[&str]); 13] = [
             "body-contains",
             "json-pointer",
             "json-equals",
+            "follow-redirects",
         ],
     ),
     ("tcp", &["address"]),
@@ -1035,7 +1036,7 @@ const PROBE_KINDS: [(&str, &[&str]); 13] = [
         "network",
         &["interface", "default-route", "resolve", "address", "url"],
     ),
-    ("myrvm", &["path"]),
+    ("myrvm", &["path", "follow-redirects"]),
     ("process", &["stuck-for"]),
 ];
 const PROBE_COMMON: [&str; 7] = [
@@ -1383,6 +1384,13 @@ fn probe(
     let fail_after = c.count(&path.key("fail-after"), p.fail_after, 3, 1, 100);
     let pass_after = c.count(&path.key("pass-after"), p.pass_after, 2, 1, 100);
 
+    let redirects = match &p.follow_redirects {
+        Some(v) => match c.choice(&path.key("follow-redirects"), v, &["none", "same-origin"]) {
+            Some("same-origin") => Redirects::SameOrigin,
+            _ => Redirects::None,
+        },
+        None => Redirects::None,
+    };
     let need = |c: &mut Checker<'_>, key: &str, v: &Option<String>, hint: &str| -> Option<String> {
         if v.is_none() {
             c.missing(path, key, hint);
@@ -1429,6 +1437,7 @@ fn probe(
                 expect_status: p.expect_status.clone().unwrap_or_default(),
                 body_contains: p.body_contains.clone(),
                 json,
+                redirects,
             }
         }
         "tcp" => {
@@ -1581,7 +1590,10 @@ fn probe(
                     "a myrvm probe needs [platform] base-url in watchdog.toml",
                 );
             }
-            Check::Myrvm { path: rp }
+            Check::Myrvm {
+                path: rp,
+                redirects,
+            }
         }
         _ => {
             if !matches!(

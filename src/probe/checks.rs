@@ -18,16 +18,14 @@ pub async fn run(check: &Check, ctx: &Context, timeout: std::time::Duration) -> 
             expect_status,
             body_contains,
             json,
+            redirects,
         } => {
-            http(
-                &ctx.http,
-                url,
-                method,
-                expect_status,
-                body_contains.as_deref(),
-                json.as_ref(),
-            )
-            .await
+            let want = Expect {
+                status: expect_status,
+                body_contains: body_contains.as_deref(),
+                json: json.as_ref(),
+            };
+            http(&ctx.http, url, method, *redirects, &want).await
         }
         Check::Tcp { address } => tcp(address).await,
         Check::Exec { command } => exec(command).await,
@@ -62,10 +60,11 @@ pub async fn run(check: &Check, ctx: &Context, timeout: std::time::Duration) -> 
             let deadline = tokio::time::Instant::now() + timeout.mul_f64(0.95);
             super::network::run(&ctx.host_root, &steps, &ctx.http, deadline).await
         }
-        Check::Myrvm { path } => {
+        Check::Myrvm { path, redirects } => {
             super::myrvm::run(
                 ctx.platform.as_ref(),
                 path,
+                *redirects,
                 &ctx.http,
                 timeout.mul_f64(0.95),
             )
@@ -90,26 +89,35 @@ pub(crate) fn judge(value: f64, t: &Thresholds) -> Status {
     }
 }
 
+/// What an `http` probe requires of the answer.
+struct Expect<'a> {
+    /// Accepted codes; empty = 200–399.
+    status: &'a [u16],
+    /// Body substring.
+    body_contains: Option<&'a str>,
+    /// JSON pointer and expected value.
+    json: Option<&'a (String, String)>,
+}
+
 /// An HTTP(S) request: the status must be accepted (200–399 unless
 /// `expect-status` says otherwise), the body must hold `body-contains`, and
-/// the JSON value at `json-pointer` must equal `json-equals`.
+/// the JSON value at `json-pointer` must equal `json-equals`. Redirects are
+/// followed only as `follow-redirects` allows; the answer names the URL
+/// that gave it and any redirect not followed.
 async fn http(
     client: &reqwest::Client,
     url: &str,
     method: &str,
-    expect_status: &[u16],
-    body_contains: Option<&str>,
-    json: Option<&(String, String)>,
+    redirects: crate::config::Redirects,
+    want: &Expect<'_>,
 ) -> Outcome {
+    use super::redirect::{self, Failure};
     let started = std::time::Instant::now();
-    let request = if method == "HEAD" {
-        client.head(url)
-    } else {
-        client.get(url)
-    };
-    let response = match request.send().await {
-        Ok(r) => r,
-        Err(e) => {
+    let head = method == "HEAD";
+    let build = |c: &reqwest::Client, u: reqwest::Url| if head { c.head(u) } else { c.get(u) };
+    let answer = match redirect::send(client, url, redirects, build, |_| Ok(())).await {
+        Ok(a) => a,
+        Err(Failure::Request(e)) => {
             let why = if e.is_connect() {
                 "cannot connect"
             } else if e.is_timeout() {
@@ -119,45 +127,63 @@ async fn http(
             };
             return Outcome::new(Status::Fail, format!("{why}: {url}: {e}"));
         }
+        Err(Failure::BadUrl(why) | Failure::Refused(why)) => {
+            return Outcome::new(Status::Fail, why);
+        }
     };
-    let code = response.status().as_u16();
-    let accepted = if expect_status.is_empty() {
+    let code = answer.response.status().as_u16();
+    // Where the answer came from, and what was not followed.
+    let mut from = if answer.url.as_str() == url {
+        url.to_owned()
+    } else {
+        format!("{url} (redirected to {})", answer.url)
+    };
+    if let Some(why) = &answer.unfollowed {
+        from.push_str(&format!(" ({why})"));
+    }
+    let accepted = if want.status.is_empty() {
         (200..400).contains(&code)
     } else {
-        expect_status.contains(&code)
+        want.status.contains(&code)
     };
-    let body = if body_contains.is_some() || json.is_some() {
-        response.text().await.unwrap_or_default()
+    let body = if want.body_contains.is_some() || want.json.is_some() {
+        answer.response.text().await.unwrap_or_default()
     } else {
         String::new()
     };
     let ms = started.elapsed().as_secs_f64() * 1000.0;
     let fail = |why: String| Outcome::new(Status::Fail, why).value(ms, "ms");
     if !accepted {
-        return fail(format!("{url} answered {code}"));
+        return fail(format!("{from} answered {code}"));
     }
-    if let Some(text) = body_contains
+    if let Some(text) = want.body_contains
         && !body.contains(text)
     {
         return fail(format!(
-            "{url} answered {code} without \"{text}\" in its body"
+            "{from} answered {code} without \"{text}\" in its body"
         ));
     }
-    if let Some((pointer, want)) = json {
+    if let Some((pointer, expected)) = want.json {
         let value: serde_json::Value = match serde_json::from_str(&body) {
             Ok(v) => v,
-            Err(e) => return fail(format!("{url} did not answer JSON: {e}")),
+            Err(e) => return fail(format!("{from} did not answer JSON: {e}")),
         };
         let got = match value.pointer(pointer) {
             Some(serde_json::Value::String(s)) => s.clone(),
             Some(other) => other.to_string(),
-            None => return fail(format!("{url}: nothing at {pointer}")),
+            None => return fail(format!("{from}: nothing at {pointer}")),
         };
-        if &got != want {
-            return fail(format!("{url}: {pointer} is \"{got}\", not \"{want}\""));
+        if &got != expected {
+            return fail(format!(
+                "{from}: {pointer} is \"{got}\", not \"{expected}\""
+            ));
         }
     }
-    Outcome::new(Status::Pass, format!("{url} answered {code} in {ms:.1} ms")).value(ms, "ms")
+    Outcome::new(
+        Status::Pass,
+        format!("{from} answered {code} in {ms:.1} ms"),
+    )
+    .value(ms, "ms")
 }
 
 async fn tcp(address: &str) -> Outcome {
@@ -346,6 +372,7 @@ fn temperature(root: &Path, zone: Option<&str>, t: &Thresholds) -> Outcome {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Redirects;
 
     fn thresholds(warn: f64, fail: f64) -> Thresholds {
         Thresholds {
@@ -514,37 +541,112 @@ mod tests {
         let ctx = Context::new("/".into());
         let ok = serve(200, r#"{"status":"healthy","n":3}"#).await;
         let pointer = ("/status".to_owned(), "healthy".to_owned());
-        let o = http(&ctx.http, &ok, "GET", &[], Some("healthy"), Some(&pointer)).await;
+        let o = http(
+            &ctx.http,
+            &ok,
+            "GET",
+            Redirects::None,
+            &Expect {
+                status: &[],
+                body_contains: Some("healthy"),
+                json: Some(&pointer),
+            },
+        )
+        .await;
         assert_eq!(o.status, Status::Pass, "{}", o.output);
         assert_eq!(o.observed_unit, Some("ms"));
         let number = ("/n".to_owned(), "3".to_owned());
         assert_eq!(
-            http(&ctx.http, &ok, "GET", &[], None, Some(&number))
-                .await
-                .status,
+            http(
+                &ctx.http,
+                &ok,
+                "GET",
+                Redirects::None,
+                &Expect {
+                    status: &[],
+                    body_contains: None,
+                    json: Some(&number)
+                }
+            )
+            .await
+            .status,
             Status::Pass
         );
         let wrong = ("/status".to_owned(), "sick".to_owned());
-        let o = http(&ctx.http, &ok, "GET", &[], None, Some(&wrong)).await;
+        let o = http(
+            &ctx.http,
+            &ok,
+            "GET",
+            Redirects::None,
+            &Expect {
+                status: &[],
+                body_contains: None,
+                json: Some(&wrong),
+            },
+        )
+        .await;
         assert_eq!(
             o.output,
             format!("{ok}: /status is \"healthy\", not \"sick\"")
         );
-        let o = http(&ctx.http, &ok, "GET", &[], Some("nope"), None).await;
+        let o = http(
+            &ctx.http,
+            &ok,
+            "GET",
+            Redirects::None,
+            &Expect {
+                status: &[],
+                body_contains: Some("nope"),
+                json: None,
+            },
+        )
+        .await;
         assert_eq!(o.status, Status::Fail);
         let down = serve(503, "busy").await;
-        let o = http(&ctx.http, &down, "GET", &[], None, None).await;
+        let o = http(
+            &ctx.http,
+            &down,
+            "GET",
+            Redirects::None,
+            &Expect {
+                status: &[],
+                body_contains: None,
+                json: None,
+            },
+        )
+        .await;
         assert_eq!(
             (o.status, o.output),
             (Status::Fail, format!("{down} answered 503"))
         );
         assert_eq!(
-            http(&ctx.http, &down, "GET", &[503], None, None)
-                .await
-                .status,
+            http(
+                &ctx.http,
+                &down,
+                "GET",
+                Redirects::None,
+                &Expect {
+                    status: &[503],
+                    body_contains: None,
+                    json: None
+                }
+            )
+            .await
+            .status,
             Status::Pass
         );
-        let o = http(&ctx.http, "http://127.0.0.1:1/", "GET", &[], None, None).await;
+        let o = http(
+            &ctx.http,
+            "http://127.0.0.1:1/",
+            "GET",
+            Redirects::None,
+            &Expect {
+                status: &[],
+                body_contains: None,
+                json: None,
+            },
+        )
+        .await;
         assert!(o.output.starts_with("cannot connect"), "{}", o.output);
     }
 

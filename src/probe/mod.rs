@@ -18,6 +18,7 @@ pub mod hysteresis;
 pub mod jetson;
 pub mod myrvm;
 pub mod network;
+pub mod redirect;
 pub mod tegrastats;
 
 use std::collections::BTreeMap;
@@ -266,7 +267,9 @@ async fn off_runtime(state: &Arc<Mutex<dyn Probe>>) -> Outcome {
 }
 
 /// What probes share: where they read the machine from, and one HTTP
-/// client (its connection pool and TLS setup are made once).
+/// client (its connection pool and TLS setup are made once). The client
+/// follows no redirect: probes follow them by hand (`redirect`), only
+/// where their policy allows.
 #[derive(Debug, Clone)]
 pub struct Context {
     /// `[daemon] host-root`.
@@ -283,7 +286,7 @@ impl Context {
         install_tls();
         let http = reqwest::Client::builder()
             .user_agent(concat!("rvm-watchdog/", env!("CARGO_PKG_VERSION")))
-            .redirect(reqwest::redirect::Policy::limited(5))
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .unwrap_or_else(|_| reqwest::Client::new());
         Context {

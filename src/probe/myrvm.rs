@@ -12,8 +12,9 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use super::redirect::{self, Failure};
 use super::{Outcome, Status};
-use crate::config::Platform;
+use crate::config::{Platform, Redirects};
 
 /// How the platform answered, or why it did not.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -154,11 +155,26 @@ fn error_code(body: &str) -> Option<String> {
     v.get("error_code")?.as_str().map(str::to_owned)
 }
 
+/// Refuses a URL whose path is an edge endpoint that changes state.
+fn guard(url: &reqwest::Url) -> Result<(), String> {
+    let lower = url.path().to_ascii_lowercase();
+    if STATEFUL.iter().any(|w| lower.contains(w)) {
+        return Err(format!(
+            "refusing {url}: an edge endpoint that changes state on the platform"
+        ));
+    }
+    Ok(())
+}
+
 /// One request to `base-url` + `path`, classified; the latency is the
-/// observed value.
+/// observed value. The key is sent only to the base URL's origin: a
+/// redirect elsewhere is never followed, and one to the same origin only
+/// with `follow-redirects = "same-origin"`; every URL requested passes the
+/// guard against stateful endpoints.
 pub async fn run(
     platform: Option<&Platform>,
     path: &str,
+    redirects: Redirects,
     http: &reqwest::Client,
     timeout: Duration,
 ) -> Outcome {
@@ -168,6 +184,7 @@ pub async fn run(
             "no [platform] in watchdog.toml: the myrvm probe has nowhere to ask",
         );
     };
+    let url = format!("{}{path}", platform.base_url.trim_end_matches('/'));
     let lower = path.to_ascii_lowercase();
     if STATEFUL.iter().any(|w| lower.contains(w)) {
         return Outcome::new(
@@ -179,31 +196,40 @@ pub async fn run(
         Ok(k) => k,
         Err(e) => return Outcome::new(Status::Fail, e),
     };
-    let url = format!("{}{path}", platform.base_url.trim_end_matches('/'));
-    let mut request = http
-        .get(&url)
-        .header("Accept", "application/json")
-        .timeout(timeout.min(platform.timeout));
-    if let Some(key) = &key {
-        request = request.header("X-RVM-API-KEY", key);
-    }
+    let build = |c: &reqwest::Client, u: reqwest::Url| {
+        let mut request = c
+            .get(u)
+            .header("Accept", "application/json")
+            .timeout(timeout.min(platform.timeout));
+        if let Some(key) = &key {
+            request = request.header("X-RVM-API-KEY", key);
+        }
+        request
+    };
     let clock = Instant::now();
-    let (class, detail) = match request.send().await {
-        Ok(response) => {
-            let code = response.status().as_u16();
+    let (class, detail) = match redirect::send(http, &url, redirects, build, guard).await {
+        Ok(answer) => {
+            let code = answer.response.status().as_u16();
             let class = Class::of_status(code);
             let body = if class == Class::Ok {
                 String::new()
             } else {
-                response.text().await.unwrap_or_default()
+                answer.response.text().await.unwrap_or_default()
             };
-            let detail = match error_code(&body) {
+            let mut detail = match error_code(&body) {
                 Some(c) => format!("{code} {c}"),
                 None => code.to_string(),
             };
+            if answer.url.as_str() != url {
+                detail.push_str(&format!(" from {}", answer.url));
+            }
+            if let Some(why) = answer.unfollowed {
+                detail = why;
+            }
             (class, detail)
         }
-        Err(e) => classify_error(&e),
+        Err(Failure::Request(e)) => classify_error(&e),
+        Err(Failure::BadUrl(why) | Failure::Refused(why)) => (Class::Unexpected, why),
     };
     let ms = clock.elapsed().as_secs_f64() * 1000.0;
     let mut status = if class == Class::Ok {
@@ -316,7 +342,7 @@ mod tests {
         let http = reqwest::Client::new();
         let t = Duration::from_secs(5);
 
-        let o = run(Some(&good), "/edge/config", &http, t).await;
+        let o = run(Some(&good), "/edge/config", Redirects::None, &http, t).await;
         assert_eq!(o.status, Status::Pass, "{}", o.output);
         assert!(
             o.output
@@ -327,7 +353,7 @@ mod tests {
         assert_eq!(o.observed_unit, Some("ms"));
         assert!(!o.output.contains("s3cret"));
 
-        let o = run(Some(&good), "/blocked", &http, t).await;
+        let o = run(Some(&good), "/blocked", Redirects::None, &http, t).await;
         assert_eq!(o.status, Status::Fail);
         assert!(
             o.output.starts_with("blocked: ") && o.output.contains(" 403 MACHINE_BLOCKED in "),
@@ -335,14 +361,14 @@ mod tests {
             o.output
         );
 
-        let o = run(Some(&good), "/broken", &http, t).await;
+        let o = run(Some(&good), "/broken", Redirects::None, &http, t).await;
         assert!(
             o.output.starts_with("server error: ") && o.output.contains(" 500 in "),
             "{}",
             o.output
         );
 
-        let o = run(Some(&good), "/nothing-here", &http, t).await;
+        let o = run(Some(&good), "/nothing-here", Redirects::None, &http, t).await;
         assert!(
             o.output.starts_with("unexpected answer: ") && o.output.contains(" 404 in "),
             "{}",
@@ -350,7 +376,14 @@ mod tests {
         );
 
         let silent = platform(good.base_url.clone(), good.api_key_file.clone());
-        let o = run(Some(&silent), "/silent", &http, Duration::from_millis(300)).await;
+        let o = run(
+            Some(&silent),
+            "/silent",
+            Redirects::None,
+            &http,
+            Duration::from_millis(300),
+        )
+        .await;
         assert_eq!(o.status, Status::Fail);
         assert!(o.output.starts_with("timeout: "), "{}", o.output);
 
@@ -358,7 +391,7 @@ mod tests {
             good.base_url.clone(),
             Some(key_file(dir.path(), "wrong", 0o600)),
         );
-        let o = run(Some(&wrong), "/edge/config", &http, t).await;
+        let o = run(Some(&wrong), "/edge/config", Redirects::None, &http, t).await;
         assert_eq!(o.status, Status::Fail);
         assert!(
             o.output.starts_with("bad key: ") && o.output.contains(" 401 INVALID_API_KEY in "),
@@ -381,7 +414,7 @@ mod tests {
             format!("https://{addr}/api/v1"),
             Some(key_file(dir.path(), "s3cret", 0o600)),
         );
-        let o = run(Some(&tls), "/edge/config", &http, t).await;
+        let o = run(Some(&tls), "/edge/config", Redirects::None, &http, t).await;
         assert!(o.output.starts_with("TLS: "), "{}", o.output);
 
         // A key file others may read: still probed, but a warning.
@@ -389,7 +422,7 @@ mod tests {
             format!("http://{addr}/api/v1"),
             Some(key_file(dir.path(), "s3cret", 0o644)),
         );
-        let o = run(Some(&open), "/edge/config", &http, t).await;
+        let o = run(Some(&open), "/edge/config", Redirects::None, &http, t).await;
         assert_eq!(o.status, Status::Warn, "{}", o.output);
         assert!(
             o.output
@@ -400,7 +433,7 @@ mod tests {
 
         // A missing key file names the file.
         let missing = platform(open.base_url.clone(), Some(dir.path().join("nope")));
-        let o = run(Some(&missing), "/edge/config", &http, t).await;
+        let o = run(Some(&missing), "/edge/config", Redirects::None, &http, t).await;
         assert_eq!(o.status, Status::Fail);
         assert!(
             o.output.starts_with("cannot read the API key file ") && o.output.contains("nope"),
@@ -409,11 +442,91 @@ mod tests {
         );
 
         // The edge heartbeat is never called, whatever the policy says.
-        let o = run(Some(&open), "/edge/heartbeat", &http, t).await;
+        let o = run(Some(&open), "/edge/heartbeat", Redirects::None, &http, t).await;
         assert!(
             o.output.starts_with("refusing /edge/heartbeat"),
             "{}",
             o.output
+        );
+    }
+
+    /// A server on 127.0.0.1 answering every request with `reply` (a raw
+    /// head), recording the request heads it saw.
+    async fn answering(
+        reply: String,
+    ) -> (
+        std::net::SocketAddr,
+        std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    ) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = seen.clone();
+        tokio::spawn(async move {
+            while let Ok((mut sock, _)) = listener.accept().await {
+                let mut buf = vec![0u8; 4096];
+                let mut n = 0;
+                while !buf[..n].windows(4).any(|w| w == b"\r\n\r\n") {
+                    match sock.read(&mut buf[n..]).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(k) => n += k,
+                    }
+                }
+                log.lock()
+                    .unwrap()
+                    .push(String::from_utf8_lossy(&buf[..n]).to_string());
+                let _ = sock
+                    .write_all(
+                        format!("{reply}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                            .as_bytes(),
+                    )
+                    .await;
+            }
+        });
+        (addr, seen)
+    }
+
+    #[tokio::test]
+    async fn the_key_never_follows_a_redirect_to_another_origin_nor_to_the_heartbeat() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = Some(key_file(dir.path(), "s3cret", 0o600));
+        // The daemon's own client, as the probes get it.
+        let http = crate::probe::Context::new(PathBuf::from("/")).http;
+        let t = Duration::from_secs(5);
+        let (other, other_seen) = answering("HTTP/1.1 200 OK".into()).await;
+        let (home, _) = answering(format!(
+            "HTTP/1.1 302 Found\r\nlocation: http://{other}/api/v1/edge/heartbeat"
+        ))
+        .await;
+        let p = platform(format!("http://{home}/api/v1"), key.clone());
+        for policy in [Redirects::None, Redirects::SameOrigin] {
+            let o = run(Some(&p), "/edge/config", policy, &http, t).await;
+            assert_eq!(o.status, Status::Fail, "{}", o.output);
+            assert!(
+                o.output.contains(&format!(
+                    "redirect to http://{other}/api/v1/edge/heartbeat not followed"
+                )),
+                "{}",
+                o.output
+            );
+        }
+        assert!(
+            other_seen.lock().unwrap().is_empty(),
+            "the key went elsewhere"
+        );
+
+        // The same origin, followed when asked: the guard still refuses the heartbeat.
+        let (same, same_seen) =
+            answering("HTTP/1.1 302 Found\r\nlocation: /api/v1/edge/heartbeat".into()).await;
+        let p = platform(format!("http://{same}/api/v1"), key);
+        let o = run(Some(&p), "/edge/config", Redirects::SameOrigin, &http, t).await;
+        assert_eq!(o.status, Status::Fail, "{}", o.output);
+        assert!(o.output.contains("refusing http://"), "{}", o.output);
+        let heads = same_seen.lock().unwrap().clone();
+        assert_eq!(heads.len(), 1, "{heads:?}");
+        assert!(
+            heads[0].starts_with("GET /api/v1/edge/config "),
+            "{heads:?}"
         );
     }
 
@@ -435,7 +548,14 @@ mod tests {
             .build()
             .unwrap();
         let p = platform("https://myrvm.example/api/v1".into(), None);
-        let o = run(Some(&p), "/edge/config", &http, Duration::from_secs(5)).await;
+        let o = run(
+            Some(&p),
+            "/edge/config",
+            Redirects::None,
+            &http,
+            Duration::from_secs(5),
+        )
+        .await;
         assert_eq!(o.status, Status::Fail);
         assert!(o.output.starts_with("DNS: "), "{}", o.output);
         assert!(o.output.contains("myrvm.example"), "{}", o.output);
