@@ -102,14 +102,21 @@ pub fn resolve(name: &str, dirs: &[PathBuf]) -> Result<PathBuf, HookError> {
     })
 }
 
-/// Checks that an existing hook file is safe to run as root.
+/// Checks that an existing hook file is safe to run as root: the file it
+/// is (a symlink is judged where it leads, and named so) and every
+/// directory above that file, up to `/`.
 pub fn check_file(path: &Path) -> Result<(), HookError> {
+    // Follow a symlink, but judge, and name, the file it points to.
+    let real = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned());
     let refused = |why: String| HookError::Refused {
-        path: path.to_owned(),
+        path: if real == path {
+            path.to_owned()
+        } else {
+            PathBuf::from(format!("{} (-> {})", path.display(), real.display()))
+        },
         why,
     };
-    // Follow a symlink, but judge the file it points to.
-    let meta = std::fs::metadata(path).map_err(|e| refused(format!("cannot read it ({e})")))?;
+    let meta = std::fs::metadata(&real).map_err(|e| refused(format!("cannot read it ({e})")))?;
     if !meta.is_file() {
         return Err(refused("not a regular file".into()));
     }
@@ -124,16 +131,17 @@ pub fn check_file(path: &Path) -> Result<(), HookError> {
         return Err(refused(format!(
             "mode {:04o} lets group or others write it (fix: chmod go-w {})",
             mode & 0o7777,
-            path.display()
+            real.display()
         )));
     }
     if mode & 0o100 == 0 {
         return Err(refused(format!(
             "not executable (mode {:04o}; fix: chmod 755 {})",
             mode & 0o7777,
-            path.display()
+            real.display()
         )));
     }
+    crate::trust::trusted_parents(&real).map_err(refused)?;
     Ok(())
 }
 

@@ -21,3 +21,4 @@ pub mod recovery;
 pub mod status;
 pub mod store;
 pub mod supervisor;
+pub mod trust;

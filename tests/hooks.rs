@@ -244,6 +244,74 @@ async fn an_unsafe_hook_is_refused_and_not_run() {
 }
 
 #[tokio::test]
+async fn a_hook_in_a_directory_others_may_write_is_refused_and_a_link_is_named_with_its_file() {
+    if !root() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("ran");
+    let open = dir.path().join("open");
+    std::fs::create_dir(&open).unwrap();
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let hook = write_hook(&open, "fix", &format!("touch {}", marker.display()));
+    let err = hook::run(hook_run("fix", &hook, &[], Duration::from_secs(5)))
+        .await
+        .unwrap_err();
+    let HookError::Refused { why, .. } = &err else {
+        panic!("expected Refused, got {err:?}");
+    };
+    assert!(
+        why.contains(&format!("directory {}", open.display())) && why.contains("mode 0777"),
+        "{why}"
+    );
+
+    // Through a symlink from a safe hooks directory: the file judged is named.
+    let hooks = dir.path().join("hooks");
+    std::fs::create_dir(&hooks).unwrap();
+    std::fs::set_permissions(&hooks, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let link = hooks.join("fix");
+    std::os::unix::fs::symlink(&hook, &link).unwrap();
+    let err = hook::resolve("fix", std::slice::from_ref(&hooks)).unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains(&format!("{} (-> {})", link.display(), hook.display())),
+        "{text}"
+    );
+    assert!(!marker.exists(), "a refused hook ran");
+
+    // The hooks directory itself: `check` refuses one that others may write.
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o755)).unwrap();
+    assert!(hook::resolve("fix", std::slice::from_ref(&hooks)).is_ok());
+    std::fs::set_permissions(&hooks, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let config = dir.path().join("watchdog.toml");
+    std::fs::write(
+        &config,
+        format!("[daemon]\nhooks-dirs = [\"{}\"]\n", hooks.display()),
+    )
+    .unwrap();
+    let policies = dir.path().join("policies");
+    std::fs::create_dir(&policies).unwrap();
+    let loaded = rvm_watchdog::config::load(&rvm_watchdog::config::Sources {
+        config_file: Some(config.clone()),
+        policies_dir: Some(policies),
+        ..Default::default()
+    });
+    let errors: Vec<String> = loaded
+        .diagnostics
+        .iter()
+        .filter(|d| d.severity == rvm_watchdog::config::Level::Error)
+        .map(|d| d.to_string())
+        .collect();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0].starts_with(&format!("{}:2:", config.display()))
+            && errors[0].contains(&format!("hooks directory {}", hooks.display()))
+            && errors[0].contains("0777"),
+        "{errors:?}"
+    );
+}
+
+#[tokio::test]
 async fn a_hook_whose_exec_fails_is_a_spawn_error() {
     if !root() {
         return;

@@ -219,28 +219,12 @@ impl<'a> Checker<'a> {
         PathBuf::from(value)
     }
 
-    /// A file holding a secret: it must exist, and should not be readable by others.
-    /// `strict`: a file readable by group or others is an error (keys that
-    /// grant control of the machine), otherwise a warning.
-    fn secret_file(&mut self, path: &KeyPath, value: &str, strict: bool) -> PathBuf {
-        use std::os::unix::fs::PermissionsExt;
+    /// A file holding a secret: regular, owned by root (or the watchdog's
+    /// user), neither readable nor writable by group or others.
+    fn secret_file(&mut self, path: &KeyPath, value: &str) -> PathBuf {
         let file = self.abs_path(path, value);
-        match std::fs::metadata(&file) {
-            Ok(meta) if !meta.is_file() => {
-                self.error(path, format!("\"{value}\" is not a regular file"))
-            }
-            Ok(meta) if meta.permissions().mode() & 0o044 != 0 => {
-                let message = format!(
-                    "secret file \"{value}\" is readable by group or others (fix: chmod 600 {value})"
-                );
-                if strict {
-                    self.error(path, message);
-                } else {
-                    self.warn(path, message);
-                }
-            }
-            Ok(_) => {}
-            Err(e) => self.error(path, format!("cannot read secret file \"{value}\": {e}")),
+        if let Err(why) = crate::trust::secret_file(&file) {
+            self.error(path, format!("secret file: {why}"));
         }
         file
     }
@@ -391,7 +375,7 @@ pub fn config(src: &SourceFile, raw: RawConfig, out: &mut Vec<Diagnostic>) -> Co
             .map(|s| c.abs_path(&d.key("policies-dir"), s))
             .unwrap_or_else(|| PathBuf::from(DEFAULT_POLICIES_DIR)),
     );
-    let hooks_dirs = match &raw.daemon.hooks_dirs {
+    let hooks_dirs: Vec<PathBuf> = match &raw.daemon.hooks_dirs {
         Some(dirs) => dirs
             .iter()
             .enumerate()
@@ -399,6 +383,18 @@ pub fn config(src: &SourceFile, raw: RawConfig, out: &mut Vec<Diagnostic>) -> Co
             .collect(),
         None => DEFAULT_HOOKS_DIRS.iter().map(PathBuf::from).collect(),
     };
+    // Hooks run as root: nobody else may change what a hooks directory holds.
+    for (i, dir) in hooks_dirs.iter().enumerate() {
+        if dir.is_dir()
+            && let Err(why) = crate::trust::trusted_dir(dir)
+        {
+            let at = match &raw.daemon.hooks_dirs {
+                Some(_) => d.key("hooks-dirs").index(i),
+                None => d.clone(),
+            };
+            c.error(&at, format!("hooks directory {}: {why}", dir.display()));
+        }
+    }
     let host_root = raw
         .daemon
         .host_root
@@ -454,7 +450,7 @@ pub fn config(src: &SourceFile, raw: RawConfig, out: &mut Vec<Diagnostic>) -> Co
         .api
         .token_file
         .as_deref()
-        .map(|t| c.secret_file(&a.key("token-file"), t, true));
+        .map(|t| c.secret_file(&a.key("token-file"), t));
     if !listen.ip().is_loopback() && token_file.is_none() {
         c.warn(
             &a.key("listen"),
@@ -497,7 +493,7 @@ pub fn config(src: &SourceFile, raw: RawConfig, out: &mut Vec<Diagnostic>) -> Co
             api_key_file: p
                 .api_key_file
                 .as_deref()
-                .map(|f| c.secret_file(&pp.key("api-key-file"), f, true)),
+                .map(|f| c.secret_file(&pp.key("api-key-file"), f)),
             timeout: c.duration(
                 &pp.key("timeout"),
                 &p.timeout,
@@ -892,8 +888,7 @@ fn channel(c: &mut Checker<'_>, path: &KeyPath, name: &str, ch: &RawChannel) -> 
         }
     };
     let secret = |c: &mut Checker<'_>, key: &str, v: &Option<String>| {
-        v.as_deref()
-            .map(|f| c.secret_file(&path.key(key), f, false))
+        v.as_deref().map(|f| c.secret_file(&path.key(key), f))
     };
     let kind = match kind {
         "webhook" => ChannelKind::Webhook {
