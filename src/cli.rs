@@ -68,6 +68,14 @@ pub struct ApiArgs {
     /// The API's address [default: `[api] listen`; 0.0.0.0 means this machine].
     #[arg(long, value_name = "ADDR:PORT")]
     pub api: Option<SocketAddr>,
+    /// The daemon's state directory, where it keeps the token it made when
+    /// no `token-file` is set [default: `[daemon] state-dir`].
+    #[arg(long, value_name = "DIR", env = "RVM_WATCHDOG_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// The file holding the API token [default: `[api] token-file`, else
+    /// `api.token` in the state directory].
+    #[arg(long, value_name = "FILE", env = "RVM_WATCHDOG_TOKEN_FILE")]
+    pub token_file: Option<PathBuf>,
 }
 
 /// A command on one target.
@@ -272,15 +280,26 @@ pub fn call(args: &ApiArgs, path: &str, out: &mut impl std::io::Write) -> std::i
     if addr.ip().is_unspecified() {
         addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
     }
-    let token = match api.as_ref().and_then(|a| a.token_file.as_ref()) {
-        Some(file) => match std::fs::read_to_string(file) {
-            Ok(t) => Some(t.trim().to_owned()),
-            Err(e) => {
-                writeln!(out, "cannot read the API token {}: {e}", file.display())?;
-                return Ok(false);
-            }
-        },
-        None => None,
+    let token_file = match (&args.token_file, &loaded.config) {
+        (Some(file), _) => file.clone(),
+        (None, Some(c)) => {
+            let state_dir = args.state_dir.as_ref().unwrap_or(&c.daemon.state_dir);
+            crate::api::access::token_file_for(&c.api, state_dir)
+        }
+        (None, None) => {
+            writeln!(
+                out,
+                "cannot find the API token: the configuration has problems (run `rvm-watchdog check`); or pass --token-file"
+            )?;
+            return Ok(false);
+        }
+    };
+    let token = match crate::api::access::read_token(&token_file) {
+        Ok(t) => Some(t),
+        Err(why) => {
+            writeln!(out, "{why}")?;
+            return Ok(false);
+        }
     };
     match post(addr, path, token.as_deref()) {
         Ok((code, body)) => {

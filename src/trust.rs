@@ -22,20 +22,21 @@ fn trusted_owner(uid: u32) -> bool {
 /// command that fixes it.
 pub fn secret_file(path: &Path) -> Result<(), String> {
     let shown = path.display();
-    let meta = std::fs::metadata(path).map_err(|e| format!("cannot read {shown}: {e}"))?;
+    let meta =
+        std::fs::metadata(path).map_err(|e| format!("cannot read secret file {shown}: {e}"))?;
     if !meta.is_file() {
-        return Err(format!("{shown} is not a regular file"));
+        return Err(format!("secret file {shown} is not a regular file"));
     }
     if !trusted_owner(meta.uid()) {
         return Err(format!(
-            "{shown} is owned by uid {}, not root (fix: chown root:root {shown})",
+            "secret file {shown} is owned by uid {}, not root (fix: chown root:root {shown})",
             meta.uid()
         ));
     }
     let mode = meta.mode() & 0o7777;
     if mode & 0o066 != 0 {
         return Err(format!(
-            "{shown} has mode {mode:04o}: group or others may read or write it (fix: chmod 600 {shown})"
+            "secret file {shown} has mode {mode:04o}: group or others may read or write it (fix: chmod 600 {shown})"
         ));
     }
     Ok(())

@@ -37,6 +37,25 @@ fn read_pid(path: &Path) -> Option<i32> {
     std::fs::read_to_string(path).ok()?.trim().parse().ok()
 }
 
+/// The pid at the end of an answer like "restarted helper: pid 123", once
+/// the process has written it to its pid file too (it may lag the answer).
+fn answered_pid(text: &str, pid_file: &Path) -> i32 {
+    let pid: i32 = text
+        .rsplit_once("pid ")
+        .and_then(|(_, p)| p.parse().ok())
+        .unwrap_or_else(|| panic!("no pid in {text:?}"));
+    let deadline = std::time::Instant::now() + WAIT;
+    while read_pid(pid_file) != Some(pid) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "pid {pid} never reached {}",
+            pid_file.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    pid
+}
+
 fn setup(dir: &Path, policy: &str) -> TestDaemon {
     write(&dir.join("watchdog.toml"), "[log]\noutput = \"stderr\"\n");
     write(&dir.join("policies/helper.toml"), policy);
@@ -291,25 +310,30 @@ fn an_operator_restarts_a_process_target_through_the_cli_and_the_api() {
     let out = support::daemon::binary()
         .args(["restart", "helper", "--config"])
         .arg(dir.join("watchdog.toml"))
+        .arg("--state-dir")
+        .arg(dir.join("state"))
         .arg("--api")
         .arg(daemon.addr.to_string())
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout).trim().to_owned();
     assert_eq!(out.status.code(), Some(0), "{text}");
-    let second = read_pid(&pid_file).unwrap();
+    let second = answered_pid(&text, &pid_file);
     assert_eq!(text, format!("restarted helper: pid {second}"));
     assert_ne!(second as i64, first);
     assert!(!alive(first as i32), "the old process is gone");
 
     // The API likewise.
-    let (code, _, body) =
-        support::daemon::try_http_post(daemon.addr, "/api/v1/targets/helper/restart", None)
-            .unwrap();
+    let (code, _, body) = support::daemon::try_http_post(
+        daemon.addr,
+        "/api/v1/targets/helper/restart",
+        Some(&daemon.token(dir)),
+    )
+    .unwrap();
     assert_eq!(code, 200, "{body}");
     let answer: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(answer["ok"], true);
-    let third = read_pid(&pid_file).unwrap();
+    let third = answered_pid(answer["detail"].as_str().unwrap(), &pid_file);
     assert_eq!(answer["detail"], format!("restarted helper: pid {third}"));
     assert_ne!(third, second);
     daemon.wait_for("the new pid on /health", WAIT, |h| {
@@ -354,9 +378,12 @@ fn an_operator_restart_of_an_adopted_process_signals_it_only_with_may_signal() {
     daemon.wait_for("the adopted process found", WAIT, |h| {
         support::daemon::target(h, "helper")["processState"]["pid"] == pid
     });
-    let (code, _, body) =
-        support::daemon::try_http_post(daemon.addr, "/api/v1/targets/helper/restart", None)
-            .unwrap();
+    let (code, _, body) = support::daemon::try_http_post(
+        daemon.addr,
+        "/api/v1/targets/helper/restart",
+        Some(&daemon.token(dir)),
+    )
+    .unwrap();
     assert_eq!(code, 200, "{body}");
     let answer: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(
@@ -380,9 +407,12 @@ fn an_operator_restart_of_an_adopted_process_signals_it_only_with_may_signal() {
     let other = tempfile::tempdir().unwrap();
     let policy = format!("[target]\nname = \"helper\"\n\n[target.adopt]\nmatch = \"{marker}\"\n");
     let daemon = setup(other.path(), &policy);
-    let (code, _, body) =
-        support::daemon::try_http_post(daemon.addr, "/api/v1/targets/helper/restart", None)
-            .unwrap();
+    let (code, _, body) = support::daemon::try_http_post(
+        daemon.addr,
+        "/api/v1/targets/helper/restart",
+        Some(&daemon.token(other.path())),
+    )
+    .unwrap();
     assert_eq!(code, 409, "{body}");
     assert!(body.contains("is adopted without may-signal"), "{body}");
 }

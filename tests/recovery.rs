@@ -809,6 +809,8 @@ fn a_paused_target_is_watched_and_never_acted_on_until_resumed() {
     let out = support::daemon::binary()
         .args(["pause", "kiosk", "--for", "10m", "--config"])
         .arg(dir.join("watchdog.toml"))
+        .arg("--state-dir")
+        .arg(dir.join("state"))
         .arg("--api")
         .arg(daemon.addr.to_string())
         .output()
@@ -840,8 +842,12 @@ fn a_paused_target_is_watched_and_never_acted_on_until_resumed() {
     );
 
     // Resumed through the API: the ladder acts.
-    let (code, _, body) =
-        support::daemon::try_http_post(daemon.addr, "/api/v1/targets/kiosk/resume", None).unwrap();
+    let (code, _, body) = support::daemon::try_http_post(
+        daemon.addr,
+        "/api/v1/targets/kiosk/resume",
+        Some(&daemon.token(dir)),
+    )
+    .unwrap();
     assert_eq!(code, 200, "{body}");
     assert!(
         body.contains("kiosk is resumed: its ladder acts again"),
@@ -849,8 +855,12 @@ fn a_paused_target_is_watched_and_never_acted_on_until_resumed() {
     );
     daemon.wait_for("kiosk restarted", WAIT, |h| check(h)["state"] == "healthy");
     assert_ne!(sd.main_pid(unit), pid);
-    let (code, _, body) =
-        support::daemon::try_http_post(daemon.addr, "/api/v1/targets/kiosk/resume", None).unwrap();
+    let (code, _, body) = support::daemon::try_http_post(
+        daemon.addr,
+        "/api/v1/targets/kiosk/resume",
+        Some(&daemon.token(dir)),
+    )
+    .unwrap();
     assert_eq!(code, 409, "{body}");
     sd.systemctl(&["stop", unit]);
 }

@@ -1,56 +1,15 @@
-//! Changing calls: an operator's command on a target, a reload. Each needs
-//! the bearer token of `[api] token-file` (or, without one, an API that
-//! listens on loopback only) and answers once the core loop is done.
+//! Changing calls: an operator's command on a target, a reload. The
+//! [`super::access`] guard has checked the token and the site; each
+//! answers once the core loop is done.
 
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use tokio::sync::oneshot;
 
 use super::{ApiError, ApiState};
 use crate::command::{Command, Operation, ReloadOutcome};
-
-/// Checks the bearer token of a changing call. The token file is read on
-/// each call, so a rotated token applies at once.
-fn authorize(state: &ApiState, headers: &HeaderMap) -> Result<(), ApiError> {
-    let Some(file) = &state.token_file else {
-        return if state.open_without_token {
-            Ok(())
-        } else {
-            Err(ApiError::Forbidden(
-                "changing calls need [api] token-file when the API listens beyond loopback".into(),
-            ))
-        };
-    };
-    let expected = match std::fs::read_to_string(file) {
-        Ok(t) if !t.trim().is_empty() => t.trim().to_owned(),
-        Ok(_) | Err(_) => {
-            tracing::error!(file = %file.display(), "cannot read the API token file; refusing changing calls");
-            return Err(ApiError::Forbidden(
-                "the API token cannot be read; see the watchdog's log".into(),
-            ));
-        }
-    };
-    let given = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
-    // Compare in constant time: the token guards restarts and reboots.
-    match given {
-        Some(g)
-            if g.len() == expected.len()
-                && g.bytes()
-                    .zip(expected.bytes())
-                    .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-                    == 0 =>
-        {
-            Ok(())
-        }
-        _ => Err(ApiError::Unauthorized),
-    }
-}
 
 pub(super) async fn operate(
     state: &ApiState,
@@ -86,28 +45,22 @@ pub(super) async fn operate(
 
 pub(super) async fn restart(
     State(state): State<ApiState>,
-    headers: HeaderMap,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
-    authorize(&state, &headers)?;
     operate(&state, name, Operation::Restart).await
 }
 
 pub(super) async fn reset(
     State(state): State<ApiState>,
-    headers: HeaderMap,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
-    authorize(&state, &headers)?;
     operate(&state, name, Operation::Reset).await
 }
 
 pub(super) async fn run_step(
     State(state): State<ApiState>,
-    headers: HeaderMap,
     Path((name, step)): Path<(String, usize)>,
 ) -> Result<Response, ApiError> {
-    authorize(&state, &headers)?;
     operate(&state, name, Operation::RunStep(step)).await
 }
 
@@ -120,11 +73,9 @@ pub(super) struct PauseQuery {
 
 pub(super) async fn pause(
     State(state): State<ApiState>,
-    headers: HeaderMap,
     Path(name): Path<String>,
     Query(query): Query<PauseQuery>,
 ) -> Result<Response, ApiError> {
-    authorize(&state, &headers)?;
     let length = match query.length.as_deref() {
         None => None,
         Some(text) => match humantime::parse_duration(text) {
@@ -146,18 +97,12 @@ pub(super) async fn pause(
 
 pub(super) async fn resume(
     State(state): State<ApiState>,
-    headers: HeaderMap,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
-    authorize(&state, &headers)?;
     operate(&state, name, Operation::Resume).await
 }
 
-pub(super) async fn reload(
-    State(state): State<ApiState>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    authorize(&state, &headers)?;
+pub(super) async fn reload(State(state): State<ApiState>) -> Result<Response, ApiError> {
     let (reply, answer) = oneshot::channel();
     state
         .commands

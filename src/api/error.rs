@@ -12,7 +12,8 @@ use crate::command::OperationError;
 pub enum ApiError {
     /// No or a wrong bearer token.
     Unauthorized,
-    /// Changing calls are closed (no token file, API beyond loopback).
+    /// Refused whatever the token: another site, another name, a token
+    /// file that cannot be used.
     Forbidden(String),
     /// The request itself is wrong (a bad parameter).
     BadRequest(String),
@@ -30,7 +31,7 @@ impl IntoResponse for ApiError {
             ApiError::Unauthorized => (
                 StatusCode::UNAUTHORIZED,
                 "unauthorized",
-                "a bearer token from [api] token-file is required".to_owned(),
+                "a bearer token is required: the one in [api] token-file, or in api.token in the state directory when none is set".to_owned(),
             ),
             ApiError::Forbidden(m) => (StatusCode::FORBIDDEN, "forbidden", m),
             ApiError::BadRequest(m) => (StatusCode::BAD_REQUEST, "bad-request", m),

@@ -3,13 +3,15 @@
 //! or fail; a `checks` map with `observedValue`, `observedUnit`, `time`,
 //! `output`); `/metrics` for Prometheus; `/api/v1/*` to read targets and to
 //! command the core loop (`control`). Handlers read the core loop's
-//! [`Snapshot`] through typed [`views`] and never block it.
+//! [`Snapshot`] through typed [`views`] and never block it. Every request
+//! passes the [`access`] guard first; [`serve()`] bounds connections.
 
+pub mod access;
 mod control;
 mod error;
+pub mod serve;
 pub mod views;
 
-use std::path::PathBuf;
 use std::time::{Instant, SystemTime};
 
 use axum::Router;
@@ -20,7 +22,9 @@ use axum::routing::{get, post};
 use serde::Serialize;
 use tokio::sync::{mpsc, watch};
 
+pub use access::Access;
 pub use error::ApiError;
+pub use serve::serve;
 
 use crate::command::Command;
 use crate::event::Counters;
@@ -39,14 +43,11 @@ pub struct ApiState {
     pub counters: watch::Receiver<Counters>,
     /// Commands to the core loop.
     pub commands: mpsc::Sender<Command>,
-    /// `[api] token-file`: changing calls need its token as a bearer token.
-    pub token_file: Option<PathBuf>,
-    /// Without a token file, changing calls are allowed only when the API
-    /// listens on loopback (anyone who can reach it is on the machine).
-    pub open_without_token: bool,
+    /// Who may call what (the token, `protect-reads`); replaced at a reload.
+    pub access: watch::Receiver<Access>,
 }
 
-/// All routes.
+/// All routes, behind the [`access`] guard.
 pub fn router(state: ApiState) -> Router {
     Router::new()
         .route("/livez", get(livez))
@@ -62,6 +63,10 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/targets/{name}/pause", post(control::pause))
         .route("/api/v1/targets/{name}/resume", post(control::resume))
         .route("/api/v1/reload", post(control::reload))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            access::guard,
+        ))
         .with_state(state)
 }
 

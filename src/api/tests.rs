@@ -56,10 +56,37 @@ fn snapshot() -> Snapshot {
     }
 }
 
-/// A router on `snapshot`, with a stand-in core loop answering commands.
-fn app(snapshot: Snapshot, token_file: Option<std::path::PathBuf>, open: bool) -> Router {
+/// The token the test routers want.
+const TOKEN: &str = "s3cret";
+
+/// A router on `snapshot` with the default access (token [`TOKEN`]).
+fn app(snapshot: Snapshot) -> Router {
+    app_with(snapshot, |_| {})
+}
+
+/// A router on `snapshot`, its access changed by `change`, with a
+/// stand-in core loop answering commands. The token file lives as long as
+/// the stand-in.
+fn app_with(snapshot: Snapshot, change: impl FnOnce(&mut Access)) -> Router {
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("api.token");
+    std::fs::write(&token_file, format!("{TOKEN}\n")).unwrap();
+    std::fs::set_permissions(
+        &token_file,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    let mut access = Access {
+        token_file,
+        generated: false,
+        protect_reads: false,
+        public_health: false,
+        allowed_hosts: Vec::new(),
+    };
+    change(&mut access);
     let (commands, mut rx) = mpsc::channel::<Command>(4);
     tokio::spawn(async move {
+        let _dir = dir;
         while let Some(command) = rx.recv().await {
             match command {
                 Command::Operate {
@@ -115,8 +142,7 @@ fn app(snapshot: Snapshot, token_file: Option<std::path::PathBuf>, open: bool) -
         snapshot: watch::Sender::new(snapshot).subscribe(),
         counters: counters.subscribe(),
         commands,
-        token_file,
-        open_without_token: open,
+        access: watch::Sender::new(access).subscribe(),
     })
 }
 
@@ -126,7 +152,21 @@ async fn call(
     path: &str,
     token: Option<&str>,
 ) -> (StatusCode, String, String) {
+    call_with(app, method, path, token, &[("host", "127.0.0.1:9184")]).await
+}
+
+/// [`call`] with these headers (and no `Host` unless among them).
+async fn call_with(
+    app: &Router,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    headers: &[(&str, &str)],
+) -> (StatusCode, String, String) {
     let mut request = Request::builder().method(method).uri(path);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
     if let Some(t) = token {
         request = request.header("authorization", format!("Bearer {t}"));
     }
@@ -157,7 +197,7 @@ fn json(body: &str) -> Value {
 
 #[tokio::test]
 async fn health_livez_metrics_and_targets_read_the_snapshot() {
-    let app = app(snapshot(), None, true);
+    let app = app(snapshot());
     let (code, content_type, body) = call(&app, "GET", "/health", None).await;
     assert_eq!(code, StatusCode::OK);
     assert_eq!(content_type, HEALTH_JSON);
@@ -192,7 +232,7 @@ async fn health_livez_metrics_and_targets_read_the_snapshot() {
 async fn a_wedged_core_loop_fails_livez_and_health() {
     let mut s = snapshot();
     s.last_tick = Instant::now() - Duration::from_secs(30);
-    let app = app(s, None, true);
+    let app = app(s);
     let (code, _, body) = call(&app, "GET", "/livez", None).await;
     assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(json(&body)["status"], "fail");
@@ -203,7 +243,7 @@ async fn a_wedged_core_loop_fails_livez_and_health() {
 
 #[tokio::test]
 async fn control_routes_answer_with_the_core_loops_result() {
-    let app = app(snapshot(), None, true);
+    let app = app(snapshot());
     let cases: [(&str, StatusCode, Value); 10] = [
         (
             "/api/v1/targets/edge/restart",
@@ -257,7 +297,7 @@ async fn control_routes_answer_with_the_core_loops_result() {
         ),
     ];
     for (path, want, body) in cases {
-        let (code, _, text) = call(&app, "POST", path, None).await;
+        let (code, _, text) = call(&app, "POST", path, Some(TOKEN)).await;
         assert_eq!(code, want, "POST {path}: {text}");
         assert_eq!(json(&text), body, "POST {path}");
     }
@@ -270,38 +310,125 @@ async fn control_routes_answer_with_the_core_loops_result() {
 }
 
 #[tokio::test]
-async fn changing_calls_need_the_token_and_never_open_beyond_loopback_without_one() {
-    let dir = tempfile::tempdir().unwrap();
-    let token = dir.path().join("api.token");
-    std::fs::write(&token, "s3cret\n").unwrap();
-    let app = app(snapshot(), Some(token.clone()), false);
+async fn changing_calls_need_the_token_on_every_address() {
+    let app = app(snapshot());
     let path = "/api/v1/targets/edge/restart";
-    assert_eq!(
-        call(&app, "POST", path, None).await.0,
-        StatusCode::UNAUTHORIZED
-    );
+    for call_path in [path, "/api/v1/reload", "/api/v1/targets/edge/steps/1"] {
+        let (code, _, body) = call(&app, "POST", call_path, None).await;
+        assert_eq!(code, StatusCode::UNAUTHORIZED, "POST {call_path}: {body}");
+        assert_eq!(json(&body)["error"], "unauthorized");
+    }
     assert_eq!(
         call(&app, "POST", path, Some("wrong!")).await.0,
         StatusCode::UNAUTHORIZED
     );
     assert_eq!(
-        call(&app, "POST", path, Some("s3cret")).await.0,
+        call(&app, "POST", path, Some("s3cre")).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        call(&app, "POST", path, Some(TOKEN)).await.0,
         StatusCode::OK
     );
-    // Reading stays open.
-    assert_eq!(call(&app, "GET", "/health", None).await.0, StatusCode::OK);
-
-    let closed = app_without_token_beyond_loopback();
-    let (code, _, body) = call(&closed, "POST", path, None).await;
+    // A form a page could send (text/plain, no preflight) carries no token,
+    // and its origin is another site.
+    let plain = [("host", "127.0.0.1:9184"), ("content-type", "text/plain")];
+    let (code, _, _) = call_with(&app, "POST", path, None, &plain).await;
+    assert_eq!(code, StatusCode::UNAUTHORIZED);
+    let from_page = [plain[0], plain[1], ("origin", "http://127.0.0.1:8080")];
+    let (code, _, _) = call_with(&app, "POST", path, None, &from_page).await;
     assert_eq!(code, StatusCode::FORBIDDEN);
-    assert_eq!(json(&body)["error"], "forbidden");
-    std::fs::remove_file(&token).unwrap();
-    let (code, _, body) = call(&app, "POST", path, Some("s3cret")).await;
+    // Reading stays open without protect-reads.
+    assert_eq!(call(&app, "GET", "/health", None).await.0, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_changing_call_from_another_site_or_for_another_name_is_refused_even_with_the_token() {
+    let app = app_with(snapshot(), |a| a.allowed_hosts = vec!["rvm-017.vpn".into()]);
+    let path = "/api/v1/targets/edge/restart";
+    let refused: [&[(&str, &str)]; 6] = [
+        // DNS rebinding: a name that resolves here, not ours.
+        &[("host", "evil.example:9184")],
+        // CSRF: a page elsewhere, or the kiosk's own local app.
+        &[
+            ("host", "127.0.0.1:9184"),
+            ("origin", "http://evil.example"),
+        ],
+        &[
+            ("host", "127.0.0.1:9184"),
+            ("origin", "http://localhost:8080"),
+        ],
+        &[("host", "127.0.0.1:9184"), ("origin", "null")],
+        &[("host", "127.0.0.1:9184"), ("sec-fetch-site", "cross-site")],
+        &[],
+    ];
+    for headers in refused {
+        let (code, _, body) = call_with(&app, "POST", path, Some(TOKEN), headers).await;
+        assert_eq!(code, StatusCode::FORBIDDEN, "{headers:?}: {body}");
+        assert_eq!(json(&body)["error"], "forbidden");
+    }
+    let allowed: [&[(&str, &str)]; 4] = [
+        &[("host", "127.0.0.1:9184")],
+        &[("host", "rvm-017.vpn:9184")],
+        &[
+            ("host", "localhost:9184"),
+            ("origin", "http://localhost:9184"),
+        ],
+        &[("host", "[::1]:9184"), ("sec-fetch-site", "same-origin")],
+    ];
+    for headers in allowed {
+        let (code, _, body) = call_with(&app, "POST", path, Some(TOKEN), headers).await;
+        assert_eq!(code, StatusCode::OK, "{headers:?}: {body}");
+    }
+}
+
+#[tokio::test]
+async fn protect_reads_guards_every_read_but_livez_and_health_when_public() {
+    let app = app_with(snapshot(), |a| a.protect_reads = true);
+    for path in ["/health", "/metrics", "/api/v1/targets"] {
+        assert_eq!(
+            call(&app, "GET", path, None).await.0,
+            StatusCode::UNAUTHORIZED,
+            "GET {path}"
+        );
+        assert_eq!(
+            call(&app, "GET", path, Some(TOKEN)).await.0,
+            StatusCode::OK,
+            "GET {path}"
+        );
+    }
+    assert_eq!(call(&app, "GET", "/livez", None).await.0, StatusCode::OK);
+    let public = app_with(snapshot(), |a| {
+        a.protect_reads = true;
+        a.public_health = true;
+    });
+    assert_eq!(
+        call(&public, "GET", "/health", None).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        call(&public, "GET", "/metrics", None).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test]
+async fn a_token_file_that_cannot_be_used_closes_what_it_guards() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("open.token");
+    std::fs::write(&file, format!("{TOKEN}\n")).unwrap();
+    std::fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o666)).unwrap();
+    let path = "/api/v1/targets/edge/restart";
+    let app = app_with(snapshot(), |a| a.token_file = file.clone());
+    let (code, _, body) = call(&app, "POST", path, Some(TOKEN)).await;
     assert_eq!(
         code,
         StatusCode::FORBIDDEN,
-        "an unreadable token file closes them: {body}"
+        "a world-writable token: {body}"
     );
+    std::fs::remove_file(&file).unwrap();
+    let (code, _, body) = call(&app, "POST", path, Some(TOKEN)).await;
+    assert_eq!(code, StatusCode::FORBIDDEN, "a missing token: {body}");
 }
 
 fn ladder(health: crate::recovery::Health) -> crate::recovery::LadderState {
@@ -569,8 +696,4 @@ fn health_is_camel_case_with_rfc3339_times_as_the_golden_file_shows() {
     let mut problems = Vec::new();
     walk(&body, "", &mut problems);
     assert!(problems.is_empty(), "{problems:#?}");
-}
-
-fn app_without_token_beyond_loopback() -> Router {
-    app(snapshot(), None, false)
 }

@@ -137,12 +137,16 @@ pub struct Log {
 pub struct Api {
     /// Listen address.
     pub listen: SocketAddr,
-    /// Bearer token file for changing calls.
+    /// Bearer token file; `None`: the generated one in the state directory.
     pub token_file: Option<PathBuf>,
     /// Serve the dashboard.
     pub dashboard: bool,
-    /// Require the token for `/health` and `/metrics`.
+    /// Require the token for every read but `/livez`.
     pub protect_reads: bool,
+    /// With `protect_reads`, `/health` stays open.
+    pub public_health: bool,
+    /// Names a changing call's `Host` may carry (lower case).
+    pub allowed_hosts: Vec<String>,
 }
 
 /// `[identity]`

@@ -82,14 +82,20 @@ pub struct RawLog {
 pub struct RawApi {
     /// Address and port to listen on. Default `127.0.0.1:9184` (loopback only).
     pub listen: Option<String>,
-    /// File holding the bearer token required by every `/api/v1` call that
-    /// changes something. Must not be readable by group or others.
+    /// File holding the bearer token required by every call that changes
+    /// something. Default: one the daemon makes in its state directory.
     pub token_file: Option<String>,
     /// Serve the live dashboard at `/`. Default true.
     pub dashboard: Option<bool>,
-    /// Require the token for `/health` and `/metrics` too. Default false: the
-    /// platform and Prometheus poll them without one.
+    /// Require the token for every read but `/livez` too. Default false:
+    /// the platform and Prometheus poll without one.
     pub protect_reads: Option<bool>,
+    /// With `protect-reads`, `/health` still answers without the token.
+    /// Default false.
+    pub public_health: Option<bool>,
+    /// Names a changing call's `Host` may carry besides an IP address and
+    /// `localhost`. Default none.
+    pub allowed_hosts: Option<Vec<String>>,
 }
 
 /// `[identity]`

@@ -224,7 +224,7 @@ impl<'a> Checker<'a> {
     fn secret_file(&mut self, path: &KeyPath, value: &str) -> PathBuf {
         let file = self.abs_path(path, value);
         if let Err(why) = crate::trust::secret_file(&file) {
-            self.error(path, format!("secret file: {why}"));
+            self.error(path, why);
         }
         file
     }
@@ -451,17 +451,28 @@ pub fn config(src: &SourceFile, raw: RawConfig, out: &mut Vec<Diagnostic>) -> Co
         .token_file
         .as_deref()
         .map(|t| c.secret_file(&a.key("token-file"), t));
-    if !listen.ip().is_loopback() && token_file.is_none() {
-        c.warn(
-            &a.key("listen"),
-            format!("the API listens on {listen} beyond loopback without `token-file`: changing calls will be refused"),
-        );
+    let mut allowed_hosts = Vec::new();
+    for (i, h) in raw.api.allowed_hosts.iter().flatten().enumerate() {
+        let ok = !h.is_empty()
+            && h.len() <= 253
+            && h.chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || ch == '.' || ch == '-');
+        if ok {
+            allowed_hosts.push(h.to_ascii_lowercase());
+        } else {
+            c.error(
+                &a.key("allowed-hosts").index(i),
+                format!("\"{}\" is not a host name; write the name alone, e.g. \"rvm-017.vpn.example\" (no port, no scheme)", h.escape_debug()),
+            );
+        }
     }
     let api = Api {
         listen,
         token_file,
         dashboard: raw.api.dashboard.unwrap_or(true),
         protect_reads: raw.api.protect_reads.unwrap_or(false),
+        public_health: raw.api.public_health.unwrap_or(false),
+        allowed_hosts,
     };
 
     let i = root.key("identity");

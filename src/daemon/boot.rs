@@ -196,3 +196,31 @@ pub(super) fn log_diagnostic(d: &config::Diagnostic) {
         Level::Warning => warn!(file = %file, line = d.line, col = d.col, "{d}"),
     }
 }
+
+/// The API's guard for the configuration (making the token if none is
+/// configured), said in the journal.
+pub(super) fn guard_api(
+    config: &Config,
+    state_dir: &Path,
+) -> anyhow::Result<(
+    tokio::sync::watch::Sender<crate::api::Access>,
+    tokio::sync::watch::Receiver<crate::api::Access>,
+)> {
+    let access = crate::api::Access::for_config(&config.api, state_dir)
+        .map_err(|why| anyhow::anyhow!("cannot guard the API: {why}"))?;
+    announce_token(&access);
+    Ok(tokio::sync::watch::channel(access))
+}
+
+/// Says in the journal which token file guards the API.
+pub(super) fn announce_token(access: &crate::api::Access) {
+    if access.generated {
+        info!(
+            token_file = %access.token_file.display(),
+            "no [api] token-file: calls that change something need the token in {} (the local CLI reads it there)",
+            access.token_file.display()
+        );
+    } else {
+        info!(token_file = %access.token_file.display(), "calls that change something need the token of [api] token-file");
+    }
+}

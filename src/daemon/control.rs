@@ -3,9 +3,10 @@
 
 use std::time::{Duration, SystemTime};
 
+use tokio::sync::{mpsc, oneshot};
 use tracing::{error, warn};
 
-use super::boot::{announce_target, config_source, identity_view, log_diagnostic};
+use super::boot::{announce_target, announce_token, config_source, identity_view, log_diagnostic};
 use super::core::{Core, Perform, Reply};
 use super::{now_ms, sd_notify};
 use crate::command::{Command, Operation, OperationDone, OperationError, ReloadOutcome};
@@ -15,14 +16,24 @@ use crate::status::{ConfigView, RejectedReload};
 use crate::supervisor::perform::Attempt;
 use crate::supervisor::runner::Origin;
 
+/// How long a reload may take to read the configuration before it is refused.
+const RELOAD_READ_LIMIT: Duration = Duration::from_secs(30);
+
+/// Reloads under way: who waits for the read in progress, who for the next.
+pub(super) struct Reloads {
+    /// Answered when the read in progress ends; `None`: no read in progress.
+    pub reading: Option<Vec<oneshot::Sender<ReloadOutcome>>>,
+    /// Answered by the read after it.
+    pub queued: Vec<oneshot::Sender<ReloadOutcome>>,
+    /// Where a read sends what it found.
+    pub done: mpsc::Sender<Result<Loaded, String>>,
+}
+
 impl Core {
     /// Carries out a command from the API, a signal or a test.
     pub(super) async fn command(&mut self, command: Command) {
         match command {
-            Command::Reload { reply } => {
-                let outcome = self.reload().await;
-                let _ = reply.send(outcome);
-            }
+            Command::Reload { reply } => self.reload(reply),
             Command::Operate {
                 target,
                 operation,
@@ -168,52 +179,109 @@ impl Core {
         }));
     }
 
-    async fn reload(&mut self) -> ReloadOutcome {
+    /// Starts reading the configuration off the loop; the answer goes to
+    /// `reply` once [`Core::on_loaded`] has it. A reload asked for while
+    /// one reads waits for the next read, so it sees the files as they are.
+    fn reload(&mut self, reply: oneshot::Sender<ReloadOutcome>) {
+        match &mut self.reloads.reading {
+            Some(_) => self.reloads.queued.push(reply),
+            None => {
+                self.reloads.reading = Some(vec![reply]);
+                self.start_load();
+            }
+        }
+    }
+
+    fn start_load(&self) {
         let sources = self.sources.clone();
-        let loaded = match tokio::task::spawn_blocking(move || config::load(&sources)).await {
-            Ok(l) => l,
-            Err(e) => {
-                error!(error = %e, "reload failed: the loader panicked; running configuration kept");
-                return ReloadOutcome::Refused {
-                    problems: vec![format!("internal error: {e}")],
-                };
+        let done = self.reloads.done.clone();
+        tokio::spawn(async move {
+            let load = tokio::task::spawn_blocking(move || config::load(&sources));
+            let result = match tokio::time::timeout(RELOAD_READ_LIMIT, load).await {
+                Ok(Ok(loaded)) => Ok(loaded),
+                Ok(Err(e)) => Err(format!("internal error: the loader failed: {e}")),
+                Err(_) => Err(format!(
+                    "the configuration could not be read within {}s",
+                    RELOAD_READ_LIMIT.as_secs()
+                )),
+            };
+            let _ = done.send(result).await;
+        });
+    }
+
+    /// A read the loop started has finished: apply it or refuse it, answer
+    /// who asked, and start the next read if a reload is waiting for it.
+    pub(super) fn on_loaded(&mut self, result: Result<Loaded, String>) {
+        let outcome = match result {
+            Ok(loaded) => self.reload_with(&loaded),
+            Err(problem) => {
+                error!("reload failed: {problem}; running configuration kept");
+                self.refuse_reload(vec![problem])
             }
         };
+        sd_notify::status(&self.status_line());
+        for reply in self.reloads.reading.take().unwrap_or_default() {
+            let _ = reply.send(outcome.clone());
+        }
+        if !self.reloads.queued.is_empty() {
+            self.reloads.reading = Some(std::mem::take(&mut self.reloads.queued));
+            self.start_load();
+        }
+    }
+
+    fn reload_with(&mut self, loaded: &Loaded) -> ReloadOutcome {
         for d in &loaded.diagnostics {
             log_diagnostic(d);
         }
-        let outcome = match &loaded.config {
-            None => {
+        // The token the new configuration names must be usable, or the
+        // API would run on without the guard it asks for.
+        let access = loaded
+            .config
+            .as_ref()
+            .map(|new| crate::api::Access::for_config(&new.api, &self.config.daemon.state_dir));
+        match (&loaded.config, access) {
+            (Some(new), Some(Ok(access))) => {
+                self.apply(new.clone(), loaded);
+                if *self.access.borrow() != access {
+                    announce_token(&access);
+                    self.access.send_replace(access);
+                }
+                ReloadOutcome::Applied {
+                    generation: self.generation,
+                    targets: self.config.targets.len(),
+                }
+            }
+            (_, Some(Err(why))) => {
+                error!("reload refused: {why}");
+                self.refuse_reload(vec![why])
+            }
+            _ => {
                 let problems: Vec<String> = loaded
                     .diagnostics
                     .iter()
                     .filter(|d| d.severity == Level::Error)
                     .map(ToString::to_string)
                     .collect();
-                // Observers see the refusal before the log says so.
-                self.snapshot.send_modify(|s| {
-                    s.rejected_reload = Some(RejectedReload {
-                        at: SystemTime::now(),
-                        errors: problems.len(),
-                        problems: problems.iter().take(5).cloned().collect(),
-                    })
-                });
-                self.emit(Event::ReloadRefused {
-                    generation: self.generation,
-                    problems: problems.clone(),
-                });
-                ReloadOutcome::Refused { problems }
+                self.refuse_reload(problems)
             }
-            Some(new) => {
-                self.apply(new.clone(), &loaded);
-                ReloadOutcome::Applied {
-                    generation: self.generation,
-                    targets: self.config.targets.len(),
-                }
-            }
-        };
-        sd_notify::status(&self.status_line());
-        outcome
+        }
+    }
+
+    /// Keeps the running configuration and says why.
+    fn refuse_reload(&mut self, problems: Vec<String>) -> ReloadOutcome {
+        // Observers see the refusal before the log says so.
+        self.snapshot.send_modify(|s| {
+            s.rejected_reload = Some(RejectedReload {
+                at: SystemTime::now(),
+                errors: problems.len(),
+                problems: problems.iter().take(5).cloned().collect(),
+            })
+        });
+        self.emit(Event::ReloadRefused {
+            generation: self.generation,
+            problems: problems.clone(),
+        });
+        ReloadOutcome::Refused { problems }
     }
 
     fn apply(&mut self, new: Config, loaded: &Loaded) {

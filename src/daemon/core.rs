@@ -41,6 +41,8 @@ pub(super) struct Inputs {
     pub reports: mpsc::Receiver<ActionReport>,
     pub processes: mpsc::Receiver<ProcessEvent>,
     pub probes: mpsc::Receiver<ProbeResult>,
+    /// Configurations read for a reload.
+    pub loaded: mpsc::Receiver<Result<config::Loaded, String>>,
 }
 
 /// What an input leaves to be done, in order.
@@ -78,6 +80,8 @@ pub(super) struct Core {
     pub(super) generation: u64,
     pub(super) log: Option<LogHandle>,
     pub(super) snapshot: watch::Sender<Snapshot>,
+    /// What the API's guard enforces; replaced at a reload.
+    pub(super) access: watch::Sender<crate::api::Access>,
     pub(super) events: Events,
     pub(super) supervisor: Option<Supervisor>,
     unit_events: mpsc::Sender<UnitChanged>,
@@ -115,7 +119,17 @@ pub(super) struct Core {
     bus_up: Option<bool>,
     /// Operators waiting for their action's result, by ticket.
     pub(super) operators: BTreeMap<u64, Reply>,
+    /// Reloads under way.
+    pub(super) reloads: super::control::Reloads,
     pub(super) next_ticket: u64,
+}
+
+/// What the core publishes to the API.
+pub(super) struct Published {
+    /// The snapshot handlers read.
+    pub snapshot: watch::Sender<Snapshot>,
+    /// Who may call what.
+    pub access: watch::Sender<crate::api::Access>,
 }
 
 /// Where an operator waits for the result of a command.
@@ -128,16 +142,18 @@ impl Core {
         sources: config::Sources,
         config: Config,
         log: Option<LogHandle>,
-        snapshot: watch::Sender<Snapshot>,
+        published: Published,
         events: Events,
         boot: Boot,
         shutdown: &CancellationToken,
     ) -> (Core, Inputs) {
+        let Published { snapshot, access } = published;
         let (unit_events, units) = mpsc::channel(256);
         let (accounting_tx, accounting) = mpsc::channel(64);
         let (reports_tx, reports) = mpsc::channel(64);
         let (process_events, processes) = mpsc::channel(64);
         let (probe_results, probes) = mpsc::channel(256);
+        let (loads_done, loaded) = mpsc::channel(4);
         crate::process::become_subreaper();
         let seed = now_ms() ^ u64::from(std::process::id());
         let mut engine = Engine::new(&config, |name| boot.ladders.get(name).cloned(), seed);
@@ -148,6 +164,7 @@ impl Core {
             generation: 1,
             log,
             snapshot,
+            access,
             events,
             supervisor: None,
             unit_events,
@@ -165,6 +182,11 @@ impl Core {
             probes: BTreeMap::new(),
             probe_lag: Histogram::default(),
             probe_results,
+            reloads: super::control::Reloads {
+                reading: None,
+                queued: Vec::new(),
+                done: loads_done,
+            },
             probe_stop: shutdown.child_token(),
             process_states: BTreeMap::new(),
             process_events,
@@ -192,6 +214,7 @@ impl Core {
             reports,
             processes,
             probes,
+            loaded,
         };
         (core, inputs)
     }

@@ -149,20 +149,15 @@ pub async fn run(
     let (snapshot_tx, snapshot_rx) = watch::channel(snapshot);
     let events = Events::new(boot.store.clone());
 
+    let (access_tx, access_rx) = boot::guard_api(&config, &state_dir)?;
     let (api_commands, mut from_api) = mpsc::channel(16);
     let app = api::router(ApiState {
         snapshot: snapshot_rx,
         counters: events.counters(),
         commands: api_commands,
-        token_file: config.api.token_file.clone(),
-        open_without_token: config.api.listen.ip().is_loopback(),
+        access: access_rx,
     });
-    let api_stop = shutdown.clone();
-    let server = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move { api_stop.cancelled().await })
-            .await
-    });
+    let server = tokio::spawn(api::serve(listener, app, shutdown.clone()));
 
     for d in &loaded.diagnostics {
         boot::log_diagnostic(d);
@@ -179,8 +174,12 @@ pub async fn run(
         boot::announce_target(t);
     }
 
+    let published = core::Published {
+        snapshot: snapshot_tx,
+        access: access_tx,
+    };
     let (mut core, mut inputs) =
-        Core::new(sources, config, log, snapshot_tx, events, boot, &shutdown);
+        Core::new(sources, config, log, published, events, boot, &shutdown);
     let mut bus_status = core.bus_status();
     debug!(
         tick_every_ms = tick_every.as_millis() as u64,
@@ -210,6 +209,7 @@ pub async fn run(
             Some(report) = inputs.reports.recv() => core.on_action_report(report),
             Some(event) = inputs.processes.recv() => core.on_process_event(event),
             Some(result) = inputs.probes.recv() => core.on_probe_result(result),
+            Some(loaded) = inputs.loaded.recv() => core.on_loaded(loaded),
             _ = sleep_until_ms(core.next_wakeup(now_ms())) => core.wake(now_ms()),
             Some((unit, figures)) = inputs.accounting.recv() => core.on_accounting(unit, figures),
             Some(status) = next_bus_status(&mut bus_status) => core.on_bus_status(status),
@@ -220,8 +220,7 @@ pub async fn run(
     sd_notify::stopping();
     core.stop().await;
     match tokio::time::timeout(SHUTDOWN_GRACE, server).await {
-        Ok(Ok(Ok(()))) => {}
-        Ok(Ok(Err(e))) => warn!(error = %e, "the API server ended with an error"),
+        Ok(Ok(())) => {}
         Ok(Err(e)) => warn!(error = %e, "the API server task failed"),
         Err(_) => warn!("the API server did not finish within {SHUTDOWN_GRACE:?}"),
     }

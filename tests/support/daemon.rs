@@ -198,6 +198,16 @@ pub fn target<'a>(health: &'a Value, name: &str) -> &'a Value {
         .unwrap_or(&NONE)
 }
 
+impl TestDaemon {
+    /// The token the daemon made in its state directory (no `token-file`).
+    pub fn token(&self, dir: &Path) -> String {
+        std::fs::read_to_string(dir.join("state/api.token"))
+            .expect("the daemon's generated token")
+            .trim()
+            .to_owned()
+    }
+}
+
 /// A minimal HTTP/1.1 GET: (status code, content type, body). Panics when
 /// the server does not answer.
 pub fn http_get(addr: SocketAddr, path: &str) -> (u16, String, String) {
