@@ -6,6 +6,7 @@
 //! for Prometheus at `/metrics`.
 
 pub mod exposition;
+pub mod ingest;
 pub mod scrape;
 pub mod text;
 
