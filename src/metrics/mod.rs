@@ -7,6 +7,7 @@
 
 pub mod exposition;
 pub mod ingest;
+pub mod kpi;
 pub mod scrape;
 pub mod text;
 
