@@ -96,13 +96,24 @@ async fn livez(State(state): State<ApiState>) -> Response {
     health_response(code, &body)
 }
 
-async fn metrics(State(state): State<ApiState>) -> Response {
+/// `/metrics`: OpenMetrics for a reader that asks for it (Prometheus
+/// does), Prometheus' older text format otherwise.
+async fn metrics(State(state): State<ApiState>, headers: axum::http::HeaderMap) -> Response {
+    use crate::metrics::exposition::{OPENMETRICS, TEXT, to_text_format};
     let text = crate::metrics::render(&state.snapshot.borrow(), &state.counters.borrow());
-    let mut response = text.into_response();
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
-    );
+    let open = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("application/openmetrics-text"));
+    let (body, media) = if open {
+        (text, OPENMETRICS)
+    } else {
+        (to_text_format(&text), TEXT)
+    };
+    let mut response = body.into_response();
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(media));
     response
 }
 

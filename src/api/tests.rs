@@ -214,6 +214,25 @@ async fn health_livez_metrics_and_targets_read_the_snapshot() {
     let (code, content_type, body) = call(&app, "GET", "/metrics", None).await;
     assert_eq!(code, StatusCode::OK);
     assert!(content_type.starts_with("text/plain; version=0.0.4"));
+    assert!(!body.contains("# EOF"), "{body}");
+    let (code, content_type, open) = call_with(
+        &app,
+        "GET",
+        "/metrics",
+        None,
+        &[(
+            "accept",
+            "application/openmetrics-text;version=1.0.0,text/plain;q=0.5",
+        )],
+    )
+    .await;
+    assert_eq!(code, StatusCode::OK);
+    assert!(content_type.starts_with("application/openmetrics-text; version=1.0.0"));
+    assert!(open.ends_with("# EOF\n"), "{open}");
+    assert!(
+        open.lines().any(|l| l == "rvm_watchdog_targets 1"),
+        "{open}"
+    );
     assert!(
         body.lines().any(|l| l == "rvm_watchdog_targets 1"),
         "{body}"
