@@ -5,12 +5,23 @@
 //! `path:line:col: error: message`. Validation collects every diagnostic it
 //! can find instead of stopping at the first, so an operator fixes a file in
 //! one pass. Warnings never stop a configuration from loading; errors do.
+//!
+//! A value a diagnostic echoes is **shown**, never copied raw: control
+//! characters and characters that reorder or hide text (U+202E and the
+//! like) are escaped as a TOML string would write them, and a long value is
+//! cut, with its length. A terminal or a journal viewer then displays
+//! exactly what the file holds.
 
+use std::borrow::Cow;
+use std::cell::OnceCell;
 use std::fmt;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
+use toml::Spanned;
 use toml::de::{DeTable, DeValue};
+
+use super::wording;
 
 /// How serious a diagnostic is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -42,16 +53,18 @@ impl fmt::Display for Diagnostic {
             Severity::Warning => "warning",
             Severity::Error => "error",
         };
+        // Messages show values escaped already; this catches what slipped
+        // through, and odd file names.
+        let file = self.file.display().to_string();
+        let file = escape_unsafe(&file);
+        let message = escape_unsafe(&self.message);
         if self.line == 0 {
-            write!(f, "{}: {severity}: {}", self.file.display(), self.message)
+            write!(f, "{file}: {severity}: {message}")
         } else {
             write!(
                 f,
-                "{}:{}:{}: {severity}: {}",
-                self.file.display(),
-                self.line,
-                self.col,
-                self.message
+                "{file}:{}:{}: {severity}: {message}",
+                self.line, self.col
             )
         }
     }
@@ -59,7 +72,7 @@ impl fmt::Display for Diagnostic {
 
 /// One step of a path into a TOML document: a key of a table or an index
 /// into an array.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Step {
     /// A key of a table.
     Key(String),
@@ -68,7 +81,7 @@ pub enum Step {
 }
 
 /// A path into a TOML document, such as `probe[1].interval`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct KeyPath(pub Vec<Step>);
 
 impl KeyPath {
@@ -133,7 +146,7 @@ impl fmt::Display for KeyPath {
                     if !first {
                         f.write_str(".")?;
                     }
-                    f.write_str(k)?;
+                    write!(f, "{}", key_shown(k))?;
                 }
                 Step::Index(i) => write!(f, "[{i}]")?,
             }
@@ -153,13 +166,224 @@ pub enum Anchor {
     Value,
 }
 
+// ---------------------------------------------------------------------------
+// Showing values
+// ---------------------------------------------------------------------------
+
+/// Values longer than this many characters are cut when shown.
+const SHOWN_CHARS: usize = 60;
+/// How many characters of a cut value are kept.
+const CUT_TO_CHARS: usize = 40;
+
+/// Characters that would hide or reorder text on a terminal: controls, and
+/// the invisible and direction-changing marks (U+200B–U+200F, U+202A–U+202E,
+/// U+2066–U+2069 and kin).
+fn is_unsafe(c: char) -> bool {
+    c.is_control()
+        || matches!(c,
+            '\u{061C}' | '\u{200B}'..='\u{200F}' | '\u{2028}'..='\u{202E}'
+            | '\u{2060}'..='\u{2069}' | '\u{FEFF}')
+}
+
+fn push_escaped(out: &mut String, c: char) {
+    match c {
+        '\n' => out.push_str("\\n"),
+        '\t' => out.push_str("\\t"),
+        '\r' => out.push_str("\\r"),
+        c if (c as u32) <= 0xFFFF => out.push_str(&format!("\\u{:04X}", c as u32)),
+        c => out.push_str(&format!("\\U{:08X}", c as u32)),
+    }
+}
+
+/// `text` with every unsafe character escaped as `\uXXXX` (or `\n`, `\t`, `\r`).
+pub fn escape_unsafe(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(is_unsafe) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if is_unsafe(c) {
+            push_escaped(&mut out, c);
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// A value as a message shows it; see [`quoted`] and [`plain`].
+#[derive(Debug, Clone, Copy)]
+pub struct Shown<'a> {
+    text: &'a str,
+    quotes: bool,
+}
+
+/// A string value as a TOML file writes it: in quotes, with `"`, `\` and
+/// unsafe characters escaped, cut after 60 characters:
+/// `"aaaa…" (1048576 bytes)`.
+pub fn quoted(text: &str) -> Shown<'_> {
+    Shown { text, quotes: true }
+}
+
+/// Text from a file (a number as written, a key) shown without quotes:
+/// unsafe characters escaped, cut like [`quoted`].
+pub fn plain(text: &str) -> Shown<'_> {
+    Shown {
+        text,
+        quotes: false,
+    }
+}
+
+impl fmt::Display for Shown<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let long = self.text.chars().nth(SHOWN_CHARS).is_some();
+        let keep = if long { CUT_TO_CHARS } else { SHOWN_CHARS };
+        let mut out = String::new();
+        if self.quotes {
+            out.push('"');
+        }
+        for c in self.text.chars().take(keep) {
+            match c {
+                '"' | '\\' if self.quotes => {
+                    out.push('\\');
+                    out.push(c);
+                }
+                c if is_unsafe(c) => push_escaped(&mut out, c),
+                c => out.push(c),
+            }
+        }
+        if long {
+            out.push('…');
+        }
+        if self.quotes {
+            out.push('"');
+        }
+        if long {
+            out.push_str(&format!(" ({} bytes)", self.text.len()));
+        }
+        f.write_str(&out)
+    }
+}
+
+/// A key as a file writes it: bare when it can be, else quoted.
+pub fn key_shown(key: &str) -> Shown<'_> {
+    let bare = !key.is_empty()
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if bare { plain(key) } else { quoted(key) }
+}
+
+// ---------------------------------------------------------------------------
+// Source files
+// ---------------------------------------------------------------------------
+
+/// Where one key and its value are in the text, and what the value holds.
+#[derive(Debug)]
+struct Node {
+    key: Range<usize>,
+    value: Range<usize>,
+    kids: Kids,
+}
+
+#[derive(Debug)]
+enum Kids {
+    Leaf,
+    /// Entries sorted by name, and their positions in file order.
+    Table {
+        by_name: Vec<(Box<str>, Node)>,
+        in_file_order: Vec<u32>,
+    },
+    Array(Vec<Node>),
+}
+
+impl Node {
+    fn build(key: Range<usize>, value: &Spanned<DeValue<'_>>) -> Self {
+        let kids = match value.get_ref() {
+            DeValue::Table(t) => Self::table(t),
+            DeValue::Array(a) => Kids::Array(
+                a.iter()
+                    .map(|item| Node::build(item.span(), item))
+                    .collect(),
+            ),
+            _ => Kids::Leaf,
+        };
+        Self {
+            key,
+            value: value.span(),
+            kids,
+        }
+    }
+
+    fn table(t: &DeTable<'_>) -> Kids {
+        let mut by_name: Vec<(Box<str>, Node)> = t
+            .iter()
+            .map(|(k, v)| (Box::from(k.get_ref().as_ref()), Node::build(k.span(), v)))
+            .collect();
+        by_name.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut in_file_order: Vec<u32> = (0..by_name.len() as u32).collect();
+        in_file_order.sort_by_key(|&i| by_name[i as usize].1.key.start);
+        Kids::Table {
+            by_name,
+            in_file_order,
+        }
+    }
+
+    fn get(&self, key: &str) -> Option<&Node> {
+        match &self.kids {
+            Kids::Table { by_name, .. } => by_name
+                .binary_search_by(|(name, _)| name.as_ref().cmp(key))
+                .ok()
+                .map(|i| &by_name[i].1),
+            _ => None,
+        }
+    }
+
+    fn item(&self, index: usize) -> Option<&Node> {
+        match &self.kids {
+            Kids::Array(items) => items.get(index),
+            _ => None,
+        }
+    }
+
+    /// The path of the deepest value that starts at `offset`.
+    fn find_value(&self, offset: usize, here: &mut Vec<Step>, best: &mut Option<Vec<Step>>) {
+        if self.value.start == offset && !here.is_empty() {
+            *best = Some(here.clone());
+        }
+        match &self.kids {
+            Kids::Leaf => {}
+            Kids::Table { by_name, .. } => {
+                for (name, node) in by_name {
+                    here.push(Step::Key(name.to_string()));
+                    node.find_value(offset, here, best);
+                    here.pop();
+                }
+            }
+            Kids::Array(items) => {
+                for (i, node) in items.iter().enumerate() {
+                    here.push(Step::Index(i));
+                    node.find_value(offset, here, best);
+                    here.pop();
+                }
+            }
+        }
+    }
+}
+
 /// The text of one file, so that diagnostics found on the typed
 /// configuration can point back into it.
+///
+/// The text is parsed once; the keys, values and their spans are kept in an
+/// index that every diagnostic and key listing reads, so checking a file
+/// takes time in proportion to its size however many problems it has.
 pub struct SourceFile {
     path: PathBuf,
     text: String,
     /// Byte offsets where each line starts.
     line_starts: Vec<usize>,
+    /// The document's keys and spans, built on first use.
+    index: OnceCell<Node>,
 }
 
 impl SourceFile {
@@ -172,6 +396,7 @@ impl SourceFile {
             path: path.into(),
             text,
             line_starts,
+            index: OnceCell::new(),
         }
     }
 
@@ -187,7 +412,10 @@ impl SourceFile {
 
     /// 1-based (line, column) of a byte offset.
     pub fn line_col(&self, offset: usize) -> (usize, usize) {
-        let offset = offset.min(self.text.len());
+        let mut offset = offset.min(self.text.len());
+        while !self.text.is_char_boundary(offset) {
+            offset -= 1;
+        }
         let line = match self.line_starts.binary_search(&offset) {
             Ok(i) => i,
             Err(i) => i - 1,
@@ -197,49 +425,63 @@ impl SourceFile {
         (line + 1, col)
     }
 
+    /// The index, parsing the text if that was not done yet. A file with
+    /// syntax errors is indexed as far as the parser could recover.
+    fn index(&self) -> &Node {
+        self.index.get_or_init(|| {
+            let (tree, _) = DeTable::parse_recoverable(&self.text);
+            Self::index_of(&tree)
+        })
+    }
+
+    fn index_of(tree: &Spanned<DeTable<'_>>) -> Node {
+        Node {
+            key: 0..0,
+            value: tree.span(),
+            kids: Node::table(tree.get_ref()),
+        }
+    }
+
+    /// The node at exactly `path`.
+    fn node(&self, path: &KeyPath) -> Option<&Node> {
+        let mut node = self.index();
+        for step in &path.0 {
+            node = match step {
+                Step::Key(k) => node.get(k)?,
+                Step::Index(i) => node.item(*i)?,
+            };
+        }
+        Some(node)
+    }
+
     /// The span of a key or value, or of the nearest enclosing item that
-    /// exists. The text is parsed again here: diagnostics are rare and files
-    /// small, and the typed configuration stays free of span wrappers.
+    /// exists.
     pub fn span_of(&self, path: &KeyPath, anchor: Anchor) -> Option<Range<usize>> {
-        let tree = DeTable::parse(&self.text).ok()?;
         let mut best = None;
-        let mut current: Option<&DeValue<'_>> = None;
-        let root = tree.get_ref();
+        let mut node = self.index();
         let steps = &path.0;
         for (i, step) in steps.iter().enumerate() {
             let is_last = i + 1 == steps.len();
             match step {
                 Step::Key(k) => {
-                    let table = match current {
-                        None => root,
-                        Some(DeValue::Table(t)) => t,
-                        Some(_) => return best,
-                    };
-                    let Some((key, value)) = table
-                        .iter()
-                        .find(|(key, _)| key.get_ref().as_ref() == k.as_str())
-                    else {
+                    let Some(next) = node.get(k) else {
                         return best;
                     };
                     best = Some(if is_last && anchor == Anchor::Value {
-                        value.span()
+                        next.value.clone()
                     } else {
-                        key.span()
+                        next.key.clone()
                     });
-                    current = Some(value.get_ref());
+                    node = next;
                 }
                 Step::Index(idx) => {
-                    let Some(DeValue::Array(array)) = current else {
+                    let Some(next) = node.item(*idx) else {
                         return best;
                     };
-                    let Some(item) = array.get(*idx) else {
-                        return best;
-                    };
-                    let span: Range<usize> = item.span();
-                    if !span.is_empty() {
-                        best = Some(span);
+                    if !next.value.is_empty() {
+                        best = Some(next.value.clone());
                     }
-                    current = Some(item.get_ref());
+                    node = next;
                 }
             }
         }
@@ -248,32 +490,49 @@ impl SourceFile {
 
     /// The keys of the table at `path`, in file order, as written.
     pub fn keys_at(&self, path: &KeyPath) -> Vec<String> {
-        fn walk(value: &DeValue<'_>, steps: &[Step]) -> Vec<String> {
-            match (steps.split_first(), value) {
-                (None, DeValue::Table(t)) => {
-                    let mut keys: Vec<(usize, String)> = t
-                        .iter()
-                        .map(|(k, _)| (k.span().start, k.get_ref().to_string()))
-                        .collect();
-                    keys.sort();
-                    keys.into_iter().map(|(_, k)| k).collect()
-                }
-                (Some((Step::Key(k), rest)), DeValue::Table(t)) => t
-                    .iter()
-                    .find(|(key, _)| key.get_ref().as_ref() == k.as_str())
-                    .map(|(_, v)| walk(v.get_ref(), rest))
-                    .unwrap_or_default(),
-                (Some((Step::Index(i), rest)), DeValue::Array(a)) => a
-                    .get(*i)
-                    .map(|v| walk(v.get_ref(), rest))
-                    .unwrap_or_default(),
-                _ => Vec::new(),
-            }
+        match self.node(path).map(|n| &n.kids) {
+            Some(Kids::Table {
+                by_name,
+                in_file_order,
+            }) => in_file_order
+                .iter()
+                .map(|&i| by_name[i as usize].0.to_string())
+                .collect(),
+            _ => Vec::new(),
         }
-        match DeTable::parse(&self.text) {
-            Ok(tree) => walk(&DeValue::Table(tree.into_inner()), &path.0),
-            Err(_) => Vec::new(),
+    }
+
+    /// Whether the document has a key at `path`.
+    pub fn has(&self, path: &KeyPath) -> bool {
+        self.node(path).is_some()
+    }
+
+    /// Whether the value at `path` is a table.
+    pub fn is_table(&self, path: &KeyPath) -> bool {
+        self.node(path)
+            .is_some_and(|n| matches!(n.kids, Kids::Table { .. }))
+    }
+
+    /// How many items the array at `path` holds (0 when it is not an array).
+    pub fn items_at(&self, path: &KeyPath) -> usize {
+        match self.node(path).map(|n| &n.kids) {
+            Some(Kids::Array(items)) => items.len(),
+            _ => 0,
         }
+    }
+
+    /// The value at `path` exactly as the file writes it (a number keeps
+    /// its digits, a string its quotes), when the path exists.
+    pub fn written(&self, path: &KeyPath) -> Option<&str> {
+        let span = self.node(path)?.value.clone();
+        self.text.get(span)
+    }
+
+    /// The path of the value that starts at `offset`, the deepest if several do.
+    pub fn path_of_value(&self, offset: usize) -> Option<KeyPath> {
+        let mut best = None;
+        self.index().find_value(offset, &mut Vec::new(), &mut best);
+        best.map(KeyPath)
     }
 
     /// A diagnostic at a byte span of this file (the whole file when `None`).
@@ -312,20 +571,22 @@ impl SourceFile {
         out: &mut Vec<Diagnostic>,
         describe_known: impl Fn(&KeyPath) -> Option<String>,
     ) -> Option<T> {
-        let deserializer = match toml::de::Deserializer::parse(&self.text) {
-            Ok(d) => d,
-            Err(e) => {
-                out.push(self.at_span(e.span(), Severity::Error, toml_message(&e)));
-                return None;
-            }
-        };
+        // One parse serves the index and the typed value.
+        let (tree, errors) = DeTable::parse_recoverable(&self.text);
+        let _ = self.index.set(Self::index_of(&tree));
+        if let Some(e) = errors.first() {
+            let message = wording::syntax_error(self, e);
+            out.push(self.at_span(e.span(), Severity::Error, message));
+            return None;
+        }
+        let deserializer = toml::de::Deserializer::from(tree);
         let mut unknown = Vec::new();
         let result = serde_ignored::deserialize(deserializer, |path| {
             unknown.push(KeyPath::from_ignored(&path));
         });
         for path in &unknown {
             let name = path.last_key().unwrap_or("?");
-            let mut message = format!("unknown key `{name}`");
+            let mut message = format!("unknown key `{}`", key_shown(name));
             if path.0.len() > 1 {
                 let parent = KeyPath(path.0[..path.0.len() - 1].to_vec());
                 message.push_str(&format!(" in `{parent}`"));
@@ -339,14 +600,10 @@ impl SourceFile {
             // Unknown keys are already errors; the rest is still checked.
             Ok(value) => Some(value),
             Err(e) => {
-                out.push(self.at_span(e.span(), Severity::Error, toml_message(&e)));
+                let message = wording::type_error(self, &e);
+                out.push(self.at_span(e.span(), Severity::Error, message));
                 None
             }
         }
     }
-}
-
-/// The toml crate's message without its multi-line source excerpt.
-fn toml_message(e: &toml::de::Error) -> String {
-    e.message().trim().replace('\n', "; ")
 }
