@@ -13,7 +13,7 @@
 //! exactly what the file holds.
 
 use std::borrow::Cow;
-use std::cell::OnceCell;
+use std::cell::RefCell;
 use std::fmt;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -278,65 +278,121 @@ pub fn key_shown(key: &str) -> Shown<'_> {
 // Source files
 // ---------------------------------------------------------------------------
 
+/// A byte span of a file, kept small: an index holds one per key and value.
+#[derive(Debug, Clone, Copy)]
+struct Span {
+    start: u32,
+    end: u32,
+}
+
+impl Span {
+    fn of(r: Range<usize>) -> Self {
+        let cap = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+        Self {
+            start: cap(r.start),
+            end: cap(r.end),
+        }
+    }
+
+    fn range(self) -> Range<usize> {
+        self.start as usize..self.end as usize
+    }
+}
+
 /// Where one key and its value are in the text, and what the value holds.
 #[derive(Debug)]
 struct Node {
-    key: Range<usize>,
-    value: Range<usize>,
+    key: Span,
+    value: Span,
     kids: Kids,
 }
+
+/// A key of a table: its name is read from the text when written bare.
+#[derive(Debug)]
+struct Entry {
+    /// `None`: the name is the key's text.
+    name: Option<Box<str>>,
+    node: Node,
+}
+
+/// Tables with more keys than this get a sorted index for lookups.
+const LINEAR_LOOKUP: usize = 8;
 
 #[derive(Debug)]
 enum Kids {
     Leaf,
-    /// Entries sorted by name, and their positions in file order.
-    Table {
-        by_name: Vec<(Box<str>, Node)>,
-        in_file_order: Vec<u32>,
-    },
-    Array(Vec<Node>),
+    /// Entries in file order, and (for larger tables) their positions
+    /// sorted by name.
+    Table(Box<[Entry]>, Box<[u32]>),
+    Array(Box<[Node]>),
+}
+
+impl Entry {
+    fn name<'t>(&'t self, text: &'t str) -> &'t str {
+        match &self.name {
+            Some(n) => n,
+            None => text.get(self.node.key.range()).unwrap_or(""),
+        }
+    }
 }
 
 impl Node {
-    fn build(key: Range<usize>, value: &Spanned<DeValue<'_>>) -> Self {
+    fn build(text: &str, key: Range<usize>, value: &Spanned<DeValue<'_>>) -> Self {
         let kids = match value.get_ref() {
-            DeValue::Table(t) => Self::table(t),
+            DeValue::Table(t) => Self::table(text, t),
             DeValue::Array(a) => Kids::Array(
                 a.iter()
-                    .map(|item| Node::build(item.span(), item))
+                    .map(|item| Node::build(text, item.span(), item))
                     .collect(),
             ),
             _ => Kids::Leaf,
         };
         Self {
-            key,
-            value: value.span(),
+            key: Span::of(key),
+            value: Span::of(value.span()),
             kids,
         }
     }
 
-    fn table(t: &DeTable<'_>) -> Kids {
-        let mut by_name: Vec<(Box<str>, Node)> = t
+    fn table(text: &str, t: &DeTable<'_>) -> Kids {
+        let mut entries: Vec<Entry> = t
             .iter()
-            .map(|(k, v)| (Box::from(k.get_ref().as_ref()), Node::build(k.span(), v)))
+            .map(|(k, v)| {
+                let name: &str = k.get_ref().as_ref();
+                let bare = text.get(k.span()) == Some(name);
+                Entry {
+                    name: (!bare).then(|| Box::from(name)),
+                    node: Node::build(text, k.span(), v),
+                }
+            })
             .collect();
-        by_name.sort_by(|a, b| a.0.cmp(&b.0));
-        let mut in_file_order: Vec<u32> = (0..by_name.len() as u32).collect();
-        in_file_order.sort_by_key(|&i| by_name[i as usize].1.key.start);
-        Kids::Table {
-            by_name,
-            in_file_order,
+        entries.sort_by_key(|e| e.node.key.start);
+        let mut by_name: Vec<u32> = Vec::new();
+        if entries.len() > LINEAR_LOOKUP {
+            by_name = (0..entries.len() as u32).collect();
+            by_name.sort_by(|&a, &b| {
+                entries[a as usize]
+                    .name(text)
+                    .cmp(entries[b as usize].name(text))
+            });
         }
+        Kids::Table(entries.into_boxed_slice(), by_name.into_boxed_slice())
     }
 
-    fn get(&self, key: &str) -> Option<&Node> {
-        match &self.kids {
-            Kids::Table { by_name, .. } => by_name
-                .binary_search_by(|(name, _)| name.as_ref().cmp(key))
-                .ok()
-                .map(|i| &by_name[i].1),
-            _ => None,
+    fn get(&self, text: &str, key: &str) -> Option<&Node> {
+        let Kids::Table(entries, by_name) = &self.kids else {
+            return None;
+        };
+        if by_name.is_empty() {
+            return entries
+                .iter()
+                .find(|e| e.name(text) == key)
+                .map(|e| &e.node);
         }
+        by_name
+            .binary_search_by(|&i| entries[i as usize].name(text).cmp(key))
+            .ok()
+            .map(|i| &entries[by_name[i] as usize].node)
     }
 
     fn item(&self, index: usize) -> Option<&Node> {
@@ -347,23 +403,29 @@ impl Node {
     }
 
     /// The path of the deepest value that starts at `offset`.
-    fn find_value(&self, offset: usize, here: &mut Vec<Step>, best: &mut Option<Vec<Step>>) {
-        if self.value.start == offset && !here.is_empty() {
+    fn find_value(
+        &self,
+        text: &str,
+        offset: usize,
+        here: &mut Vec<Step>,
+        best: &mut Option<Vec<Step>>,
+    ) {
+        if self.value.start as usize == offset && !here.is_empty() {
             *best = Some(here.clone());
         }
         match &self.kids {
             Kids::Leaf => {}
-            Kids::Table { by_name, .. } => {
-                for (name, node) in by_name {
-                    here.push(Step::Key(name.to_string()));
-                    node.find_value(offset, here, best);
+            Kids::Table(entries, _) => {
+                for e in entries {
+                    here.push(Step::Key(e.name(text).to_owned()));
+                    e.node.find_value(text, offset, here, best);
                     here.pop();
                 }
             }
             Kids::Array(items) => {
                 for (i, node) in items.iter().enumerate() {
                     here.push(Step::Index(i));
-                    node.find_value(offset, here, best);
+                    node.find_value(text, offset, here, best);
                     here.pop();
                 }
             }
@@ -377,13 +439,15 @@ impl Node {
 /// The text is parsed once; the keys, values and their spans are kept in an
 /// index that every diagnostic and key listing reads, so checking a file
 /// takes time in proportion to its size however many problems it has.
+/// Loading frees a policy's index once the policy is validated.
 pub struct SourceFile {
     path: PathBuf,
     text: String,
     /// Byte offsets where each line starts.
     line_starts: Vec<usize>,
-    /// The document's keys and spans, built on first use.
-    index: OnceCell<Node>,
+    /// The document's keys and spans, built on first use; released by
+    /// [`SourceFile::release_index`] and then built again if needed.
+    index: RefCell<Option<Node>>,
 }
 
 impl SourceFile {
@@ -396,7 +460,7 @@ impl SourceFile {
             path: path.into(),
             text,
             line_starts,
-            index: OnceCell::new(),
+            index: RefCell::new(None),
         }
     }
 
@@ -425,52 +489,68 @@ impl SourceFile {
         (line + 1, col)
     }
 
-    /// The index, parsing the text if that was not done yet. A file with
-    /// syntax errors is indexed as far as the parser could recover.
-    fn index(&self) -> &Node {
-        self.index.get_or_init(|| {
+    /// Runs `f` on the index, parsing the text if that was not done yet.
+    /// A file with syntax errors is indexed as far as the parser could recover.
+    fn with_index<R>(&self, f: impl FnOnce(&Node) -> R) -> R {
+        let mut slot = self.index.borrow_mut();
+        let index = slot.get_or_insert_with(|| {
             let (tree, _) = DeTable::parse_recoverable(&self.text);
-            Self::index_of(&tree)
-        })
+            Self::index_of(&self.text, &tree)
+        });
+        f(index)
     }
 
-    fn index_of(tree: &Spanned<DeTable<'_>>) -> Node {
+    /// Frees the index. Once a file is validated few diagnostics remain to
+    /// be placed in it (those of the cross-file checks), and with many
+    /// large files the indexes together would take more memory than the
+    /// configuration; a later diagnostic parses the file again.
+    pub fn release_index(&self) {
+        self.index.borrow_mut().take();
+    }
+
+    fn index_of(text: &str, tree: &Spanned<DeTable<'_>>) -> Node {
         Node {
-            key: 0..0,
-            value: tree.span(),
-            kids: Node::table(tree.get_ref()),
+            key: Span::of(0..0),
+            value: Span::of(tree.span()),
+            kids: Node::table(text, tree.get_ref()),
         }
     }
 
-    /// The node at exactly `path`.
-    fn node(&self, path: &KeyPath) -> Option<&Node> {
-        let mut node = self.index();
-        for step in &path.0 {
-            node = match step {
-                Step::Key(k) => node.get(k)?,
-                Step::Index(i) => node.item(*i)?,
-            };
-        }
-        Some(node)
+    /// Runs `f` on the node at exactly `path`, if there is one.
+    fn with_node<R>(&self, path: &KeyPath, f: impl FnOnce(&Node) -> R) -> Option<R> {
+        self.with_index(|root| {
+            let mut node = root;
+            for step in &path.0 {
+                node = match step {
+                    Step::Key(k) => node.get(&self.text, k)?,
+                    Step::Index(i) => node.item(*i)?,
+                };
+            }
+            Some(f(node))
+        })
     }
 
     /// The span of a key or value, or of the nearest enclosing item that
     /// exists.
     pub fn span_of(&self, path: &KeyPath, anchor: Anchor) -> Option<Range<usize>> {
+        self.with_index(|root| self.span_in(root, path, anchor))
+    }
+
+    fn span_in(&self, root: &Node, path: &KeyPath, anchor: Anchor) -> Option<Range<usize>> {
         let mut best = None;
-        let mut node = self.index();
+        let mut node = root;
         let steps = &path.0;
         for (i, step) in steps.iter().enumerate() {
             let is_last = i + 1 == steps.len();
             match step {
                 Step::Key(k) => {
-                    let Some(next) = node.get(k) else {
+                    let Some(next) = node.get(&self.text, k) else {
                         return best;
                     };
                     best = Some(if is_last && anchor == Anchor::Value {
-                        next.value.clone()
+                        next.value.range()
                     } else {
-                        next.key.clone()
+                        next.key.range()
                     });
                     node = next;
                 }
@@ -478,8 +558,8 @@ impl SourceFile {
                     let Some(next) = node.item(*idx) else {
                         return best;
                     };
-                    if !next.value.is_empty() {
-                        best = Some(next.value.clone());
+                    if next.value.start < next.value.end {
+                        best = Some(next.value.range());
                     }
                     node = next;
                 }
@@ -490,48 +570,47 @@ impl SourceFile {
 
     /// The keys of the table at `path`, in file order, as written.
     pub fn keys_at(&self, path: &KeyPath) -> Vec<String> {
-        match self.node(path).map(|n| &n.kids) {
-            Some(Kids::Table {
-                by_name,
-                in_file_order,
-            }) => in_file_order
+        self.with_node(path, |n| match &n.kids {
+            Kids::Table(entries, _) => entries
                 .iter()
-                .map(|&i| by_name[i as usize].0.to_string())
+                .map(|e| e.name(&self.text).to_owned())
                 .collect(),
             _ => Vec::new(),
-        }
+        })
+        .unwrap_or_default()
     }
 
     /// Whether the document has a key at `path`.
     pub fn has(&self, path: &KeyPath) -> bool {
-        self.node(path).is_some()
+        self.with_node(path, |_| ()).is_some()
     }
 
     /// Whether the value at `path` is a table.
     pub fn is_table(&self, path: &KeyPath) -> bool {
-        self.node(path)
-            .is_some_and(|n| matches!(n.kids, Kids::Table { .. }))
+        self.with_node(path, |n| matches!(n.kids, Kids::Table(..)))
+            .unwrap_or(false)
     }
 
     /// How many items the array at `path` holds (0 when it is not an array).
     pub fn items_at(&self, path: &KeyPath) -> usize {
-        match self.node(path).map(|n| &n.kids) {
-            Some(Kids::Array(items)) => items.len(),
+        self.with_node(path, |n| match &n.kids {
+            Kids::Array(items) => items.len(),
             _ => 0,
-        }
+        })
+        .unwrap_or(0)
     }
 
     /// The value at `path` exactly as the file writes it (a number keeps
     /// its digits, a string its quotes), when the path exists.
     pub fn written(&self, path: &KeyPath) -> Option<&str> {
-        let span = self.node(path)?.value.clone();
+        let span = self.with_node(path, |n| n.value.range())?;
         self.text.get(span)
     }
 
     /// The path of the value that starts at `offset`, the deepest if several do.
     pub fn path_of_value(&self, offset: usize) -> Option<KeyPath> {
         let mut best = None;
-        self.index().find_value(offset, &mut Vec::new(), &mut best);
+        self.with_index(|root| root.find_value(&self.text, offset, &mut Vec::new(), &mut best));
         best.map(KeyPath)
     }
 
@@ -573,7 +652,7 @@ impl SourceFile {
     ) -> Option<T> {
         // One parse serves the index and the typed value.
         let (tree, errors) = DeTable::parse_recoverable(&self.text);
-        let _ = self.index.set(Self::index_of(&tree));
+        *self.index.borrow_mut() = Some(Self::index_of(&self.text, &tree));
         if let Some(e) = errors.first() {
             let message = wording::syntax_error(self, e);
             out.push(self.at_span(e.span(), Severity::Error, message));

@@ -195,6 +195,7 @@ pub fn load(sources: &Sources) -> Loaded {
                 {
                     targets.push((target, src));
                 }
+                src.release_index();
             }
             None => unreadable.push(src.path()),
         }
