@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `rvm-watchdog check` on generated policies of 1,000, 10,000 and 50,000
-# probes: wall time and peak memory (max RSS).
+# probes: wall time, CPU time (user + system; steadier than wall time on a
+# busy machine) and peak memory (max RSS).
 #
 #   bench/check.sh                 build the release binary, run all sizes
 #   bench/check.sh 2000 20000      other sizes
@@ -48,7 +49,7 @@ policy() {
     }'
 }
 
-printf "%8s %6s %10s %12s %s\n" probes files wall-s max-rss-MiB result
+printf "%8s %6s %8s %8s %12s %s\n" probes files wall-s cpu-s max-rss-MiB result
 for probes in "${sizes[@]}"; do
     dir="$work/$probes"
     mkdir -p "$dir/policies"
@@ -67,7 +68,8 @@ for probes in "${sizes[@]}"; do
         n = split($2, p, ":"); s = 0
         for (i = 1; i <= n; i++) s = s * 60 + p[i]
         printf "%.2f", s }' "$dir/time.txt")
+    cpu=$(awk -F': ' '/User time|System time/ { s += $2 } END { printf "%.2f", s }' "$dir/time.txt")
     rss=$(awk -F': ' '/Maximum resident set size/ { printf "%.1f", $2 / 1024 }' "$dir/time.txt")
-    printf "%8d %6d %10s %12s exit %d: %s\n" "$probes" "$files" "$wall" "$rss" "$code" \
+    printf "%8d %6d %8s %8s %12s exit %d: %s\n" "$probes" "$files" "$wall" "$cpu" "$rss" "$code" \
         "$(tail -n 1 "$dir/out.txt")"
 done
