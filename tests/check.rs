@@ -295,7 +295,9 @@ fn unreadable_and_non_utf8_files_are_errors_with_a_path() {
     assert_eq!(
         lines,
         [
-            format!("{dir}/folder.toml: error: cannot read file: Is a directory (os error 21)"),
+            format!(
+                "{dir}/folder.toml: error: cannot read file: it is a directory, not a regular file"
+            ),
             format!(
                 "{dir}/latin1.toml:2:12: error: file is not valid UTF-8 (byte 0xe9); save it as UTF-8"
             ),
@@ -320,6 +322,108 @@ fn unreadable_and_non_utf8_files_are_errors_with_a_path() {
             ("latin1.toml".to_owned(), false),
         ]
     );
+}
+
+/// Runs `check` and waits for it, at most `limit`: a check that blocks is
+/// killed and fails the test.
+fn check_within(args: &[&std::ffi::OsStr], limit: std::time::Duration) -> (Option<i32>, String) {
+    let mut child = binary()
+        .arg("check")
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut text = String::new();
+            std::io::Read::read_to_string(child.stdout.as_mut().unwrap(), &mut text).unwrap();
+            return (status.code(), text);
+        }
+        if std::time::Instant::now() > deadline {
+            child.kill().ok();
+            child.wait().ok();
+            panic!("check did not finish within {limit:?}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// A FIFO, a device or a huge file among the configuration files is an
+/// error naming the file, and `check` finishes: nothing waits for a writer,
+/// nothing reads an endless device.
+#[test]
+fn only_regular_files_of_at_most_1_mib_are_read() {
+    let temp = tempfile::tempdir().unwrap();
+    let policies = temp.path().join("policies");
+    std::fs::create_dir_all(&policies).unwrap();
+    nix::unistd::mkfifo(
+        &policies.join("pipe.toml"),
+        nix::sys::stat::Mode::from_bits_truncate(0o600),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink("/dev/zero", policies.join("zero.toml")).unwrap();
+    let mut big = b"[target]\nname = \"big\"\n".to_vec();
+    big.resize(2 * 1024 * 1024, b'#');
+    std::fs::write(policies.join("big.toml"), &big).unwrap();
+    // A link to a regular file is read like the file.
+    std::fs::write(
+        temp.path().join("real.toml"),
+        "[target]\nname = \"linked\"\n",
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(temp.path().join("real.toml"), policies.join("linked.toml"))
+        .unwrap();
+    let daemon = temp.path().join("daemon.toml");
+    std::fs::write(&daemon, "").unwrap();
+    let config = temp.path().join("watchdog.toml");
+    nix::unistd::mkfifo(&config, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+
+    let dir = policies.display();
+    let limit = std::time::Duration::from_secs(30);
+    let (code, text) = check_within(
+        &[
+            "--config".as_ref(),
+            daemon.as_os_str(),
+            "--policies".as_ref(),
+            policies.as_os_str(),
+        ],
+        limit,
+    );
+    assert_eq!(code, Some(1), "{text}");
+    for line in [
+        format!(
+            "{dir}/big.toml: error: file is too large: 2097152 bytes; a configuration file may hold at most 1048576 bytes (1 MiB)"
+        ),
+        format!(
+            "{dir}/pipe.toml: error: cannot read file: it is a named pipe (FIFO), not a regular file"
+        ),
+        format!(
+            "{dir}/zero.toml: error: cannot read file: it is a character device, not a regular file"
+        ),
+        format!("Checking '{dir}/linked.toml' SUCCESS"),
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line}\nin:\n{text}");
+    }
+
+    // The daemon's own file is read the same way.
+    let empty = temp.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let (code, text) = check_within(
+        &[
+            "--config".as_ref(),
+            config.as_os_str(),
+            "--policies".as_ref(),
+            empty.as_os_str(),
+        ],
+        limit,
+    );
+    assert_eq!(code, Some(1), "{text}");
+    let line = format!(
+        "{}: error: cannot read file: it is a named pipe (FIFO), not a regular file",
+        config.display()
+    );
+    assert!(text.lines().any(|l| l == line), "{line}\nin:\n{text}");
 }
 
 /// Every prefix of every shipped policy: whatever an editor leaves half

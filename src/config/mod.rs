@@ -11,10 +11,13 @@
 
 pub mod diag;
 pub mod model;
+pub mod pending;
 pub mod raw;
 pub mod validate;
 pub mod value;
+mod wording;
 
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -108,6 +111,7 @@ pub fn load(sources: &Sources) -> Loaded {
         Some(src) => {
             let before = diagnostics.len();
             if let Some(raw) = src.deserialize::<RawConfig>(&mut diagnostics, describe_config_key) {
+                pending::warn(src, pending::FileKind::Daemon, &mut diagnostics);
                 policies_dir_set = raw.daemon.policies_dir.is_some();
                 config = Some(validate::config(src, raw, &mut diagnostics));
             }
@@ -176,6 +180,7 @@ pub fn load(sources: &Sources) -> Loaded {
         let before = diagnostics.len();
         match src.deserialize::<RawPolicy>(&mut diagnostics, describe_policy_key) {
             Some(raw) => {
+                pending::warn(src, pending::FileKind::Policy, &mut diagnostics);
                 if let Some(t) = &raw.target
                     && let Some(name) = &t.name
                 {
@@ -190,6 +195,7 @@ pub fn load(sources: &Sources) -> Loaded {
                 {
                     targets.push((target, src));
                 }
+                src.release_index();
             }
             None => unreadable.push(src.path()),
         }
@@ -197,12 +203,14 @@ pub fn load(sources: &Sources) -> Loaded {
     }
     let before_cross = diagnostics.len();
     validate::cross_check(&targets, &declared, &unreadable, &mut diagnostics);
-    let cross: Vec<Diagnostic> = diagnostics[before_cross..].to_vec();
+    let crossed_files: HashSet<PathBuf> = diagnostics[before_cross..]
+        .iter()
+        .filter(|d| d.severity == Level::Error)
+        .map(|d| d.file.clone())
+        .collect();
     for (src, range) in policy_srcs.iter().zip(policy_checks) {
         let own = has_errors(&diagnostics[range]);
-        let crossed = cross
-            .iter()
-            .any(|d| d.file == src.path() && d.severity == Level::Error);
+        let crossed = crossed_files.contains(src.path());
         files.push(FileCheck {
             path: src.path().to_owned(),
             ok: !own && !crossed,
@@ -215,13 +223,14 @@ pub fn load(sources: &Sources) -> Loaded {
     files[1..].sort_by(|a, b| a.path.cmp(&b.path));
 
     // Keep diagnostics in file order: the cross-file ones join their file.
-    let order: Vec<PathBuf> = files.iter().map(|f| f.path.clone()).collect();
-    diagnostics.sort_by_key(|d| {
+    let order: HashMap<&Path, usize> = files
+        .iter()
+        .enumerate()
+        .map(|(i, f)| (f.path.as_path(), i))
+        .collect();
+    diagnostics.sort_by_cached_key(|d| {
         (
-            order
-                .iter()
-                .position(|p| *p == d.file)
-                .unwrap_or(usize::MAX),
+            order.get(d.file.as_path()).copied().unwrap_or(usize::MAX),
             d.line,
             d.col,
         )
@@ -256,27 +265,102 @@ fn io_error(path: &Path, what: &str, e: &std::io::Error) -> Diagnostic {
     }
 }
 
+/// The largest configuration file read: real ones hold a few KiB, and a
+/// file past this is a mistake (a log, an image) that would only cost memory.
+pub const MAX_FILE_BYTES: u64 = 1024 * 1024;
+
 fn read(path: &Path, out: &mut Vec<Diagnostic>) -> Option<SourceFile> {
-    match std::fs::read(path) {
-        Ok(bytes) => match String::from_utf8(bytes) {
-            Ok(text) => Some(SourceFile::new(path, text)),
-            Err(e) => {
-                let src = SourceFile::new(path, String::from_utf8_lossy(e.as_bytes()).into_owned());
-                let at = e.utf8_error().valid_up_to();
-                let byte = e.as_bytes()[at];
-                out.push(src.at_span(
-                    Some(at..at),
-                    Level::Error,
-                    format!("file is not valid UTF-8 (byte 0x{byte:02x}); save it as UTF-8"),
-                ));
-                None
-            }
-        },
+    let bytes = match read_regular(path) {
+        Ok(bytes) => bytes,
+        Err(message) => {
+            out.push(Diagnostic {
+                file: path.to_owned(),
+                line: 0,
+                col: 0,
+                severity: Level::Error,
+                message,
+            });
+            return None;
+        }
+    };
+    match String::from_utf8(bytes) {
+        Ok(text) => Some(SourceFile::new(path, text)),
         Err(e) => {
-            out.push(io_error(path, "read file", &e));
+            let src = SourceFile::new(path, String::from_utf8_lossy(e.as_bytes()).into_owned());
+            let at = e.utf8_error().valid_up_to();
+            let byte = e.as_bytes()[at];
+            out.push(src.at_span(
+                Some(at..at),
+                Level::Error,
+                format!("file is not valid UTF-8 (byte 0x{byte:02x}); save it as UTF-8"),
+            ));
             None
         }
     }
+}
+
+/// The bytes of a configuration file, which must be a regular file (a link
+/// to one is fine) of at most [`MAX_FILE_BYTES`]. Nothing here waits: a
+/// FIFO or a device is refused from its metadata, and the file is opened
+/// without blocking and checked again once open, in case it was swapped.
+fn read_regular(path: &Path) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+
+    let cannot = |e: std::io::Error| format!("cannot read file: {e}");
+    let meta = std::fs::metadata(path).map_err(cannot)?;
+    regular_and_small(&meta)?;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::fcntl::OFlag::O_NONBLOCK.bits())
+        .open(path)
+        .map_err(cannot)?;
+    let meta = file.metadata().map_err(cannot)?;
+    regular_and_small(&meta)?;
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.take(MAX_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(cannot)?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        // It grew while being read.
+        return Err(too_large(&format!("more than {MAX_FILE_BYTES}")));
+    }
+    Ok(bytes)
+}
+
+fn regular_and_small(meta: &std::fs::Metadata) -> Result<(), String> {
+    use std::os::unix::fs::FileTypeExt;
+    let t = meta.file_type();
+    let what = if t.is_file() {
+        None
+    } else if t.is_dir() {
+        Some("a directory")
+    } else if t.is_fifo() {
+        Some("a named pipe (FIFO)")
+    } else if t.is_char_device() {
+        Some("a character device")
+    } else if t.is_block_device() {
+        Some("a block device")
+    } else if t.is_socket() {
+        Some("a socket")
+    } else {
+        Some("not a plain file")
+    };
+    if let Some(what) = what {
+        return Err(format!(
+            "cannot read file: it is {what}, not a regular file"
+        ));
+    }
+    if meta.len() > MAX_FILE_BYTES {
+        return Err(too_large(&meta.len().to_string()));
+    }
+    Ok(())
+}
+
+fn too_large(size: &str) -> String {
+    format!(
+        "file is too large: {size} bytes; a configuration file may hold at most {MAX_FILE_BYTES} bytes (1 MiB)"
+    )
 }
 
 /// Reads every `*.toml` file of a directory, sorted by name. Files that

@@ -7,6 +7,7 @@
 //! run once every file has been read, in [`cross_check`].
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -15,9 +16,10 @@ use std::time::Duration;
 use nix::sys::signal::Signal;
 
 use super::diag::{Anchor, Diagnostic, KeyPath, Severity as Level, SourceFile};
+use super::diag::{key_shown, plain, quoted};
 use super::model::*;
 use super::raw::*;
-use super::value::{Checked, HumanDuration, check_name, did_you_mean};
+use super::value::{Checked, FromScalar, HumanDuration, check_name, did_you_mean, format_duration};
 
 /// Default listen address of the API: loopback only.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9184";
@@ -95,15 +97,44 @@ impl<'a> Checker<'a> {
     }
 
     /// A value that was parsed when the file was read: its error, if any, is reported here.
-    fn checked<T: Clone>(&mut self, path: &KeyPath, value: &Option<Checked<T>>) -> Option<T> {
+    fn checked<T: Clone + FromScalar>(
+        &mut self,
+        path: &KeyPath,
+        value: &Option<Checked<T>>,
+    ) -> Option<T> {
         match value {
             None => None,
             Some(Checked(Ok(v))) => Some(v.clone()),
             Some(Checked(Err(message))) => {
-                self.error(path, message.clone());
+                // A number is named as the file writes it, not as it was read.
+                let message = match self.src.written(path) {
+                    Some(w)
+                        if w.starts_with(|c: char| c.is_ascii_digit() || "+-.".contains(c))
+                            || w == "inf"
+                            || w == "nan" =>
+                    {
+                        T::from_number(w).err().unwrap_or_else(|| message.clone())
+                    }
+                    _ => message.clone(),
+                };
+                self.error(path, message);
                 None
             }
         }
+    }
+
+    /// The value at `path` as the file writes it, for messages; `fallback`
+    /// when the file does not hold it there.
+    fn written(&self, path: &KeyPath, fallback: impl fmt::Display) -> String {
+        match self.src.written(path) {
+            Some(w) => plain(w).to_string(),
+            None => fallback.to_string(),
+        }
+    }
+
+    /// The name of the key at the end of `path`, for messages.
+    fn key_name(path: &KeyPath) -> String {
+        key_shown(path.last_key().unwrap_or("?")).to_string()
     }
 
     /// A duration within `[min, max]`, or the default.
@@ -123,8 +154,8 @@ impl<'a> Checker<'a> {
                 path,
                 format!(
                     "`{}` = {} is out of range; expected {} to {}",
-                    path.last_key().unwrap_or("?"),
-                    fmt_duration(d),
+                    Self::key_name(path),
+                    self.written(path, fmt_duration(d)),
                     fmt_duration(min),
                     fmt_duration(max)
                 ),
@@ -148,8 +179,9 @@ impl<'a> Checker<'a> {
             self.error(
                 path,
                 format!(
-                    "`{}` = {v} is out of range; expected {min} to {max}",
-                    path.last_key().unwrap_or("?")
+                    "`{}` = {} is out of range; expected {min} to {max}",
+                    Self::key_name(path),
+                    self.written(path, v)
                 ),
             );
             return default;
@@ -171,8 +203,9 @@ impl<'a> Checker<'a> {
             self.error(
                 path,
                 format!(
-                    "`{}` = {v} is out of range; expected {min} to {max}",
-                    path.last_key().unwrap_or("?")
+                    "`{}` = {} is out of range; expected {min} to {max}",
+                    Self::key_name(path),
+                    self.written(path, v)
                 ),
             );
             return default;
@@ -196,13 +229,14 @@ impl<'a> Checker<'a> {
         if let Some(c) = choices.iter().find(|c| **c == value) {
             return Some(c);
         }
-        let key = path.last_key().unwrap_or("?");
+        let key = Self::key_name(path);
+        let shown = quoted(value);
         let mut message = format!(
-            "unknown {key} \"{value}\"; expected one of {}",
+            "unknown {key} {shown}; expected one of {}",
             quote_list(choices)
         );
         if let Some(s) = did_you_mean(value, choices.iter().copied()) {
-            message = format!("unknown {key} \"{value}\"; did you mean \"{s}\"?");
+            message = format!("unknown {key} {shown}; did you mean \"{s}\"?");
         }
         self.error(path, message);
         None
@@ -213,7 +247,7 @@ impl<'a> Checker<'a> {
         if !value.starts_with('/') {
             self.error(
                 path,
-                format!("path \"{value}\" must be absolute (start with '/')"),
+                format!("path {} must be absolute (start with '/')", quoted(value)),
             );
         }
         PathBuf::from(value)
@@ -239,7 +273,10 @@ impl<'a> Checker<'a> {
         if !ok {
             self.error(
                 path,
-                format!("invalid URL \"{value}\"; expected http:// or https:// followed by a host"),
+                format!(
+                    "invalid URL {}; expected http:// or https:// followed by a host",
+                    quoted(value)
+                ),
             );
         }
         ok
@@ -253,7 +290,10 @@ impl<'a> Checker<'a> {
         if !ok {
             self.error(
                 path,
-                format!("invalid address \"{value}\"; expected HOST:PORT, like \"127.0.0.1:8001\""),
+                format!(
+                    "invalid address {}; expected HOST:PORT, like \"127.0.0.1:8001\"",
+                    quoted(value)
+                ),
             );
         }
         ok
@@ -275,7 +315,7 @@ impl<'a> Checker<'a> {
             ".automount",
         ];
         if value.contains('/') || value.chars().any(char::is_whitespace) || value.is_empty() {
-            self.error(path, format!("invalid unit name \"{value}\""));
+            self.error(path, format!("invalid unit name {}", quoted(value)));
             return false;
         }
         if !SUFFIXES
@@ -285,7 +325,9 @@ impl<'a> Checker<'a> {
             self.error(
                 path,
                 format!(
-                    "unit name \"{value}\" lacks a type suffix; did you mean \"{value}.service\"?"
+                    "unit name {} lacks a type suffix; did you mean {}?",
+                    quoted(value),
+                    quoted(&format!("{value}.service"))
                 ),
             );
             return false;
@@ -307,7 +349,8 @@ impl<'a> Checker<'a> {
                 self.error(
                     path,
                     format!(
-                        "unknown signal \"{text}\"; expected a name like \"SIGTERM\" or \"SIGKILL\""
+                        "unknown signal {}; expected a name like \"SIGTERM\" or \"SIGKILL\"",
+                        quoted(text)
                     ),
                 );
                 default
@@ -322,19 +365,16 @@ impl<'a> Checker<'a> {
             if known.contains(&key.as_str()) && !allowed.contains(&key.as_str()) {
                 self.error_at_key(
                     &table.key(&key),
-                    format!("`{key}` does not apply to {what}"),
+                    format!("`{}` does not apply to {what}", key_shown(&key)),
                 );
             }
         }
     }
 }
 
+/// A duration in quotes, as a file writes it.
 fn fmt_duration(d: Duration) -> String {
-    if d.is_zero() {
-        "\"0s\"".into()
-    } else {
-        format!("\"{}\"", humantime::format_duration(d))
-    }
+    format!("\"{}\"", format_duration(d))
 }
 
 fn quote_list(items: &[&str]) -> String {
@@ -439,7 +479,7 @@ pub fn config(src: &SourceFile, raw: RawConfig, out: &mut Vec<Diagnostic>) -> Co
         Err(_) => {
             c.error(
                 &a.key("listen"),
-                format!("invalid listen address \"{listen_text}\"; expected IP:PORT, like \"127.0.0.1:9184\" or \"0.0.0.0:9184\""),
+                format!("invalid listen address {}; expected IP:PORT, like \"127.0.0.1:9184\" or \"0.0.0.0:9184\"", quoted(listen_text)),
             );
             DEFAULT_LISTEN
                 .parse()
@@ -543,7 +583,10 @@ pub fn config(src: &SourceFile, raw: RawConfig, out: &mut Vec<Diagnostic>) -> Co
             Some(v) if !(8..=65536).contains(&v) => {
                 c.error(
                     &m.key("max-disk-mib"),
-                    format!("`max-disk-mib` = {v} is out of range; expected 8 to 65536"),
+                    format!(
+                        "`max-disk-mib` = {} is out of range; expected 8 to 65536",
+                        c.written(&m.key("max-disk-mib"), v)
+                    ),
                 );
                 256
             }
@@ -586,7 +629,10 @@ pub fn config(src: &SourceFile, raw: RawConfig, out: &mut Vec<Diagnostic>) -> Co
             Some(v) if !(10..=1_000_000).contains(&v) => {
                 c.error(
                     &al.key("outbox-max"),
-                    format!("`outbox-max` = {v} is out of range; expected 10 to 1000000"),
+                    format!(
+                        "`outbox-max` = {} is out of range; expected 10 to 1000000",
+                        c.written(&al.key("outbox-max"), v)
+                    ),
                 );
                 10_000
             }
@@ -647,10 +693,10 @@ pub fn config(src: &SourceFile, raw: RawConfig, out: &mut Vec<Diagnostic>) -> Co
                 c.error(
                     &lp.key("after"),
                     format!(
-                        "level {} comes after \"{}\", earlier than the level before it (\"{}\"); list levels in order",
+                        "level {} comes after {}, earlier than the level before it ({}); list levels in order",
                         idx + 1,
-                        humantime::format_duration(after),
-                        humantime::format_duration(last_after)
+                        fmt_duration(after),
+                        fmt_duration(last_after)
                     ),
                 );
             }
@@ -660,11 +706,14 @@ pub fn config(src: &SourceFile, raw: RawConfig, out: &mut Vec<Diagnostic>) -> Co
             }
             for (ci, ch) in level.channels.iter().enumerate() {
                 if !raw.channels.contains_key(ch) {
-                    let mut msg = format!("channel \"{ch}\" is not defined");
+                    let mut msg = format!("channel {} is not defined", quoted(ch));
                     if let Some(s) = did_you_mean(ch, raw.channels.keys().map(String::as_str)) {
                         msg.push_str(&format!("; did you mean \"{s}\"?"));
                     } else {
-                        msg.push_str(&format!("; define it as [channels.{ch}]"));
+                        msg.push_str(&format!(
+                            "; define it as [{}]",
+                            KeyPath::root().key("channels").key(ch)
+                        ));
                     }
                     c.error(&lp.key("channels").index(ci), msg);
                 }
@@ -706,7 +755,7 @@ pub fn config(src: &SourceFile, raw: RawConfig, out: &mut Vec<Diagnostic>) -> Co
         if !rule_names.insert(name.clone()) {
             c.error(
                 &path.key("name"),
-                format!("rule \"{name}\" is defined twice"),
+                format!("rule {} is defined twice", quoted(name)),
             );
         }
         let Some(series) = &r.series else {
@@ -741,7 +790,10 @@ pub fn config(src: &SourceFile, raw: RawConfig, out: &mut Vec<Diagnostic>) -> Co
             _ => {
                 c.error_at_key(
                     &path.key("name"),
-                    format!("rule \"{name}\" needs exactly one of `above`, `below` or `predict`"),
+                    format!(
+                        "rule {} needs exactly one of `above`, `below` or `predict`",
+                        quoted(name)
+                    ),
                 );
                 continue;
             }
@@ -803,7 +855,8 @@ fn check_budget(
         c.error(
             path,
             format!(
-                "budget \"{b}\": count {} is out of range; expected 1 to 100",
+                "budget {}: count {} is out of range; expected 1 to 100",
+                c.written(path, format!("\"{b}\"")),
                 b.count
             ),
         );
@@ -812,7 +865,10 @@ fn check_budget(
     if b.window < MINUTE || b.window > 30 * DAY {
         c.error(
             path,
-            format!("budget \"{b}\": window is out of range; expected \"1m\" to \"30days\""),
+            format!(
+                "budget {}: window is out of range; expected \"1m\" to \"30d\"",
+                c.written(path, format!("\"{b}\""))
+            ),
         );
         return None;
     }
@@ -827,7 +883,10 @@ fn check_command(c: &mut Checker<'_>, path: &KeyPath, command: &[String]) {
         ),
         Some(p) if !p.starts_with('/') => c.error(
             &path.index(0),
-            format!("program \"{p}\" must be an absolute path (no shell, no PATH search)"),
+            format!(
+                "program {} must be an absolute path (no shell, no PATH search)",
+                quoted(p)
+            ),
         ),
         Some(_) => {}
     }
@@ -840,7 +899,7 @@ fn check_escalation_ref(
     escalations: &BTreeMap<String, Escalation>,
 ) {
     if !escalations.contains_key(name) {
-        let mut msg = format!("escalation chain \"{name}\" is not defined");
+        let mut msg = format!("escalation chain {} is not defined", quoted(name));
         match did_you_mean(name, escalations.keys().map(String::as_str)) {
             Some(s) => msg.push_str(&format!("; did you mean \"{s}\"?")),
             None if escalations.is_empty() => {
@@ -995,7 +1054,7 @@ fn recipients(
         if !valid(r) {
             c.error(
                 &path.key("to").index(i),
-                format!("recipient \"{r}\" is not {what}"),
+                format!("recipient {} is not {what}", quoted(r)),
             );
         }
     }
@@ -1103,7 +1162,7 @@ pub fn policy(
         if dep == &name {
             c.error(
                 &tp.key("depends-on").index(i),
-                format!("target \"{name}\" depends on itself"),
+                format!("target {} depends on itself", quoted(&name)),
             );
         }
     }
@@ -1125,18 +1184,21 @@ pub fn policy(
     );
 
     let mut probes: Vec<Probe> = Vec::new();
+    let mut probe_names: HashMap<String, usize> = HashMap::new();
     for (i, rp) in raw.probe.iter().enumerate() {
         let path = root.key("probe").index(i);
         if let Some(p) = probe(&mut c, &path, rp, &kind, config) {
-            if let Some(first) = probes.iter().position(|q| q.name == p.name) {
+            if let Some(first) = probe_names.get(&p.name) {
                 c.error(
                     &path.key(if rp.name.is_some() { "name" } else { "kind" }),
                     format!(
-                        "probe \"{}\" is defined twice in this target (first as probe {}); give each a distinct `name`",
-                        p.name,
+                        "probe {} is defined twice in this target (first as probe {}); give each a distinct `name`",
+                        quoted(&p.name),
                         first + 1
                     ),
                 );
+            } else {
+                probe_names.insert(p.name.clone(), probes.len());
             }
             probes.push(p);
         }
@@ -1233,7 +1295,7 @@ fn target_kind(c: &mut Checker<'_>, tp: &KeyPath, t: &RawTarget) -> Option<Targe
             if key.is_empty() || key.contains('=') || key.contains('\0') {
                 c.error_at_key(
                     &pp.key("env").key(key),
-                    format!("invalid environment variable name \"{key}\""),
+                    format!("invalid environment variable name {}", quoted(key)),
                 );
             }
         }
@@ -1381,9 +1443,9 @@ fn probe(
         c.error(
             &path.key("timeout"),
             format!(
-                "`timeout` = \"{}\" is longer than `interval` = \"{}\"; a check would still run when the next is due",
-                humantime::format_duration(timeout),
-                humantime::format_duration(interval)
+                "`timeout` = {} is longer than `interval` = {}; a check would still run when the next is due",
+                c.written(&path.key("timeout"), fmt_duration(timeout)),
+                c.written(&path.key("interval"), fmt_duration(interval))
             ),
         );
     }
@@ -1413,7 +1475,10 @@ fn probe(
                 if !(100..=599).contains(s) {
                     c.error(
                         &path.key("expect-status").index(i),
-                        format!("HTTP status {s} is out of range; expected 100 to 599"),
+                        format!(
+                            "HTTP status {} is out of range; expected 100 to 599",
+                            c.written(&path.key("expect-status").index(i), s)
+                        ),
                     );
                 }
             }
@@ -1422,7 +1487,10 @@ fn probe(
                     if !ptr.is_empty() && !ptr.starts_with('/') {
                         c.error(
                             &path.key("json-pointer"),
-                            format!("JSON pointer \"{ptr}\" must start with '/', like \"/status\""),
+                            format!(
+                                "JSON pointer {} must start with '/', like \"/status\"",
+                                quoted(ptr)
+                            ),
                         );
                     }
                     Some((ptr.clone(), v.clone()))
@@ -1526,7 +1594,7 @@ fn probe(
             {
                 c.warn(
                     &path.key("device"),
-                    format!("device \"{device}\" renumbers when the camera re-enumerates; use its name under /dev/v4l/by-id/ or /dev/v4l/by-path/"),
+                    format!("device {} renumbers when the camera re-enumerates; use its name under /dev/v4l/by-id/ or /dev/v4l/by-path/", quoted(&device)),
                 );
             }
             Check::Camera {
@@ -1577,7 +1645,7 @@ fn probe(
             if !rp.starts_with('/') {
                 c.error(
                     &path.key("path"),
-                    format!("path \"{rp}\" must start with '/'"),
+                    format!("path {} must start with '/'", quoted(&rp)),
                 );
             }
             let lower = rp.to_ascii_lowercase();
@@ -1587,7 +1655,7 @@ fn probe(
             {
                 c.error(
                     &path.key("path"),
-                    format!("path \"{rp}\" is an edge endpoint that changes state on the platform (calling it would consume the edge client's commands); use a read-only endpoint"),
+                    format!("path {} is an edge endpoint that changes state on the platform (calling it would consume the edge client's commands); use a read-only endpoint", quoted(&rp)),
                 );
             }
             if config.platform.is_none() {
@@ -1694,7 +1762,21 @@ fn step(
                 c.missing(path, "hook", ", the file name of a hook");
                 return None;
             };
-            let hook_path = match crate::hook::resolve(name, &config.daemon.hooks_dirs) {
+            // No file name is that long; the search would only echo it back.
+            const NAME_MAX: usize = 255;
+            let found = if name.len() > NAME_MAX {
+                c.error(
+                    &path.key("hook"),
+                    format!(
+                        "hook {} is not a file name: longer than {NAME_MAX} bytes",
+                        quoted(name)
+                    ),
+                );
+                Ok(PathBuf::from(name))
+            } else {
+                crate::hook::resolve(name, &config.daemon.hooks_dirs)
+            };
+            let hook_path = match found {
                 Ok(p) => p,
                 Err(e) => {
                     c.error(&path.key("hook"), e.to_string());
@@ -1754,9 +1836,9 @@ fn step(
         c.error(
             &bp.key("max"),
             format!(
-                "backoff `max` = \"{}\" is below `initial` = \"{}\"",
-                humantime::format_duration(max),
-                humantime::format_duration(initial)
+                "backoff `max` = {} is below `initial` = {}",
+                c.written(&bp.key("max"), fmt_duration(max)),
+                c.written(&bp.key("initial"), fmt_duration(initial))
             ),
         );
     }
@@ -1797,7 +1879,10 @@ fn check_placeholders(
     let mut rest = arg;
     while let Some(open) = rest.find('{') {
         let Some(close) = rest[open..].find('}') else {
-            c.error(path, format!("argument \"{arg}\" has an unclosed '{{'"));
+            c.error(
+                path,
+                format!("argument {} has an unclosed '{{'", quoted(arg)),
+            );
             return;
         };
         let name = &rest[open + 1..open + close];
@@ -1805,14 +1890,16 @@ fn check_placeholders(
             c.error(
                 path,
                 format!(
-                    "unknown placeholder {{{name}}} in \"{arg}\"; expected one of {}",
+                    "unknown placeholder {{{}}} in {}; expected one of {}",
+                    plain(name),
+                    quoted(arg),
                     HOOK_PLACEHOLDERS.map(|p| format!("{{{p}}}")).join(", ")
                 ),
             );
         } else if name == "unit" && !matches!(target, Some(TargetKind::Unit { .. })) {
             c.error(
                 path,
-                format!("{{unit}} in \"{arg}\" needs a target with a `unit`"),
+                format!("{{unit}} in {} needs a target with a `unit`", quoted(arg)),
             );
         } else if name == "device" || name == "usb-port" {
             let cameras = probes
@@ -1822,13 +1909,17 @@ fn check_placeholders(
             if cameras == 0 {
                 c.error(
                     path,
-                    format!("{{{name}}} in \"{arg}\" needs a camera probe in this target"),
+                    format!(
+                        "{{{name}}} in {} needs a camera probe in this target",
+                        quoted(arg)
+                    ),
                 );
             } else if cameras > 1 {
                 c.error(
                     path,
                     format!(
-                        "{{{name}}} in \"{arg}\" is ambiguous: this target has {cameras} camera probes"
+                        "{{{name}}} in {} is ambiguous: this target has {cameras} camera probes",
+                        quoted(arg)
                     ),
                 );
             }
@@ -1859,7 +1950,7 @@ pub fn cross_check(
     out: &mut Vec<Diagnostic>,
 ) {
     let name_path = KeyPath::root().key("target").key("name");
-    let mut first_seen: HashMap<&str, &Path> = HashMap::new();
+    let mut first_seen: HashMap<&str, &Declared<'_>> = HashMap::new();
     for d in declared {
         if let Some(first) = first_seen.get(d.name.as_str()) {
             out.push(d.src.at(
@@ -1867,13 +1958,13 @@ pub fn cross_check(
                 Anchor::Value,
                 Level::Error,
                 format!(
-                    "target \"{}\" is already defined in {}",
-                    d.name,
-                    first.display()
+                    "target {} is already defined in {}",
+                    quoted(&d.name),
+                    first.src.path().display()
                 ),
             ));
         } else {
-            first_seen.insert(&d.name, d.src.path());
+            first_seen.insert(&d.name, d);
         }
     }
     for (t, src) in targets {
@@ -1882,22 +1973,27 @@ pub fn cross_check(
                 continue;
             }
             let path = KeyPath::root().key("target").key("depends-on").index(i);
-            match declared.iter().find(|d| &d.name == dep) {
+            match first_seen.get(dep.as_str()) {
                 Some(d) if !d.enabled => out.push(src.at(
                     &path,
                     Anchor::Value,
                     Level::Warning,
                     format!(
-                        "target \"{}\" depends on \"{dep}\", which is disabled in {}; the dependency is ignored",
-                        t.name,
+                        "target {} depends on {}, which is disabled in {}; the dependency is ignored",
+                        quoted(&t.name),
+                        quoted(dep),
                         d.src.path().display()
                     ),
                 )),
                 Some(_) => {}
                 None => {
-                    let mut msg = format!("target \"{}\" depends on \"{dep}\", which is not defined", t.name);
+                    let mut msg = format!(
+                        "target {} depends on {}, which is not defined",
+                        quoted(&t.name),
+                        quoted(dep)
+                    );
                     if let Some(s) = did_you_mean(dep, declared.iter().map(|d| d.name.as_str())) {
-                        msg.push_str(&format!("; did you mean \"{s}\"?"));
+                        msg.push_str(&format!("; did you mean {}?", quoted(s)));
                     } else if !unreadable.is_empty() {
                         msg.push_str(&format!(
                             " (unless in {}, which could not be read)",
@@ -1909,64 +2005,147 @@ pub fn cross_check(
             }
         }
     }
-    // Cycles: depth-first search; each cycle reported once, at its first member.
-    let mut deps: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    report_cycles(targets, out);
+}
+
+/// Dependency cycles: each group of targets that depend on each other in
+/// a circle is reported once, at its first member, with one cycle through it.
+fn report_cycles(targets: &[(Target, &SourceFile)], out: &mut Vec<Diagnostic>) {
+    // Targets by name (a name defined twice is one node: that is reported apart).
+    let mut ids: HashMap<&str, usize> = HashMap::new();
     for (t, _) in targets {
-        deps.entry(t.name.as_str()).or_default().extend(
-            t.depends_on
-                .iter()
-                .map(String::as_str)
-                .filter(|d| *d != t.name),
-        );
+        let next = ids.len();
+        ids.entry(t.name.as_str()).or_insert(next);
     }
-    let mut reported: BTreeSet<BTreeSet<&str>> = BTreeSet::new();
-    for (t, src) in targets {
-        if let Some(cycle) = find_cycle(&t.name, &deps) {
-            let members: BTreeSet<&str> = cycle.iter().copied().collect();
-            if reported.insert(members) {
-                out.push(src.at(
-                    &KeyPath::root().key("target").key("depends-on"),
-                    Anchor::Value,
-                    Level::Error,
-                    format!(
-                            "dependency cycle: {}",
-                            cycle
-                                .iter()
-                                .chain(std::iter::once(&cycle[0]))
-                                .copied()
-                                .collect::<Vec<_>>()
-                                .join(" -> ")
-                        ),
-                ));
+    let mut names = vec![""; ids.len()];
+    for (name, &id) in &ids {
+        names[id] = name;
+    }
+    let mut edges: Vec<Vec<usize>> = vec![Vec::new(); ids.len()];
+    for (t, _) in targets {
+        let from = ids[t.name.as_str()];
+        for dep in &t.depends_on {
+            if let Some(&to) = ids.get(dep.as_str())
+                && to != from
+                && !edges[from].contains(&to)
+            {
+                edges[from].push(to);
             }
         }
+    }
+    let component = strongly_connected(&edges);
+    let mut size = vec![0usize; ids.len()];
+    for &c in &component {
+        size[c] += 1;
+    }
+    let mut reported = vec![false; ids.len()];
+    for (t, src) in targets {
+        let start = ids[t.name.as_str()];
+        let c = component[start];
+        if size[c] < 2 || reported[c] {
+            continue;
+        }
+        reported[c] = true;
+        let cycle = cycle_through(start, &edges, &component);
+        out.push(src.at(
+            &KeyPath::root().key("target").key("depends-on"),
+            Anchor::Value,
+            Level::Error,
+            format!(
+                "dependency cycle: {}",
+                cycle
+                    .iter()
+                    .chain(std::iter::once(&start))
+                    .map(|&i| plain(names[i]).to_string())
+                    .collect::<Vec<_>>()
+                    .join(" -> ")
+            ),
+        ));
     }
 }
 
-/// A cycle through `start`, as the list of its members starting at `start`.
-fn find_cycle<'a>(start: &'a str, deps: &BTreeMap<&'a str, Vec<&'a str>>) -> Option<Vec<&'a str>> {
-    fn dfs<'a>(
-        node: &'a str,
-        start: &'a str,
-        deps: &BTreeMap<&'a str, Vec<&'a str>>,
-        path: &mut Vec<&'a str>,
-        seen: &mut BTreeSet<&'a str>,
-    ) -> bool {
-        for next in deps.get(node).into_iter().flatten() {
-            if *next == start {
-                return true;
-            }
-            if seen.insert(next) {
-                path.push(next);
-                if dfs(next, start, deps, path, seen) {
-                    return true;
+/// The strongly connected component of each node (Tarjan's algorithm,
+/// without recursion so that a long chain of dependencies cannot exhaust
+/// the stack).
+fn strongly_connected(edges: &[Vec<usize>]) -> Vec<usize> {
+    const UNSEEN: usize = usize::MAX;
+    let n = edges.len();
+    let mut index = vec![UNSEEN; n];
+    let mut low = vec![0; n];
+    let mut on_stack = vec![false; n];
+    let mut stack = Vec::new();
+    let mut component = vec![UNSEEN; n];
+    let mut next_index = 0;
+    let mut components = 0;
+    for root in 0..n {
+        if index[root] != UNSEEN {
+            continue;
+        }
+        let mut calls: Vec<(usize, usize)> = vec![(root, 0)];
+        index[root] = next_index;
+        low[root] = next_index;
+        next_index += 1;
+        stack.push(root);
+        on_stack[root] = true;
+        while let Some(&(v, edge)) = calls.last() {
+            if let Some(&w) = edges[v].get(edge) {
+                if let Some(top) = calls.last_mut() {
+                    top.1 += 1;
                 }
-                path.pop();
+                if index[w] == UNSEEN {
+                    index[w] = next_index;
+                    low[w] = next_index;
+                    next_index += 1;
+                    stack.push(w);
+                    on_stack[w] = true;
+                    calls.push((w, 0));
+                } else if on_stack[w] {
+                    low[v] = low[v].min(index[w]);
+                }
+                continue;
+            }
+            calls.pop();
+            if let Some(&(u, _)) = calls.last() {
+                low[u] = low[u].min(low[v]);
+            }
+            if low[v] == index[v] {
+                while let Some(w) = stack.pop() {
+                    on_stack[w] = false;
+                    component[w] = components;
+                    if w == v {
+                        break;
+                    }
+                }
+                components += 1;
             }
         }
-        false
     }
-    let mut path = vec![start];
-    let mut seen = BTreeSet::from([start]);
-    dfs(start, start, deps, &mut path, &mut seen).then_some(path)
+    component
+}
+
+/// A shortest cycle from `start` back to it, within its component: the
+/// members in order, starting at `start`.
+fn cycle_through(start: usize, edges: &[Vec<usize>], component: &[usize]) -> Vec<usize> {
+    let mut parent: HashMap<usize, usize> = HashMap::new();
+    let mut queue = std::collections::VecDeque::from([start]);
+    while let Some(v) = queue.pop_front() {
+        for &w in &edges[v] {
+            if w == start {
+                let mut cycle = vec![v];
+                while let Some(&p) = parent.get(cycle.last().unwrap_or(&start)) {
+                    cycle.push(p);
+                }
+                if *cycle.last().unwrap_or(&start) != start {
+                    cycle.push(start);
+                }
+                cycle.reverse();
+                return cycle;
+            }
+            if component[w] == component[start] && w != start && !parent.contains_key(&w) {
+                parent.insert(w, v);
+                queue.push_back(w);
+            }
+        }
+    }
+    vec![start]
 }

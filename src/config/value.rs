@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, de};
 
+use super::diag::{plain, quoted};
+
 /// A value as written in a file, parsed but not yet judged: `Err` holds
 /// the message for a value that could not be parsed. Reading such values
 /// never stops deserialization, so one bad duration does not hide the
@@ -19,9 +21,14 @@ pub trait FromScalar: Sized {
     const EXPECTED: &'static str;
     /// Parses text.
     fn from_text(text: &str) -> Result<Self, String>;
-    /// Parses a number; by default numbers are refused.
+    /// Parses a number, given as the file writes it; by default numbers
+    /// are refused.
     fn from_number(n: &str) -> Result<Self, String> {
-        Err(format!("invalid value {n}; expected {}", Self::EXPECTED))
+        Err(format!(
+            "invalid value {}; expected {}",
+            plain(n),
+            Self::EXPECTED
+        ))
     }
 }
 
@@ -31,8 +38,15 @@ impl FromScalar for Duration {
         parse_duration(text)
     }
     fn from_number(n: &str) -> Result<Self, String> {
+        let like = if n.bytes().all(|b| b.is_ascii_digit()) {
+            format!("{n}s")
+        } else {
+            "30s".to_owned()
+        };
         Err(format!(
-            "invalid duration {n}: write it as a string with a unit, like \"{n}s\""
+            "invalid duration {}: write it as a string with a unit, like {}",
+            plain(n),
+            quoted(&like)
         ))
     }
 }
@@ -52,6 +66,12 @@ impl<'de, T: FromScalar> Deserialize<'de> for Checked<T> {
                 Ok(Checked(T::from_number(&v.to_string())))
             }
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<Checked<T>, E> {
+                Ok(Checked(T::from_number(&v.to_string())))
+            }
+            fn visit_i128<E: de::Error>(self, v: i128) -> Result<Checked<T>, E> {
+                Ok(Checked(T::from_number(&v.to_string())))
+            }
+            fn visit_u128<E: de::Error>(self, v: u128) -> Result<Checked<T>, E> {
                 Ok(Checked(T::from_number(&v.to_string())))
             }
             fn visit_f64<E: de::Error>(self, v: f64) -> Result<Checked<T>, E> {
@@ -79,14 +99,42 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     }
     if trimmed.chars().all(|c| c.is_ascii_digit()) {
         return Err(format!(
-            "invalid duration \"{text}\": a unit is required, like \"{trimmed}s\" or \"{trimmed}ms\""
+            "invalid duration {}: a unit is required, like {} or {}",
+            quoted(text),
+            quoted(&format!("{trimmed}s")),
+            quoted(&format!("{trimmed}ms"))
         ));
     }
     humantime::parse_duration(trimmed).map_err(|_| {
         format!(
-            "invalid duration \"{text}\"; expected a number and a unit (ms, s, m, h, d), like \"500ms\", \"30s\", \"5m\", \"1h30m\""
+            "invalid duration {}; expected a number and a unit (ms, s, m, h, d), like \"500ms\", \"30s\", \"5m\", \"1h30m\"",
+            quoted(text)
         )
     })
+}
+
+/// A duration as a file writes it, without quotes: `"30s"`, `"1h30m"`,
+/// `"400d"`, `"250ms"`; [`parse_duration`] reads it back.
+pub fn format_duration(d: Duration) -> String {
+    const UNITS: [(&str, u128); 5] = [
+        ("d", 86_400_000),
+        ("h", 3_600_000),
+        ("m", 60_000),
+        ("s", 1_000),
+        ("ms", 1),
+    ];
+    let mut ms = d.as_millis();
+    if ms == 0 {
+        return "0s".to_owned();
+    }
+    let mut out = String::new();
+    for (unit, size) in UNITS {
+        if ms >= size {
+            out.push_str(&format!("{}{unit}", ms / size));
+            ms %= size;
+        }
+    }
+    out
 }
 
 /// "At most `count` times within `window`", written `"1/6h"`.
@@ -113,14 +161,17 @@ impl fmt::Display for Budget {
 pub fn parse_budget(text: &str) -> Result<Budget, String> {
     let bad = |why: &str| {
         format!(
-            "invalid budget \"{text}\": {why}; expected COUNT/WINDOW, like \"1/6h\" or \"3/1d\""
+            "invalid budget {}: {why}; expected COUNT/WINDOW, like \"1/6h\" or \"3/1d\"",
+            quoted(text)
         )
     };
     let (count, window) = text.split_once('/').ok_or_else(|| bad("no `/`"))?;
-    let count: u32 = count
-        .trim()
-        .parse()
-        .map_err(|_| bad(&format!("count \"{}\" is not a whole number", count.trim())))?;
+    let count: u32 = count.trim().parse().map_err(|_| {
+        bad(&format!(
+            "count {} is not a whole number",
+            quoted(count.trim())
+        ))
+    })?;
     let window_text = window.trim();
     // "1/h" reads naturally as once an hour.
     let window = if window_text
@@ -132,7 +183,7 @@ pub fn parse_budget(text: &str) -> Result<Budget, String> {
     } else {
         parse_duration(window_text)
     }
-    .map_err(|_| bad(&format!("window \"{window_text}\" is not a duration")))?;
+    .map_err(|_| bad(&format!("window {} is not a duration", quoted(window_text))))?;
     Ok(Budget { count, window })
 }
 
@@ -163,7 +214,8 @@ impl FromScalar for Severity {
             "warning" => Ok(Severity::Warning),
             "critical" => Ok(Severity::Critical),
             other => Err(format!(
-                "unknown severity \"{other}\"; expected {}",
+                "unknown severity {}; expected {}",
+                quoted(other),
                 Self::EXPECTED
             )),
         }
@@ -194,10 +246,14 @@ pub fn check_name(name: &str) -> Result<(), String> {
     if name.is_empty() {
         Err("name is empty".into())
     } else if name.len() > 64 {
-        Err(format!("name \"{name}\" is longer than 64 characters"))
+        Err(format!(
+            "name {} is longer than 64 characters",
+            quoted(name)
+        ))
     } else if !ok_first || !ok_rest {
         Err(format!(
-            "name \"{name}\" may only hold lowercase letters, digits, '-', '_' and '.', and must start with a letter or digit"
+            "name {} may only hold lowercase letters, digits, '-', '_' and '.', and must start with a letter or digit",
+            quoted(name)
         ))
     } else {
         Ok(())
@@ -209,8 +265,11 @@ pub fn did_you_mean<'a>(
     word: &str,
     candidates: impl IntoIterator<Item = &'a str>,
 ) -> Option<&'a str> {
+    let len = word.chars().count();
     candidates
         .into_iter()
+        // The distance is at least the difference in length: skip the far ones.
+        .filter(|c| len.abs_diff(c.chars().count()) <= 2.max(c.len() / 4))
         .map(|c| (edit_distance(word, c), c))
         .filter(|(d, c)| *d <= 2.max(c.len() / 4) && *d < c.len())
         .min_by_key(|(d, _)| *d)
@@ -252,6 +311,20 @@ mod tests {
                 .contains("invalid duration \"30x\"")
         );
         assert!(parse_duration("").is_err());
+    }
+
+    #[test]
+    fn durations_are_shown_as_files_write_them() {
+        for (d, text) in [
+            (Duration::ZERO, "0s"),
+            (Duration::from_millis(100), "100ms"),
+            (Duration::from_secs(5400), "1h30m"),
+            (Duration::from_secs(400 * 86400), "400d"),
+            (Duration::from_secs(30 * 86400), "30d"),
+        ] {
+            assert_eq!(format_duration(d), text);
+            assert_eq!(parse_duration(text).unwrap(), d, "{text} reads back");
+        }
     }
 
     #[test]

@@ -1,0 +1,155 @@
+//! Keys the files accept that do nothing yet.
+//!
+//! The files already describe alerting, the metrics history, the dashboard
+//! and the earlier platform's endpoints, so that a site writes its
+//! configuration once. Until a feature lands, each of its keys (or tables)
+//! that a file sets gets one warning, from `check` and at every start and
+//! reload, so that nobody counts on it. [`NOT_IN_EFFECT`] is the one list:
+//! a feature removes its entries when it lands.
+
+use super::diag::{Anchor, Diagnostic, KeyPath, Severity, SourceFile, key_shown};
+
+/// Which file a key belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileKind {
+    /// `watchdog.toml`.
+    Daemon,
+    /// A policy file.
+    Policy,
+}
+
+/// A key or table that is accepted but not in effect yet.
+#[derive(Debug, Clone, Copy)]
+pub struct NotInEffect {
+    /// The file it is in.
+    pub file: FileKind,
+    /// Its path: keys, `*` for every table of a set of named tables
+    /// (`[channels.NAME]`), `[]` for every table of an array (`[[rule]]`).
+    pub path: &'static [&'static str],
+    /// Why it does nothing, for the operator.
+    pub why: &'static str,
+}
+
+const ALERTS: &str = "alerts are not sent in this version";
+const HISTORY: &str = "the metrics history is not kept in this version";
+
+/// Every key and table that is accepted but not in effect yet.
+pub const NOT_IN_EFFECT: &[NotInEffect] = &[
+    NotInEffect {
+        file: FileKind::Daemon,
+        path: &["channels", "*"],
+        why: ALERTS,
+    },
+    NotInEffect {
+        file: FileKind::Daemon,
+        path: &["escalation", "*"],
+        why: ALERTS,
+    },
+    NotInEffect {
+        file: FileKind::Daemon,
+        path: &["rule", "[]"],
+        why: "alert rules on metrics are not evaluated in this version",
+    },
+    NotInEffect {
+        file: FileKind::Daemon,
+        path: &["alerts"],
+        why: ALERTS,
+    },
+    NotInEffect {
+        file: FileKind::Daemon,
+        path: &["metrics", "raw-retention"],
+        why: HISTORY,
+    },
+    NotInEffect {
+        file: FileKind::Daemon,
+        path: &["metrics", "rollup-retention"],
+        why: HISTORY,
+    },
+    NotInEffect {
+        file: FileKind::Daemon,
+        path: &["metrics", "max-disk-mib"],
+        why: HISTORY,
+    },
+    NotInEffect {
+        file: FileKind::Daemon,
+        path: &["api", "dashboard"],
+        why: "there is no dashboard in this version (`/` answers 404)",
+    },
+    NotInEffect {
+        file: FileKind::Daemon,
+        path: &["platform", "legacy-endpoints"],
+        why: "the earlier platform's endpoints are not served in this version",
+    },
+    NotInEffect {
+        file: FileKind::Policy,
+        path: &["alert", "escalation"],
+        why: ALERTS,
+    },
+    NotInEffect {
+        file: FileKind::Policy,
+        path: &["alert", "delay"],
+        why: ALERTS,
+    },
+    NotInEffect {
+        file: FileKind::Policy,
+        path: &["alert", "notify-resolved"],
+        why: ALERTS,
+    },
+];
+
+/// One warning for each key or table of [`NOT_IN_EFFECT`] that `src` sets.
+pub fn warn(src: &SourceFile, file: FileKind, out: &mut Vec<Diagnostic>) {
+    for entry in NOT_IN_EFFECT.iter().filter(|e| e.file == file) {
+        for path in expand(src, entry.path) {
+            let message = format!(
+                "{} is accepted but not in effect yet: {}",
+                describe(src, entry.path, &path),
+                entry.why
+            );
+            out.push(src.at(&path, Anchor::Key, Severity::Warning, message));
+        }
+    }
+}
+
+/// The paths of `src` that a pattern names.
+fn expand(src: &SourceFile, pattern: &[&str]) -> Vec<KeyPath> {
+    let mut paths = vec![KeyPath::root()];
+    for step in pattern {
+        paths = paths
+            .into_iter()
+            .flat_map(|p| -> Vec<KeyPath> {
+                match *step {
+                    "*" => src.keys_at(&p).iter().map(|k| p.key(k)).collect(),
+                    "[]" => (0..src.items_at(&p)).map(|i| p.index(i)).collect(),
+                    key => {
+                        let p = p.key(key);
+                        if src.has(&p) { vec![p] } else { Vec::new() }
+                    }
+                }
+            })
+            .collect();
+    }
+    paths
+}
+
+/// `[channels.ops-email]`, `[[rule]] "disk-filling"`, `[metrics] raw-retention`.
+fn describe(src: &SourceFile, pattern: &[&str], path: &KeyPath) -> String {
+    match pattern.last() {
+        Some(&"[]") => {
+            let table = KeyPath(path.0[..path.0.len() - 1].to_vec());
+            match src.written(&path.key("name")) {
+                Some(name) if name.starts_with(['"', '\'']) => {
+                    format!("[[{table}]] {}", super::diag::plain(name))
+                }
+                _ => format!("[[{table}]]"),
+            }
+        }
+        Some(&"*") => format!("[{path}]"),
+        _ if pattern.len() == 1 => format!("[{path}]"),
+        _ => {
+            let table = KeyPath(path.0[..path.0.len() - 1].to_vec());
+            let key = path.last_key().unwrap_or("?");
+            format!("[{table}] {}", key_shown(key))
+        }
+    }
+}

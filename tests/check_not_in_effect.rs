@@ -1,0 +1,166 @@
+//! Keys that are accepted but not in effect yet: one warning each, located,
+//! and none for the shipped files.
+
+use std::path::Path;
+
+use rvm_watchdog::config::pending::{FileKind, NOT_IN_EFFECT};
+use rvm_watchdog::config::{self, Level, Sources};
+
+const CONFIG: &str = r#"[api]
+dashboard = true
+protect-reads = false
+
+[platform]
+base-url = "https://myrvm.example/api/v1"
+legacy-endpoints = true
+
+[metrics]
+interval = "10s"
+raw-retention = "24h"
+rollup-retention = "30d"
+max-disk-mib = 256
+
+[alerts]
+default-escalation = "field-ops"
+notify-resolved = true
+outbox-max = 10000
+
+[channels.fleet]
+kind = "alertmanager"
+url = "http://alertmanager.example:9093"
+
+[channels.ops]
+kind = "alertmanager"
+url = "http://ops.example:9093"
+timeout = "5s"
+
+[escalation.field-ops]
+levels = [{ after = "0s", channels = ["fleet"] }, { after = "10m", channels = ["ops"] }]
+repeat = "1h"
+
+[[rule]]
+name = "disk-filling"
+series = 'disk_used_ratio{mount="/"}'
+predict = { within = "6h", above = 0.95 }
+
+[[rule]]
+name = "hot"
+series = "temperature_celsius"
+above = 90.0
+"#;
+
+const POLICY: &str = r#"[target]
+name = "edge"
+unit = "edge.service"
+
+[alert]
+severity = "critical"
+escalation = "field-ops"
+delay = "30s"
+notify-resolved = false
+"#;
+
+#[test]
+fn each_key_not_in_effect_gets_one_located_warning() {
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path();
+    std::fs::write(dir.join("watchdog.toml"), CONFIG).unwrap();
+    std::fs::create_dir(dir.join("policies")).unwrap();
+    std::fs::write(dir.join("policies/edge.toml"), POLICY).unwrap();
+    let loaded = config::load(&Sources {
+        config_file: Some(dir.join("watchdog.toml")),
+        policies_dir: Some(dir.join("policies")),
+        ..Sources::default()
+    });
+    let shown = dir.display().to_string();
+    let lines: Vec<String> = loaded
+        .diagnostics
+        .iter()
+        .map(|d| d.to_string().replace(&shown, "$DIR"))
+        .collect();
+    let alerts = "alerts are not sent in this version";
+    let history = "the metrics history is not kept in this version";
+    let expected = [
+        "$DIR/watchdog.toml:2:1: warning: [api] dashboard is accepted but not in effect yet: there is no dashboard in this version (`/` answers 404)".to_owned(),
+        "$DIR/watchdog.toml:7:1: warning: [platform] legacy-endpoints is accepted but not in effect yet: the earlier platform's endpoints are not served in this version".to_owned(),
+        format!("$DIR/watchdog.toml:11:1: warning: [metrics] raw-retention is accepted but not in effect yet: {history}"),
+        format!("$DIR/watchdog.toml:12:1: warning: [metrics] rollup-retention is accepted but not in effect yet: {history}"),
+        format!("$DIR/watchdog.toml:13:1: warning: [metrics] max-disk-mib is accepted but not in effect yet: {history}"),
+        format!("$DIR/watchdog.toml:15:2: warning: [alerts] is accepted but not in effect yet: {alerts}"),
+        format!("$DIR/watchdog.toml:20:11: warning: [channels.fleet] is accepted but not in effect yet: {alerts}"),
+        format!("$DIR/watchdog.toml:24:11: warning: [channels.ops] is accepted but not in effect yet: {alerts}"),
+        format!("$DIR/watchdog.toml:29:13: warning: [escalation.field-ops] is accepted but not in effect yet: {alerts}"),
+        "$DIR/watchdog.toml:33:1: warning: [[rule]] \"disk-filling\" is accepted but not in effect yet: alert rules on metrics are not evaluated in this version".to_owned(),
+        "$DIR/watchdog.toml:38:1: warning: [[rule]] \"hot\" is accepted but not in effect yet: alert rules on metrics are not evaluated in this version".to_owned(),
+        format!("$DIR/policies/edge.toml:7:1: warning: [alert] escalation is accepted but not in effect yet: {alerts}"),
+        format!("$DIR/policies/edge.toml:8:1: warning: [alert] delay is accepted but not in effect yet: {alerts}"),
+        format!("$DIR/policies/edge.toml:9:1: warning: [alert] notify-resolved is accepted but not in effect yet: {alerts}"),
+    ];
+    assert_eq!(lines, expected);
+    assert!(
+        loaded.config.is_some(),
+        "warnings do not stop the configuration"
+    );
+
+    // Every entry of the list was exercised above.
+    for entry in NOT_IN_EFFECT {
+        let file = match entry.file {
+            FileKind::Daemon => "watchdog.toml",
+            FileKind::Policy => "edge.toml",
+        };
+        let last = entry
+            .path
+            .iter()
+            .rev()
+            .find(|s| !matches!(**s, "*" | "[]"))
+            .unwrap();
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.contains(file) && l.contains(last) && l.ends_with(entry.why)),
+            "{:?} has a warning",
+            entry.path
+        );
+    }
+}
+
+#[test]
+fn keys_in_effect_get_no_warning() {
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path();
+    std::fs::write(
+        dir.join("watchdog.toml"),
+        "[api]\nprotect-reads = true\n\n[metrics]\ninterval = \"5s\"\n",
+    )
+    .unwrap();
+    std::fs::create_dir(dir.join("policies")).unwrap();
+    std::fs::write(
+        dir.join("policies/edge.toml"),
+        "[target]\nname = \"edge\"\n\n[alert]\nseverity = \"critical\"\n",
+    )
+    .unwrap();
+    let loaded = config::load(&Sources {
+        config_file: Some(dir.join("watchdog.toml")),
+        policies_dir: Some(dir.join("policies")),
+        ..Sources::default()
+    });
+    assert!(loaded.diagnostics.is_empty(), "{:?}", loaded.diagnostics);
+}
+
+/// The shipped files set no key that is not in effect: they check clean.
+#[test]
+fn the_shipped_files_set_no_key_that_is_not_in_effect() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let loaded = config::load(&Sources {
+        config_file: Some(root.join("packaging/watchdog.toml")),
+        policies_dir: Some(root.join("policies")),
+        ..Sources::default()
+    });
+    let warnings: Vec<String> = loaded
+        .diagnostics
+        .iter()
+        .filter(|d| d.severity == Level::Warning)
+        .map(ToString::to_string)
+        .collect();
+    assert!(warnings.is_empty(), "{warnings:#?}");
+}
