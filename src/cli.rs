@@ -228,7 +228,8 @@ pub fn check(args: &FileArgs, out: &mut impl std::io::Write) -> std::io::Result<
     let loaded = config::load(&args.sources());
     for file in &loaded.files {
         let verdict = if file.ok { "SUCCESS" } else { "FAILED" };
-        writeln!(out, "Checking '{}' {verdict}", file.path.display())?;
+        let shown: String = file.path.display().to_string().escape_debug().collect();
+        writeln!(out, "Checking '{shown}' {verdict}")?;
     }
     for d in &loaded.diagnostics {
         writeln!(out, "{d}")?;

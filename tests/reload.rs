@@ -211,3 +211,29 @@ fn a_taken_port_fails_the_start_with_the_address_named() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_fifo_among_the_policies_refuses_the_reload_and_the_loop_goes_on() {
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path();
+    setup(dir);
+    let mut daemon = TestDaemon::start(dir);
+    // A named pipe nobody writes to: opening it for reading would block.
+    let fifo = dir.join("policies/pipe.toml");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    let mark = daemon.seen.len();
+    daemon.signal(Signal::SIGHUP);
+    let problem = daemon.wait_for_line_after(mark, "pipe.toml", WAIT);
+    assert!(problem.contains("not a regular file"), "{problem}");
+    daemon.wait_for_line_after(mark, "reload refused", WAIT);
+    let health = daemon.wait_for("the refused reload on /health", WAIT, |h| {
+        config_output(h).contains("refused with")
+    });
+    assert_eq!(target_names(&health), ["alpha"]);
+    // The core loop goes round: /livez passes, and a reload without the pipe applies.
+    assert_eq!(daemon.get("/livez").0, 200);
+    std::fs::remove_file(&fifo).unwrap();
+    let mark = daemon.seen.len();
+    daemon.signal(Signal::SIGHUP);
+    daemon.wait_for_line_after(mark, "reload applied", WAIT);
+}
