@@ -372,31 +372,12 @@ pub(crate) mod testing {
 mod tests {
     use super::*;
     use crate::metrics::Kind::{Counter, Gauge};
-    use crate::metrics::collect::testing::{close, find, fixture, names, value};
+    use crate::metrics::collect::testing::{
+        close, copy_tree, find, fixture, host_rounds, names, value,
+    };
 
-    /// A copy of `host-a`, to which `host-b`'s files are copied for the
-    /// second round.
     fn two_rounds() -> (Vec<Sample>, Vec<Sample>) {
-        let root = tempfile::tempdir().unwrap();
-        copy_tree(&fixture("host-a"), root.path());
-        let mut c = HostCollector::with_space(root.path().to_owned(), testing::space);
-        let first = c.collect(1_000);
-        copy_tree(&fixture("host-b"), root.path());
-        let second = c.collect(11_000);
-        (first, second)
-    }
-
-    fn copy_tree(from: &Path, to: &Path) {
-        std::fs::create_dir_all(to).unwrap();
-        for entry in std::fs::read_dir(from).unwrap() {
-            let entry = entry.unwrap();
-            let target = to.join(entry.file_name());
-            if entry.file_type().unwrap().is_dir() {
-                copy_tree(&entry.path(), &target);
-            } else {
-                std::fs::copy(entry.path(), &target).unwrap();
-            }
-        }
+        host_rounds(1_000, 11_000)
     }
 
     #[test]
@@ -634,7 +615,7 @@ mod tests {
     }
 
     #[test]
-    fn this_machine_has_cpu_memory_and_uptime() {
+    fn this_machine_has_memory_uptime_and_a_root_filesystem() {
         let mut c = HostCollector::new("/".into());
         c.collect(1);
         let samples = c.collect(2);

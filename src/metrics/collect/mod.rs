@@ -26,12 +26,12 @@
 //! **Why not sysinfo.** The `sysinfo` crate reads the same `/proc` files
 //! but always at `/proc` and `/sys`: it cannot read under a host root, so
 //! the fixture trees could not test what the watchdog reports, and a
-//! watchdog in a container could not read the host mounted at
-//! `/host`. It also lacks pressure stall information and the
-//! `/proc/<pid>/io` figures, and disk I/O only by mount, so the files
-//! would be parsed here anyway. The few files the host collector needs are
-//! a line format each ([`procfs`]); parsing them costs less than
-//! sysinfo's refreshes and adds no dependency to build for the Jetson.
+//! watchdog in a container could not read the host mounted at `/host`.
+//! It has no pressure stall information either, and Jetson GPU, thermal
+//! and power figures come from sysfs in any case. The few files the host
+//! collector needs are a line format each ([`procfs`]); parsing them here
+//! keeps every figure testable and adds no dependency to build for the
+//! Jetson.
 //!
 //! Names follow Prometheus' conventions: a `rvm_` prefix, the unit last
 //! (`_bytes`, `_seconds`, `_ratio` for 0–1 shares, `_celsius`, `_watts`,
@@ -143,6 +143,7 @@ fn read_into(path: &Path, buf: &mut String) -> bool {
 pub(crate) mod testing {
     use std::path::{Path, PathBuf};
 
+    use super::{Collector, HostCollector, host};
     use crate::metrics::{Kind, Sample};
 
     /// A committed tree under `tests/fixtures/collect`.
@@ -175,6 +176,33 @@ pub(crate) mod testing {
         names
     }
 
+    /// Two rounds of the host collector on a copy of `host-a`, to which
+    /// `host-b`'s files are copied for the second, stamped `first_ms` and
+    /// `second_ms`.
+    pub(crate) fn host_rounds(first_ms: u64, second_ms: u64) -> (Vec<Sample>, Vec<Sample>) {
+        let root = tempfile::tempdir().unwrap();
+        copy_tree(&fixture("host-a"), root.path());
+        let mut c = HostCollector::with_space(root.path().to_owned(), host::testing::space);
+        let first = c.collect(first_ms);
+        copy_tree(&fixture("host-b"), root.path());
+        let second = c.collect(second_ms);
+        (first, second)
+    }
+
+    /// Copies files and directories.
+    pub(crate) fn copy_tree(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for entry in std::fs::read_dir(from).unwrap() {
+            let entry = entry.unwrap();
+            let target = to.join(entry.file_name());
+            if entry.file_type().unwrap().is_dir() {
+                copy_tree(&entry.path(), &target);
+            } else {
+                std::fs::copy(entry.path(), &target).unwrap();
+            }
+        }
+    }
+
     pub(crate) fn close(a: f64, b: f64) -> bool {
         (a - b).abs() < 1e-9 * b.abs().max(1.0)
     }
@@ -205,11 +233,8 @@ mod tests {
 
     #[test]
     fn every_series_and_label_name_is_valid_and_every_key_unique() {
-        let host = fixture("host-a");
-        let mut rounds = Vec::new();
-        let mut h = HostCollector::with_space(host.clone(), host::testing::space);
-        h.collect(1);
-        rounds.push(h.collect(2));
+        let (first, second) = host_rounds(1, 2);
+        let mut rounds = vec![first, second];
         for tree in ["jp5-orin-nano", "jp6-orin-nano"] {
             rounds.push(JetsonCollector::new(jetson_fixture::path(tree)).collect(3));
         }
