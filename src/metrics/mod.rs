@@ -5,6 +5,7 @@
 //! samples; [`exposition`] renders the watchdog's own counters and gauges
 //! for Prometheus at `/metrics`.
 
+pub mod collect;
 pub mod exposition;
 pub mod ingest;
 pub mod kpi;
