@@ -469,7 +469,7 @@ fn every_key_is_documented_in_the_policies_readme() {
     use rvm_watchdog::config::raw::*;
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let readme = std::fs::read_to_string(root.join("policies/README.md")).unwrap();
-    let tables: [(&str, &[&str]); 21] = [
+    let tables: [(&str, &[&str]); 23] = [
         ("watchdog.toml", fields_of::<RawConfig>()),
         ("[daemon]", fields_of::<RawDaemon>()),
         ("[log]", fields_of::<RawLog>()),
@@ -477,6 +477,8 @@ fn every_key_is_documented_in_the_policies_readme() {
         ("[identity]", fields_of::<RawIdentity>()),
         ("[platform]", fields_of::<RawPlatform>()),
         ("[metrics]", fields_of::<RawMetrics>()),
+        ("[[metrics.scrape]]", fields_of::<RawScrape>()),
+        ("[[metrics.kpi]]", fields_of::<RawKpi>()),
         ("[reboot]", fields_of::<RawReboot>()),
         ("[alerts]", fields_of::<RawAlerts>()),
         ("[channels.NAME]", fields_of::<RawChannel>()),

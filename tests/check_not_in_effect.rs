@@ -16,8 +16,9 @@ legacy-endpoints = true
 
 [metrics]
 interval = "10s"
-raw-retention = "24h"
-rollup-retention = "30d"
+raw-retention = "1h"
+minute-retention = "7d"
+hour-retention = "90d"
 max-disk-mib = 256
 
 [alerts]
@@ -47,6 +48,16 @@ predict = { within = "6h", above = 0.95 }
 name = "hot"
 series = "temperature_celsius"
 above = 90.0
+
+[[metrics.scrape]]
+name = "vision"
+url = "http://127.0.0.1:8000/metrics"
+
+[[metrics.kpi]]
+name = "rvm_kpi_deposits_per_hour"
+kind = "rate"
+of = "rvm_deposits_total"
+per = "1h"
 "#;
 
 const POLICY: &str = r#"[target]
@@ -84,14 +95,17 @@ fn each_key_not_in_effect_gets_one_located_warning() {
         "$DIR/watchdog.toml:2:1: warning: [api] dashboard is accepted but not in effect yet: there is no dashboard in this version (`/` answers 404)".to_owned(),
         "$DIR/watchdog.toml:7:1: warning: [platform] legacy-endpoints is accepted but not in effect yet: the earlier platform's endpoints are not served in this version".to_owned(),
         format!("$DIR/watchdog.toml:11:1: warning: [metrics] raw-retention is accepted but not in effect yet: {history}"),
-        format!("$DIR/watchdog.toml:12:1: warning: [metrics] rollup-retention is accepted but not in effect yet: {history}"),
-        format!("$DIR/watchdog.toml:13:1: warning: [metrics] max-disk-mib is accepted but not in effect yet: {history}"),
-        format!("$DIR/watchdog.toml:15:2: warning: [alerts] is accepted but not in effect yet: {alerts}"),
-        format!("$DIR/watchdog.toml:20:11: warning: [channels.fleet] is accepted but not in effect yet: {alerts}"),
-        format!("$DIR/watchdog.toml:24:11: warning: [channels.ops] is accepted but not in effect yet: {alerts}"),
-        format!("$DIR/watchdog.toml:29:13: warning: [escalation.field-ops] is accepted but not in effect yet: {alerts}"),
-        "$DIR/watchdog.toml:33:1: warning: [[rule]] \"disk-filling\" is accepted but not in effect yet: alert rules on metrics are not evaluated in this version".to_owned(),
-        "$DIR/watchdog.toml:38:1: warning: [[rule]] \"hot\" is accepted but not in effect yet: alert rules on metrics are not evaluated in this version".to_owned(),
+        format!("$DIR/watchdog.toml:12:1: warning: [metrics] minute-retention is accepted but not in effect yet: {history}"),
+        format!("$DIR/watchdog.toml:13:1: warning: [metrics] hour-retention is accepted but not in effect yet: {history}"),
+        format!("$DIR/watchdog.toml:14:1: warning: [metrics] max-disk-mib is accepted but not in effect yet: {history}"),
+        format!("$DIR/watchdog.toml:16:2: warning: [alerts] is accepted but not in effect yet: {alerts}"),
+        format!("$DIR/watchdog.toml:21:11: warning: [channels.fleet] is accepted but not in effect yet: {alerts}"),
+        format!("$DIR/watchdog.toml:25:11: warning: [channels.ops] is accepted but not in effect yet: {alerts}"),
+        format!("$DIR/watchdog.toml:30:13: warning: [escalation.field-ops] is accepted but not in effect yet: {alerts}"),
+        "$DIR/watchdog.toml:34:1: warning: [[rule]] \"disk-filling\" is accepted but not in effect yet: alert rules on metrics are not evaluated in this version".to_owned(),
+        "$DIR/watchdog.toml:39:1: warning: [[rule]] \"hot\" is accepted but not in effect yet: alert rules on metrics are not evaluated in this version".to_owned(),
+        "$DIR/watchdog.toml:44:1: warning: [[metrics.scrape]] \"vision\" is accepted but not in effect yet: services are not scraped in this version".to_owned(),
+        "$DIR/watchdog.toml:48:1: warning: [[metrics.kpi]] \"rvm_kpi_deposits_per_hour\" is accepted but not in effect yet: KPIs are not computed in this version".to_owned(),
         format!("$DIR/policies/edge.toml:7:1: warning: [alert] escalation is accepted but not in effect yet: {alerts}"),
         format!("$DIR/policies/edge.toml:8:1: warning: [alert] delay is accepted but not in effect yet: {alerts}"),
         format!("$DIR/policies/edge.toml:9:1: warning: [alert] notify-resolved is accepted but not in effect yet: {alerts}"),

@@ -179,9 +179,9 @@ fn numbers_are_echoed_as_written() {
 
 #[test]
 fn duration_ranges_are_written_as_the_file_writes_durations() {
-    let lines = daemon("[metrics]\nrollup-retention = \"0s\"\n");
+    let lines = daemon("[metrics]\nminute-retention = \"0s\"\n");
     assert!(
-        lines.contains(&"$DIR/watchdog.toml:2:20: error: `rollup-retention` = \"0s\" is out of range; expected \"1d\" to \"400d\"".to_owned()),
+        lines.contains(&"$DIR/watchdog.toml:2:20: error: `minute-retention` = \"0s\" is out of range; expected \"1d\" to \"30d\"".to_owned()),
         "{lines:#?}"
     );
     let lines = policy(

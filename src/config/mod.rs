@@ -426,6 +426,8 @@ fn describe_config_key(path: &KeyPath) -> Option<String> {
         ["identity"] => fields_of::<raw::RawIdentity>(),
         ["platform"] => fields_of::<raw::RawPlatform>(),
         ["metrics"] => fields_of::<raw::RawMetrics>(),
+        ["metrics", "scrape"] => fields_of::<raw::RawScrape>(),
+        ["metrics", "kpi"] => fields_of::<raw::RawKpi>(),
         ["reboot"] => fields_of::<raw::RawReboot>(),
         ["alerts"] => fields_of::<raw::RawAlerts>(),
         ["channels", _] => fields_of::<raw::RawChannel>(),

@@ -180,12 +180,44 @@ pub struct Platform {
 pub struct Metrics {
     /// Sampling interval.
     pub interval: Duration,
-    /// Raw sample retention.
+    /// Full resolution kept in RAM for this long.
     pub raw_retention: Duration,
-    /// Rollup retention.
-    pub rollup_retention: Duration,
+    /// 1-minute rollups kept this long.
+    pub minute_retention: Duration,
+    /// 1-hour rollups kept this long.
+    pub hour_retention: Duration,
     /// History size bound, MiB.
     pub max_disk_mib: u64,
+    /// Services' endpoints to scrape.
+    pub scrapes: Vec<Scrape>,
+    /// Figures computed from the series.
+    pub kpis: Vec<Kpi>,
+}
+
+/// `[[metrics.scrape]]`
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scrape {
+    /// The `source` label.
+    pub name: String,
+    /// The endpoint.
+    pub url: String,
+    /// Between scrapes.
+    pub interval: Duration,
+    /// Per scrape.
+    pub timeout: Duration,
+}
+
+/// `[[metrics.kpi]]`
+#[derive(Debug, Clone, PartialEq)]
+pub struct Kpi {
+    /// The series it becomes.
+    pub name: String,
+    /// One line for people.
+    pub help: String,
+    /// How it is computed.
+    pub formula: crate::metrics::kpi::Formula,
+    /// Over how long.
+    pub window: Duration,
 }
 
 /// `[reboot]`

@@ -62,8 +62,23 @@ pub const NOT_IN_EFFECT: &[NotInEffect] = &[
     },
     NotInEffect {
         file: FileKind::Daemon,
-        path: &["metrics", "rollup-retention"],
+        path: &["metrics", "minute-retention"],
         why: HISTORY,
+    },
+    NotInEffect {
+        file: FileKind::Daemon,
+        path: &["metrics", "hour-retention"],
+        why: HISTORY,
+    },
+    NotInEffect {
+        file: FileKind::Daemon,
+        path: &["metrics", "scrape", "[]"],
+        why: "services are not scraped in this version",
+    },
+    NotInEffect {
+        file: FileKind::Daemon,
+        path: &["metrics", "kpi", "[]"],
+        why: "KPIs are not computed in this version",
     },
     NotInEffect {
         file: FileKind::Daemon,

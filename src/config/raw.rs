@@ -134,12 +134,56 @@ pub struct RawPlatform {
 pub struct RawMetrics {
     /// How often system, Jetson and per-service metrics are sampled. Default `"10s"`.
     pub interval: Option<HumanDuration>,
-    /// How long raw samples are kept on the device. Default `"24h"`.
+    /// How long every sample is kept in RAM at full resolution. Default `"1h"`.
     pub raw_retention: Option<HumanDuration>,
-    /// How long 1-minute and 1-hour rollups are kept. Default `"30d"`.
-    pub rollup_retention: Option<HumanDuration>,
-    /// Upper bound for the history database in MiB. Default 256.
+    /// How long 1-minute rollups are kept on the device. Default `"7d"`.
+    pub minute_retention: Option<HumanDuration>,
+    /// How long 1-hour rollups are kept on the device. Default `"90d"`.
+    pub hour_retention: Option<HumanDuration>,
+    /// Upper bound for the history file in MiB. Default 256.
     pub max_disk_mib: Option<u64>,
+    /// `[[metrics.scrape]]`: services' Prometheus endpoints to scrape.
+    pub scrape: Vec<RawScrape>,
+    /// `[[metrics.kpi]]`: figures computed from the series.
+    pub kpi: Vec<RawKpi>,
+}
+
+/// `[[metrics.scrape]]`
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "kebab-case", default)]
+pub struct RawScrape {
+    /// Name, the `source` label of every series scraped. Required.
+    pub name: Option<String>,
+    /// The endpoint, e.g. `"http://127.0.0.1:8000/metrics"`. Required.
+    pub url: Option<String>,
+    /// Time between scrapes. Default `"10s"`.
+    pub interval: Option<HumanDuration>,
+    /// A scrape that takes longer fails. Default `"5s"`, at most the interval.
+    pub timeout: Option<HumanDuration>,
+}
+
+/// `[[metrics.kpi]]`
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "kebab-case", default)]
+pub struct RawKpi {
+    /// The series it becomes, e.g. `"rvm_kpi_detection_success_ratio"`. Required.
+    pub name: Option<String>,
+    /// One line for people.
+    pub help: Option<String>,
+    /// `rate`, `ratio`, `mean` or `quantile`. Required.
+    pub kind: Option<String>,
+    /// rate, mean, quantile: the series, e.g. `"rvm_deposits_total{result=\"accepted\"}"`.
+    pub of: Option<String>,
+    /// ratio: the counter above the line.
+    pub numerator: Option<String>,
+    /// ratio: the counter below the line.
+    pub denominator: Option<String>,
+    /// quantile: between 0 and 1, e.g. 0.95.
+    pub q: Option<f64>,
+    /// rate: per how long, e.g. `"1h"` for "per hour". Default `"1s"`.
+    pub per: Option<HumanDuration>,
+    /// The window it is computed over. Default `"1h"`.
+    pub window: Option<HumanDuration>,
 }
 
 /// `[reboot]`

@@ -549,7 +549,7 @@ pub fn config(src: &SourceFile, raw: RawConfig, out: &mut Vec<Diagnostic>) -> Co
                 &pp.key("timeout"),
                 &p.timeout,
                 5 * SECOND,
-                100 * Duration::from_millis(1),
+                Duration::from_millis(100),
                 MINUTE,
             ),
             legacy_endpoints: p.legacy_endpoints.unwrap_or(false),
@@ -568,15 +568,22 @@ pub fn config(src: &SourceFile, raw: RawConfig, out: &mut Vec<Diagnostic>) -> Co
         raw_retention: c.duration(
             &m.key("raw-retention"),
             &raw.metrics.raw_retention,
-            DAY,
             HOUR,
+            5 * MINUTE,
+            6 * HOUR,
+        ),
+        minute_retention: c.duration(
+            &m.key("minute-retention"),
+            &raw.metrics.minute_retention,
+            7 * DAY,
+            DAY,
             30 * DAY,
         ),
-        rollup_retention: c.duration(
-            &m.key("rollup-retention"),
-            &raw.metrics.rollup_retention,
-            30 * DAY,
-            DAY,
+        hour_retention: c.duration(
+            &m.key("hour-retention"),
+            &raw.metrics.hour_retention,
+            90 * DAY,
+            7 * DAY,
             400 * DAY,
         ),
         max_disk_mib: match raw.metrics.max_disk_mib {
@@ -593,6 +600,8 @@ pub fn config(src: &SourceFile, raw: RawConfig, out: &mut Vec<Diagnostic>) -> Co
             Some(v) => v,
             None => 256,
         },
+        scrapes: scrapes(&mut c, &m, &raw.metrics.scrape),
+        kpis: kpis(&mut c, &m, &raw.metrics.kpi),
     };
 
     let r = root.key("reboot");
@@ -1059,6 +1068,198 @@ fn recipients(
         }
     }
     Some(to.clone())
+}
+
+/// `[[metrics.scrape]]`: each a named endpoint, names unique.
+fn scrapes(c: &mut Checker<'_>, m: &KeyPath, raw: &[RawScrape]) -> Vec<Scrape> {
+    let mut out: Vec<Scrape> = Vec::new();
+    for (i, s) in raw.iter().enumerate() {
+        let path = m.key("scrape").index(i);
+        let name = match &s.name {
+            Some(n) => {
+                if let Err(why) = check_name(n) {
+                    c.error(&path.key("name"), why);
+                }
+                if out.iter().any(|o| &o.name == n) {
+                    c.error(
+                        &path.key("name"),
+                        format!("scrape \"{n}\" is named twice; give each a distinct `name`"),
+                    );
+                }
+                n.clone()
+            }
+            None => {
+                c.missing(&path, "name", ", the `source` label of what it scrapes");
+                continue;
+            }
+        };
+        let Some(url) = &s.url else {
+            c.missing(
+                &path,
+                "url",
+                ", like url = \"http://127.0.0.1:8000/metrics\"",
+            );
+            continue;
+        };
+        c.url(&path.key("url"), url);
+        let interval = c.duration(
+            &path.key("interval"),
+            &s.interval,
+            10 * SECOND,
+            SECOND,
+            HOUR,
+        );
+        let timeout = c.duration(
+            &path.key("timeout"),
+            &s.timeout,
+            (5 * SECOND).min(interval),
+            Duration::from_millis(100),
+            MINUTE,
+        );
+        if timeout > interval {
+            c.error(
+                &path.key("timeout"),
+                "`timeout` is longer than `interval`; a scrape would still run when the next is due",
+            );
+        }
+        out.push(Scrape {
+            name,
+            url: url.clone(),
+            interval,
+            timeout,
+        });
+    }
+    out
+}
+
+/// `[[metrics.kpi]]`: each a formula over selectors, names unique and not
+/// the watchdog's own.
+fn kpis(c: &mut Checker<'_>, m: &KeyPath, raw: &[RawKpi]) -> Vec<Kpi> {
+    use crate::metrics::kpi::{Formula, Selector};
+    let mut out: Vec<Kpi> = Vec::new();
+    for (i, k) in raw.iter().enumerate() {
+        let path = m.key("kpi").index(i);
+        let Some(name) = &k.name else {
+            c.missing(
+                &path,
+                "name",
+                ", the series it becomes, like name = \"rvm_kpi_deposits_per_hour\"",
+            );
+            continue;
+        };
+        let name_ok = Selector::parse(name).is_ok_and(|s| s.labels.is_empty() && &s.name == name);
+        if !name_ok {
+            c.error(
+                &path.key("name"),
+                format!(
+                    "{} is not a metric name (letters, digits and '_', not starting with a digit)",
+                    quoted(name)
+                ),
+            );
+        } else if let Some(p) = crate::metrics::ingest::RESERVED
+            .iter()
+            .find(|p| name.starts_with(*p))
+        {
+            c.error(&path.key("name"), format!("names starting with {p} are the watchdog's own; use rvm_kpi_ or the service's prefix"));
+        }
+        if out.iter().any(|o| &o.name == name) {
+            c.error(
+                &path.key("name"),
+                format!("KPI {} is defined twice", quoted(name)),
+            );
+        }
+        let selector = |c: &mut Checker<'_>, key: &str| -> Option<Selector> {
+            let text = match key {
+                "of" => &k.of,
+                "numerator" => &k.numerator,
+                _ => &k.denominator,
+            };
+            let Some(text) = text else {
+                c.missing(
+                    &path,
+                    key,
+                    ", a series like \"rvm_detections_total{result=\\\"ok\\\"}\"",
+                );
+                return None;
+            };
+            match Selector::parse(text) {
+                Ok(s) => Some(s),
+                Err(why) => {
+                    c.error(&path.key(key), why);
+                    None
+                }
+            }
+        };
+        let Some(kind) = &k.kind else {
+            c.missing(
+                &path,
+                "kind",
+                ": \"rate\", \"ratio\", \"mean\" or \"quantile\"",
+            );
+            continue;
+        };
+        let formula = match c.choice(
+            &path.key("kind"),
+            kind,
+            &["rate", "ratio", "mean", "quantile"],
+        ) {
+            Some("rate") => selector(c, "of").map(|of| Formula::Rate {
+                of,
+                per_seconds: c
+                    .duration(&path.key("per"), &k.per, SECOND, SECOND, DAY)
+                    .as_secs_f64(),
+            }),
+            Some("ratio") => match (selector(c, "numerator"), selector(c, "denominator")) {
+                (Some(numerator), Some(denominator)) => Some(Formula::Ratio {
+                    numerator,
+                    denominator,
+                }),
+                _ => None,
+            },
+            Some("mean") => selector(c, "of").map(|of| Formula::Mean { of }),
+            Some(_) => {
+                let q = match k.q {
+                    Some(q) if (0.0..=1.0).contains(&q) => q,
+                    Some(q) => {
+                        c.error(
+                            &path.key("q"),
+                            format!("`q` = {q} is out of range; expected 0 to 1, like 0.95"),
+                        );
+                        0.5
+                    }
+                    None => {
+                        c.missing(&path, "q", ", the quantile, like q = 0.95");
+                        0.5
+                    }
+                };
+                selector(c, "of").map(|of| Formula::Quantile { of, q })
+            }
+            None => None,
+        };
+        let keys: &[&str] = match kind.as_str() {
+            "rate" => &["of", "per"],
+            "ratio" => &["numerator", "denominator"],
+            "mean" => &["of"],
+            "quantile" => &["of", "q"],
+            _ => &["of", "numerator", "denominator", "q", "per"],
+        };
+        c.inapplicable(
+            &path,
+            &["of", "numerator", "denominator", "q", "per"],
+            keys,
+            &format!("a {kind} KPI"),
+        );
+        let window = c.duration(&path.key("window"), &k.window, HOUR, MINUTE, 7 * DAY);
+        if let Some(formula) = formula {
+            out.push(Kpi {
+                name: name.clone(),
+                help: k.help.clone().unwrap_or_else(|| format!("KPI {name}.")),
+                formula,
+                window,
+            });
+        }
+    }
+    out
 }
 
 // ---------------------------------------------------------------------------
