@@ -8,11 +8,14 @@
 //! A **frame** is the buckets of every series for one interval, encoded as
 //! one blob: the history file keeps one frame per minute and one per hour.
 //! Records are sorted by series id; each is the id's difference from the
-//! previous record's, the count, a tag, then the values. The tag says, for
-//! each value, how it is written: zero (no bytes), a whole number (a zigzag
-//! varint), an `f32` that holds it exactly (4 bytes) or an `f64` (8 bytes).
-//! When min, max and last are equal and the sum is that value times the
-//! count, only one value is written. The encoding is lossless.
+//! previous record's, the count, a tag, then the values: last, min, max,
+//! sum, and a counter's increase. The tag says how each value is written.
+//! Last and increase: zero (no bytes), a whole number (a zigzag varint), an
+//! `f32` that holds it exactly (4 bytes) or an `f64` (8 bytes). Min and max
+//! are written against last, and the sum against count × last: equal (no
+//! bytes), a whole difference (a varint, when both are whole), or as they
+//! are. When min, max and last are equal and the sum is that value times
+//! the count, only last is written. The encoding is lossless.
 
 /// The summary of one series over one interval. See the [module documentation](self).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -87,12 +90,31 @@ pub(crate) struct Malformed(pub usize);
 
 const SAME: u32 = 1;
 const COUNTER: u32 = 2;
+/// Last and increase: zero. Min, max and sum: equal to their reference.
 const CODE_ZERO: u32 = 0;
+/// A whole number (min, max, sum: a whole difference from the reference).
 const CODE_WHOLE: u32 = 1;
 const CODE_F32: u32 = 2;
 const CODE_F64: u32 = 3;
 /// Whole numbers up to this magnitude are written as varints.
 const WHOLE_LIMIT: f64 = 9_007_199_254_740_992.0; // 2^53
+
+/// One value of a record and what it is written against, if anything.
+type Value = (f64, Option<f64>);
+
+fn values(b: &Bucket, same: bool) -> Vec<Value> {
+    let mut v = vec![(b.last, None)];
+    if !same {
+        let sum_reference = b.last * f64::from(b.count);
+        v.extend([
+            (b.min, Some(b.last)),
+            (b.max, Some(b.last)),
+            (b.sum, Some(sum_reference)),
+        ]);
+    }
+    v.extend(b.increase.map(|i| (i, None)));
+    v
+}
 
 /// Encodes `records`, which must be sorted by series id, ids unique.
 pub(crate) fn encode_frame(records: &[(u32, Bucket)]) -> Vec<u8> {
@@ -109,26 +131,20 @@ pub(crate) fn encode_frame(records: &[(u32, Bucket)]) -> Vec<u8> {
         let same = b.min.to_bits() == b.max.to_bits()
             && b.min.to_bits() == b.last.to_bits()
             && (b.min * f64::from(b.count)).to_bits() == b.sum.to_bits();
-        let values: &[f64] = if same {
-            &[b.min]
-        } else {
-            &[b.min, b.max, b.sum, b.last]
-        };
+        let values = values(b, same);
         let mut tag = 0u32;
-        let mut shift = 2;
         if same {
             tag |= SAME;
         }
         if b.increase.is_some() {
             tag |= COUNTER;
         }
-        for v in values.iter().copied().chain(b.increase) {
-            tag |= code_of(v) << shift;
-            shift += 2;
+        for (k, &(v, reference)) in values.iter().enumerate() {
+            tag |= code_of(v, reference) << (2 + 2 * k);
         }
         put_varint(&mut out, u64::from(tag));
-        for v in values.iter().copied().chain(b.increase) {
-            put_value(&mut out, v);
+        for (v, reference) in values {
+            put_value(&mut out, v, reference);
         }
     }
     out
@@ -157,37 +173,29 @@ pub(crate) fn decode_frame(
         let count = u32::try_from(get_varint(bytes, &mut at)?).map_err(|_| Malformed(at))?;
         let tag = u32::try_from(get_varint(bytes, &mut at)?).map_err(|_| Malformed(at))?;
         let mut shift = 2;
-        let mut next = |at: &mut usize| {
+        let mut next = |at: &mut usize, reference: Option<f64>| {
             let code = (tag >> shift) & 3;
             shift += 2;
-            get_value(bytes, at, code)
+            get_value(bytes, at, code, reference)
         };
-        let bucket = if tag & SAME != 0 {
-            let v = next(&mut at)?;
-            Bucket {
-                count,
-                min: v,
-                max: v,
-                sum: v * f64::from(count),
-                last: v,
-                increase: None,
-            }
-        } else {
-            Bucket {
-                count,
-                min: next(&mut at)?,
-                max: next(&mut at)?,
-                sum: next(&mut at)?,
-                last: next(&mut at)?,
-                increase: None,
-            }
+        let last = next(&mut at, None)?;
+        let mut bucket = Bucket {
+            count,
+            min: last,
+            max: last,
+            sum: last * f64::from(count),
+            last,
+            increase: None,
         };
-        let increase = if tag & COUNTER != 0 {
-            Some(next(&mut at)?)
-        } else {
-            None
-        };
-        each(id, Bucket { increase, ..bucket });
+        if tag & SAME == 0 {
+            bucket.min = next(&mut at, Some(last))?;
+            bucket.max = next(&mut at, Some(last))?;
+            bucket.sum = next(&mut at, Some(last * f64::from(count)))?;
+        }
+        if tag & COUNTER != 0 {
+            bucket.increase = Some(next(&mut at, None)?);
+        }
+        each(id, bucket);
     }
     Ok(())
 }
@@ -227,31 +235,41 @@ pub(crate) fn merge_records(
     out
 }
 
-fn code_of(v: f64) -> u32 {
-    if v.to_bits() == 0 {
-        CODE_ZERO
-    } else if v.fract() == 0.0 && v.abs() <= WHOLE_LIMIT && v.to_bits() != (-0.0f64).to_bits() {
-        CODE_WHOLE
-    } else if f64::from(v as f32).to_bits() == v.to_bits() {
-        CODE_F32
-    } else {
-        CODE_F64
+fn whole(v: f64) -> bool {
+    v.fract() == 0.0 && v.abs() <= WHOLE_LIMIT && v.to_bits() != (-0.0f64).to_bits()
+}
+
+fn code_of(v: f64, reference: Option<f64>) -> u32 {
+    match reference {
+        Some(r) if v.to_bits() == r.to_bits() => CODE_ZERO,
+        // Both whole and the difference within 2^53: the difference, and
+        // the sum back, are exact.
+        Some(r) if whole(v) && whole(r) && whole(v - r) => CODE_WHOLE,
+        None if v.to_bits() == 0 => CODE_ZERO,
+        None if whole(v) => CODE_WHOLE,
+        _ if f64::from(v as f32).to_bits() == v.to_bits() => CODE_F32,
+        _ => CODE_F64,
     }
 }
 
-fn put_value(out: &mut Vec<u8>, v: f64) {
-    match code_of(v) {
+fn put_value(out: &mut Vec<u8>, v: f64, reference: Option<f64>) {
+    match code_of(v, reference) {
         CODE_ZERO => {}
-        CODE_WHOLE => put_varint(out, zigzag(v as i64)),
+        CODE_WHOLE => put_varint(out, zigzag((v - reference.unwrap_or(0.0)) as i64)),
         CODE_F32 => out.extend_from_slice(&(v as f32).to_le_bytes()),
         _ => out.extend_from_slice(&v.to_le_bytes()),
     }
 }
 
-fn get_value(bytes: &[u8], at: &mut usize, code: u32) -> Result<f64, Malformed> {
+fn get_value(
+    bytes: &[u8],
+    at: &mut usize,
+    code: u32,
+    reference: Option<f64>,
+) -> Result<f64, Malformed> {
     match code {
-        CODE_ZERO => Ok(0.0),
-        CODE_WHOLE => Ok(unzigzag(get_varint(bytes, at)?) as f64),
+        CODE_ZERO => Ok(reference.unwrap_or(0.0)),
+        CODE_WHOLE => Ok(reference.unwrap_or(0.0) + unzigzag(get_varint(bytes, at)?) as f64),
         CODE_F32 => {
             let raw = bytes.get(*at..*at + 4).ok_or(Malformed(*at))?;
             *at += 4;
@@ -351,6 +369,8 @@ mod tests {
                 },
             ),
             (302, gauge(&[-0.0, -0.0])),
+            (303, gauge(&[9e15, -9e15, 1.0])),
+            (304, gauge(&[f64::MAX, f64::MIN, 0.0])),
             (u32::MAX, gauge(&[1.0 / 3.0])),
         ];
         let bytes = encode_frame(&records);
@@ -376,6 +396,17 @@ mod tests {
         }
         // A steady gauge costs a few bytes: id, count, tag, one varint.
         assert_eq!(encode_frame(&[(0, gauge(&[7.0; 6]))]).len(), 4);
+        // A counter near 4e9 moving by 1000 a sample: max is last, min and
+        // sum small differences.
+        let mut counter = Bucket::of(4e9, Some(0.0));
+        for i in 1..6 {
+            counter.add(4e9 + 1000.0 * f64::from(i), Some(1000.0));
+        }
+        let bytes = encode_frame(&[(0, counter)]);
+        assert!(bytes.len() <= 16, "{} bytes", bytes.len());
+        let mut back = None;
+        decode_frame(&bytes, |_, b| back = Some(b)).unwrap();
+        assert_eq!(back, Some(counter));
     }
 
     #[test]

@@ -14,18 +14,21 @@
 //!
 //! Journal: WAL with `synchronous=NORMAL`. Each commit appends its pages to
 //! the WAL in one sequential write and syncs nothing; the sync happens at
-//! checkpoints (every 1000 pages). A rollback journal would sync twice per
+//! checkpoints (every 1000 pages, 1 MiB). A rollback journal would sync twice per
 //! commit and write every changed page twice as well, and small synced
 //! writes are what wears flash most. A power loss may lose the last
 //! commits, never the file's consistency.
 //!
-//! Size: the file is created with `auto_vacuum=INCREMENTAL`. Retention by
-//! age frees pages that later frames reuse, so the file stops growing at
-//! the size its retention needs. When the file holds more than the cap, the
-//! oldest minute frames whose hour is already summed are dropped first
-//! (hours keep the long view for a sixtieth of the room), then the oldest
-//! hour frames, and `PRAGMA incremental_vacuum` gives the pages back. The
-//! WAL beside the file adds up to [`WAL_LIMIT`].
+//! Size: retention by age frees pages that later frames reuse, so the file
+//! stops growing at the size its retention needs. When the pages in use
+//! come within a twentieth of the cap (at least 64 KiB), the oldest minute
+//! frames whose hour is already summed are dropped first (hours keep the
+//! long view for a sixtieth of the room), then the oldest hour frames,
+//! down to nine tenths of the cap; the freed pages are reused, so the file
+//! stays under the cap. Only a file already larger than its cap (the cap
+//! was lowered) is rewritten smaller, with `VACUUM`. There is no
+//! auto-vacuum: its pointer map would add a page to every commit. The WAL
+//! beside the file adds up to [`WAL_LIMIT`].
 
 use std::collections::{BTreeSet, HashMap};
 use std::fs::{DirBuilder, OpenOptions};
@@ -45,6 +48,11 @@ pub const FILE_NAME: &str = "history.db";
 
 /// The most the WAL keeps on disk between checkpoints.
 pub const WAL_LIMIT: u64 = 4 << 20;
+
+/// The page size of a new file. Each commit rewrites a few pages besides
+/// its data (the table's last leaf, the header page): small pages keep that
+/// small.
+const PAGE_SIZE: i64 = 1024;
 
 const MINUTE: u64 = 60_000;
 const HOUR: u64 = 3_600_000;
@@ -160,8 +168,8 @@ impl File {
         let mut conn = Connection::open_with_flags(&path, flags).map_err(open_error)?;
         conn.busy_timeout(Duration::from_secs(5))
             .map_err(open_error)?;
-        // Takes effect only on a file without tables: before the schema.
-        conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")
+        // Takes effect only on a new file: before WAL mode and the schema.
+        conn.pragma_update(None, "page_size", PAGE_SIZE)
             .map_err(open_error)?;
         let mode: String = conn
             .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
@@ -384,13 +392,14 @@ impl File {
         Ok((pages - free) * size)
     }
 
-    /// Drops the oldest rollups while the file holds more than its cap,
-    /// down to nine tenths of it, then gives free pages back.
+    /// Drops the oldest rollups once the pages in use come near the cap,
+    /// down to nine tenths of it; rewrites a file larger than its cap.
     fn keep_under_cap(&mut self) -> Result<Written, HistoryError> {
         const WHAT: &str = "keep the history under its size cap";
         let cap = self.limits.max_bytes;
+        let headroom = (cap / 20).max(64 << 10);
         let mut written = Written::default();
-        if self.used_bytes()? > cap {
+        if self.used_bytes()? > cap.saturating_sub(headroom) {
             let target = cap / 10 * 9;
             let tx = self
                 .conn
@@ -447,9 +456,7 @@ impl File {
         }
         let (pages, free, size) = self.pages()?;
         if pages * size > cap && free > 0 {
-            self.conn
-                .execute_batch("PRAGMA incremental_vacuum")
-                .map_err(sql(WHAT))?;
+            self.conn.execute_batch("VACUUM").map_err(sql(WHAT))?;
         }
         let (pages, _, size) = self.pages()?;
         written.file_bytes = pages * size;
