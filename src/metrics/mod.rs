@@ -2,11 +2,14 @@
 //!
 //! A **series** is a metric name with its labels ([`SeriesKey`]); a
 //! [`Sample`] is one value of one series at one time. Collectors produce
-//! samples; [`exposition`] renders the watchdog's own counters and gauges
-//! for Prometheus at `/metrics`.
+//! samples; [`history`] keeps them on the device (the last hour as
+//! recorded, minute and hour rollups in `history.db`); [`exposition`]
+//! renders the watchdog's own counters and gauges for Prometheus at
+//! `/metrics`.
 
 pub mod collect;
 pub mod exposition;
+pub mod history;
 pub mod ingest;
 pub mod kpi;
 pub mod scrape;
