@@ -90,22 +90,15 @@ fn each_key_not_in_effect_gets_one_located_warning() {
         .map(|d| d.to_string().replace(&shown, "$DIR"))
         .collect();
     let alerts = "alerts are not sent in this version";
-    let history = "the metrics history is not kept in this version";
     let expected = [
         "$DIR/watchdog.toml:2:1: warning: [api] dashboard is accepted but not in effect yet: there is no dashboard in this version (`/` answers 404)".to_owned(),
         "$DIR/watchdog.toml:7:1: warning: [platform] legacy-endpoints is accepted but not in effect yet: the earlier platform's endpoints are not served in this version".to_owned(),
-        format!("$DIR/watchdog.toml:11:1: warning: [metrics] raw-retention is accepted but not in effect yet: {history}"),
-        format!("$DIR/watchdog.toml:12:1: warning: [metrics] minute-retention is accepted but not in effect yet: {history}"),
-        format!("$DIR/watchdog.toml:13:1: warning: [metrics] hour-retention is accepted but not in effect yet: {history}"),
-        format!("$DIR/watchdog.toml:14:1: warning: [metrics] max-disk-mib is accepted but not in effect yet: {history}"),
         format!("$DIR/watchdog.toml:16:2: warning: [alerts] is accepted but not in effect yet: {alerts}"),
         format!("$DIR/watchdog.toml:21:11: warning: [channels.fleet] is accepted but not in effect yet: {alerts}"),
         format!("$DIR/watchdog.toml:25:11: warning: [channels.ops] is accepted but not in effect yet: {alerts}"),
         format!("$DIR/watchdog.toml:30:13: warning: [escalation.field-ops] is accepted but not in effect yet: {alerts}"),
         "$DIR/watchdog.toml:34:1: warning: [[rule]] \"disk-filling\" is accepted but not in effect yet: alert rules on metrics are not evaluated in this version".to_owned(),
         "$DIR/watchdog.toml:39:1: warning: [[rule]] \"hot\" is accepted but not in effect yet: alert rules on metrics are not evaluated in this version".to_owned(),
-        "$DIR/watchdog.toml:44:1: warning: [[metrics.scrape]] \"vision\" is accepted but not in effect yet: services are not scraped in this version".to_owned(),
-        "$DIR/watchdog.toml:48:1: warning: [[metrics.kpi]] \"rvm_kpi_deposits_per_hour\" is accepted but not in effect yet: KPIs are not computed in this version".to_owned(),
         format!("$DIR/policies/edge.toml:7:1: warning: [alert] escalation is accepted but not in effect yet: {alerts}"),
         format!("$DIR/policies/edge.toml:8:1: warning: [alert] delay is accepted but not in effect yet: {alerts}"),
         format!("$DIR/policies/edge.toml:9:1: warning: [alert] notify-resolved is accepted but not in effect yet: {alerts}"),

@@ -9,6 +9,7 @@
 pub mod access;
 mod control;
 mod error;
+mod series;
 pub mod serve;
 pub mod views;
 
@@ -45,6 +46,8 @@ pub struct ApiState {
     pub commands: mpsc::Sender<Command>,
     /// Who may call what (the token, `protect-reads`); replaced at a reload.
     pub access: watch::Receiver<Access>,
+    /// The metrics recorder: pushes, queries, the latest values.
+    pub metrics: crate::metrics::recorder::Handle,
 }
 
 /// All routes, behind the [`access`] guard.
@@ -54,6 +57,9 @@ pub fn router(state: ApiState) -> Router {
         .route("/health", get(health))
         .route("/metrics", get(metrics))
         .route("/api/v1/targets", get(targets))
+        .route("/api/v1/ingest", post(series::push))
+        .route("/api/v1/query", get(series::query))
+        .route("/api/v1/series", get(series::list))
         .route("/api/v1/targets/{name}/restart", post(control::restart))
         .route("/api/v1/targets/{name}/reset", post(control::reset))
         .route(
@@ -100,7 +106,8 @@ async fn livez(State(state): State<ApiState>) -> Response {
 /// does), Prometheus' older text format otherwise.
 async fn metrics(State(state): State<ApiState>, headers: axum::http::HeaderMap) -> Response {
     use crate::metrics::exposition::{OPENMETRICS, TEXT, to_text_format};
-    let text = crate::metrics::render(&state.snapshot.borrow(), &state.counters.borrow());
+    let latest = state.metrics.latest.borrow().clone();
+    let text = crate::metrics::render(&state.snapshot.borrow(), &state.counters.borrow(), &latest);
     let open = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())

@@ -143,7 +143,51 @@ fn app_with(snapshot: Snapshot, change: impl FnOnce(&mut Access)) -> Router {
         counters: counters.subscribe(),
         commands,
         access: watch::Sender::new(access).subscribe(),
+        metrics: recorder(),
     })
+}
+
+/// A stand-in recorder: keeps what is pushed, answers queries from it.
+fn recorder() -> crate::metrics::recorder::Handle {
+    use crate::metrics::recorder::{Latest, Request};
+    let (requests, mut rx) = mpsc::channel::<Request>(4);
+    let mut latest = Latest::default();
+    latest.values.insert(
+        crate::metrics::SeriesKey::new("rvm_host_memory_bytes", [("kind", "available")]),
+        (crate::metrics::Kind::Gauge, 1024.0),
+    );
+    let (latest_tx, latest_rx) = watch::channel(std::sync::Arc::new(latest));
+    tokio::spawn(async move {
+        let _keep = latest_tx;
+        let mut kept: Vec<crate::metrics::Sample> = Vec::new();
+        while let Some(request) = rx.recv().await {
+            match request {
+                Request::Ingest { samples, reply } => {
+                    let n = samples.len();
+                    kept.extend(samples);
+                    let _ = reply.send(Ok(n));
+                }
+                Request::Series { reply } => {
+                    let _ = reply.send(Ok(kept
+                        .iter()
+                        .map(|s| crate::metrics::history::SeriesInfo {
+                            key: s.key.clone(),
+                            kind: s.kind,
+                            resolutions: vec![crate::metrics::history::Resolution::Raw],
+                        })
+                        .collect()));
+                }
+                Request::Query { reply, .. } => {
+                    let _ = reply.send(Err("no history in this test".into()));
+                }
+                Request::Reconfigure(_) => {}
+            }
+        }
+    });
+    crate::metrics::recorder::Handle {
+        requests,
+        latest: latest_rx,
+    }
 }
 
 async fn call(
@@ -715,4 +759,108 @@ fn health_is_camel_case_with_rfc3339_times_as_the_golden_file_shows() {
     let mut problems = Vec::new();
     walk(&body, "", &mut problems);
     assert!(problems.is_empty(), "{problems:#?}");
+}
+
+#[tokio::test]
+async fn a_pushed_body_is_stored_whole_or_refused_naming_the_line() {
+    let app = app(snapshot());
+    let post = |body: &'static str, content_type: &'static str, token: Option<&'static str>| {
+        let app = app.clone();
+        async move {
+            let mut request = Request::builder()
+                .method("POST")
+                .uri("/api/v1/ingest")
+                .header("host", "127.0.0.1:9184")
+                .header("content-type", content_type);
+            if let Some(t) = token {
+                request = request.header("authorization", format!("Bearer {t}"));
+            }
+            let response = app
+                .oneshot(request.body(Body::from(body)).unwrap())
+                .await
+                .unwrap();
+            let code = response.status();
+            let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+                .await
+                .unwrap();
+            (code, String::from_utf8(body.to_vec()).unwrap())
+        }
+    };
+    let text = "# TYPE rvm_deposits_total counter\nrvm_deposits_total{material=\"PET\"} 3\n";
+    let (code, _) = post(text, "text/plain", None).await;
+    assert_eq!(code, StatusCode::UNAUTHORIZED, "pushing needs the token");
+    let (code, body) = post(text, "text/plain; version=0.0.4", Some(TOKEN)).await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    assert_eq!(json(&body), json!({"received": 1, "stored": 1}));
+    let (code, body) = post(
+        r#"{"samples": [{"name": "rvm_confidence", "value": 0.9}]}"#,
+        "application/json",
+        Some(TOKEN),
+    )
+    .await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+
+    let (code, body) = post("good 1\nbad line here\n", "text/plain", Some(TOKEN)).await;
+    assert_eq!(code, StatusCode::BAD_REQUEST, "{body}");
+    let answer = json(&body);
+    assert_eq!(
+        answer["problems"][0],
+        "line 2: value \"line\" of bad is not a number"
+    );
+    assert!(
+        answer["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("nothing was stored: line 2")
+    );
+    let (code, _) = post("a=1", "application/x-www-form-urlencoded", Some(TOKEN)).await;
+    assert_eq!(code, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+
+    // What was stored is listed; the bad body left nothing.
+    let (code, _, body) = call(&app, "GET", "/api/v1/series", None).await;
+    assert_eq!(code, StatusCode::OK);
+    let names: Vec<String> = json(&body)["series"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["series"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        names,
+        [r#"rvm_deposits_total{material="PET"}"#, "rvm_confidence"]
+    );
+
+    // The recorder's latest values are on /metrics.
+    let (_, _, metrics) = call(&app, "GET", "/metrics", None).await;
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == r#"rvm_host_memory_bytes{kind="available"} 1024.0"#),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn a_query_names_what_is_wrong_with_it() {
+    let app = app(snapshot());
+    for (path, want) in [
+        ("/api/v1/query", "`series` is required"),
+        ("/api/v1/query?series=x%7Ba%3D1%7D", "needs quotes"),
+        ("/api/v1/query?series=x&since=soon", "`since` = \"soon\""),
+        (
+            "/api/v1/query?series=x&from=yesterday",
+            "`from` = \"yesterday\"",
+        ),
+        (
+            "/api/v1/query?series=x&from=2000&to=1000",
+            "`from` must be before `to`",
+        ),
+    ] {
+        let (code, _, body) = call(&app, "GET", path, None).await;
+        assert_eq!(code, StatusCode::BAD_REQUEST, "{path}: {body}");
+        assert!(
+            json(&body)["message"].as_str().unwrap().contains(want),
+            "{path}: {body}"
+        );
+    }
 }

@@ -1,6 +1,6 @@
 //! Keys the files accept that do nothing yet.
 //!
-//! The files already describe alerting, the metrics history, the dashboard
+//! The files already describe alerting, the dashboard
 //! and the earlier platform's endpoints, so that a site writes its
 //! configuration once. Until a feature lands, each of its keys (or tables)
 //! that a file sets gets one warning, from `check` and at every start and
@@ -31,7 +31,6 @@ pub struct NotInEffect {
 }
 
 const ALERTS: &str = "alerts are not sent in this version";
-const HISTORY: &str = "the metrics history is not kept in this version";
 
 /// Every key and table that is accepted but not in effect yet.
 pub const NOT_IN_EFFECT: &[NotInEffect] = &[
@@ -54,36 +53,6 @@ pub const NOT_IN_EFFECT: &[NotInEffect] = &[
         file: FileKind::Daemon,
         path: &["alerts"],
         why: ALERTS,
-    },
-    NotInEffect {
-        file: FileKind::Daemon,
-        path: &["metrics", "raw-retention"],
-        why: HISTORY,
-    },
-    NotInEffect {
-        file: FileKind::Daemon,
-        path: &["metrics", "minute-retention"],
-        why: HISTORY,
-    },
-    NotInEffect {
-        file: FileKind::Daemon,
-        path: &["metrics", "hour-retention"],
-        why: HISTORY,
-    },
-    NotInEffect {
-        file: FileKind::Daemon,
-        path: &["metrics", "scrape", "[]"],
-        why: "services are not scraped in this version",
-    },
-    NotInEffect {
-        file: FileKind::Daemon,
-        path: &["metrics", "kpi", "[]"],
-        why: "KPIs are not computed in this version",
-    },
-    NotInEffect {
-        file: FileKind::Daemon,
-        path: &["metrics", "max-disk-mib"],
-        why: HISTORY,
     },
     NotInEffect {
         file: FileKind::Daemon,
@@ -147,7 +116,7 @@ fn expand(src: &SourceFile, pattern: &[&str]) -> Vec<KeyPath> {
     paths
 }
 
-/// `[channels.ops-email]`, `[[rule]] "disk-filling"`, `[metrics] raw-retention`.
+/// `[channels.ops-email]`, `[[rule]] "disk-filling"`, `[api] dashboard`.
 fn describe(src: &SourceFile, pattern: &[&str], path: &KeyPath) -> String {
     match pattern.last() {
         Some(&"[]") => {

@@ -212,6 +212,65 @@ pub(super) fn guard_api(
     Ok(tokio::sync::watch::channel(access))
 }
 
+/// The API and the recorder, once started: what the core loop keeps of them.
+pub(super) struct StartedApi {
+    /// Commands from the API's handlers.
+    pub commands: tokio::sync::mpsc::Receiver<crate::command::Command>,
+    /// The server's task.
+    pub server: tokio::task::JoinHandle<()>,
+    /// The API's guard, replaced at a reload.
+    pub access: tokio::sync::watch::Sender<crate::api::Access>,
+    /// The metrics recorder's requests.
+    pub metrics: tokio::sync::mpsc::Sender<crate::metrics::recorder::Request>,
+}
+
+/// Guards the API, starts the metrics recorder and serves the API on `listener`.
+pub(super) fn start_api(
+    listener: tokio::net::TcpListener,
+    config: &Config,
+    state_dir: &Path,
+    snapshot: tokio::sync::watch::Receiver<crate::status::Snapshot>,
+    events: &crate::event::Events,
+    shutdown: &tokio_util::sync::CancellationToken,
+) -> anyhow::Result<StartedApi> {
+    let (access_tx, access) = guard_api(config, state_dir)?;
+    let metrics = start_metrics(config, state_dir, snapshot.clone(), shutdown);
+    let (commands_tx, commands) = tokio::sync::mpsc::channel(16);
+    let requests = metrics.requests.clone();
+    let app = crate::api::router(crate::api::ApiState {
+        snapshot,
+        counters: events.counters(),
+        commands: commands_tx,
+        access,
+        metrics,
+    });
+    let server = tokio::spawn(crate::api::serve(listener, app, shutdown.clone()));
+    Ok(StartedApi {
+        commands,
+        server,
+        access: access_tx,
+        metrics: requests,
+    })
+}
+
+/// Starts the metrics recorder: collectors, history, scrapes, KPIs.
+fn start_metrics(
+    config: &Config,
+    state_dir: &Path,
+    snapshot: tokio::sync::watch::Receiver<crate::status::Snapshot>,
+    shutdown: &tokio_util::sync::CancellationToken,
+) -> crate::metrics::recorder::Handle {
+    let http = crate::probe::Context::new(config.daemon.host_root.clone()).http;
+    crate::metrics::recorder::spawn(
+        &config.metrics,
+        &config.daemon.host_root,
+        state_dir,
+        snapshot,
+        http,
+        shutdown.clone(),
+    )
+}
+
 /// Says in the journal which token file guards the API.
 pub(super) fn announce_token(access: &crate::api::Access) {
     if access.generated {

@@ -241,6 +241,12 @@ impl Core {
             .map(|new| crate::api::Access::for_config(&new.api, &self.config.daemon.state_dir));
         match (&loaded.config, access) {
             (Some(new), Some(Ok(access))) => {
+                if new.metrics != self.config.metrics {
+                    let m = Box::new(new.metrics.clone());
+                    let _ = self
+                        .metrics
+                        .try_send(crate::metrics::recorder::Request::Reconfigure(m));
+                }
                 self.apply(new.clone(), loaded);
                 if *self.access.borrow() != access {
                     announce_token(&access);

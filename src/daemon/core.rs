@@ -82,6 +82,8 @@ pub(super) struct Core {
     pub(super) snapshot: watch::Sender<Snapshot>,
     /// What the API's guard enforces; replaced at a reload.
     pub(super) access: watch::Sender<crate::api::Access>,
+    /// The metrics recorder's requests.
+    pub(super) metrics: mpsc::Sender<crate::metrics::recorder::Request>,
     pub(super) events: Events,
     pub(super) supervisor: Option<Supervisor>,
     unit_events: mpsc::Sender<UnitChanged>,
@@ -130,6 +132,8 @@ pub(super) struct Published {
     pub snapshot: watch::Sender<Snapshot>,
     /// Who may call what.
     pub access: watch::Sender<crate::api::Access>,
+    /// The metrics recorder, told of a reload's `[metrics]`.
+    pub metrics: mpsc::Sender<crate::metrics::recorder::Request>,
 }
 
 /// Where an operator waits for the result of a command.
@@ -147,7 +151,11 @@ impl Core {
         boot: Boot,
         shutdown: &CancellationToken,
     ) -> (Core, Inputs) {
-        let Published { snapshot, access } = published;
+        let Published {
+            snapshot,
+            access,
+            metrics,
+        } = published;
         let (unit_events, units) = mpsc::channel(256);
         let (accounting_tx, accounting) = mpsc::channel(64);
         let (reports_tx, reports) = mpsc::channel(64);
@@ -165,6 +173,7 @@ impl Core {
             log,
             snapshot,
             access,
+            metrics,
             events,
             supervisor: None,
             unit_events,

@@ -22,7 +22,6 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use crate::api::{self, ApiState};
 use crate::command::Command;
 use crate::config::{self, Level, Loaded, Sources};
 use crate::event::Events;
@@ -149,15 +148,14 @@ pub async fn run(
     let (snapshot_tx, snapshot_rx) = watch::channel(snapshot);
     let events = Events::new(boot.store.clone());
 
-    let (access_tx, access_rx) = boot::guard_api(&config, &state_dir)?;
-    let (api_commands, mut from_api) = mpsc::channel(16);
-    let app = api::router(ApiState {
-        snapshot: snapshot_rx,
-        counters: events.counters(),
-        commands: api_commands,
-        access: access_rx,
-    });
-    let server = tokio::spawn(api::serve(listener, app, shutdown.clone()));
+    let mut api = boot::start_api(
+        listener,
+        &config,
+        &state_dir,
+        snapshot_rx,
+        &events,
+        &shutdown,
+    )?;
 
     for d in &loaded.diagnostics {
         boot::log_diagnostic(d);
@@ -176,7 +174,8 @@ pub async fn run(
 
     let published = core::Published {
         snapshot: snapshot_tx,
-        access: access_tx,
+        access: api.access,
+        metrics: api.metrics,
     };
     let (mut core, mut inputs) =
         Core::new(sources, config, log, published, events, boot, &shutdown);
@@ -197,7 +196,7 @@ pub async fn run(
         tokio::select! {
             _ = shutdown.cancelled() => break,
             _ = ticker.tick() => core.tick(now_ms()),
-            Some(command) = from_api.recv() => core.command(command).await,
+            Some(command) = api.commands.recv() => core.command(command).await,
             Some(command) = commands.recv() => core.command(command).await,
             Some(event) = inputs.units.recv() => {
                 core.on_unit_changed(event);
@@ -219,7 +218,7 @@ pub async fn run(
 
     sd_notify::stopping();
     core.stop().await;
-    match tokio::time::timeout(SHUTDOWN_GRACE, server).await {
+    match tokio::time::timeout(SHUTDOWN_GRACE, api.server).await {
         Ok(Ok(())) => {}
         Ok(Err(e)) => warn!(error = %e, "the API server task failed"),
         Err(_) => warn!("the API server did not finish within {SHUTDOWN_GRACE:?}"),

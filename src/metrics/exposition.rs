@@ -17,6 +17,8 @@ use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Registry;
 
+use super::Kind;
+use super::recorder::Latest;
 use crate::event::counters::{Counters, Histogram, LAG_BUCKETS};
 use crate::status::Snapshot;
 
@@ -331,14 +333,69 @@ fn probes(probes: &BTreeMap<String, crate::status::ProbeView>) -> Vec<Family> {
         .collect()
 }
 
-/// The exposition of everything the snapshot and the counters know.
-pub fn render(s: &Snapshot, counters: &Counters) -> String {
+/// The exposition of everything the snapshot, the counters and the
+/// recorder's latest values know.
+pub fn render(s: &Snapshot, counters: &Counters, latest: &Latest) -> String {
     let mut families = counter_families(counters);
     families.extend(snapshot_gauges(s));
     families.push(lag_histogram(&counters.probe_lag));
     families.extend(accounting(&s.accounting));
     families.extend(probes(&s.probes));
+    families.extend(recorded(latest));
     encode(families)
+}
+
+/// Help for a recorded family, by where its series come from.
+fn recorded_help(name: &str) -> &'static str {
+    if name.starts_with("rvm_host_") {
+        "Read from the host's /proc by the watchdog."
+    } else if name.starts_with("rvm_jetson_") {
+        "Read from the Jetson's sysfs by the watchdog."
+    } else if name.starts_with("rvm_watchdog_") {
+        "The watchdog's own figure."
+    } else if name.starts_with("rvm_scrape_") {
+        "How the watchdog's last scrape of the source went."
+    } else {
+        "Scraped, pushed or computed (a KPI); the latest value the watchdog holds."
+    }
+}
+
+/// The latest value of every series the recorder holds, by family. A
+/// counter is exposed as one when its name ends in `_total`; a
+/// histogram's or summary's parts (`_bucket`, `_sum`, `_count`) are kept
+/// in the history but not exposed here (their services expose them).
+fn recorded(latest: &Latest) -> Vec<Family> {
+    let mut families: BTreeMap<&str, (bool, Series)> = BTreeMap::new();
+    for (key, (kind, v)) in &latest.values {
+        let name = key.name.as_str();
+        if ["_bucket", "_sum", "_count"]
+            .iter()
+            .any(|s| name.ends_with(s))
+        {
+            continue;
+        }
+        let counter = *kind == Kind::Counter && name.ends_with("_total");
+        let labels: Labels = key
+            .labels
+            .iter()
+            .map(|(k, v)| (k.clone(), escaped(v)))
+            .collect();
+        families
+            .entry(name)
+            .or_insert_with(|| (counter, Vec::new()))
+            .1
+            .push((labels, Value::Float(*v)));
+    }
+    families
+        .into_iter()
+        .map(|(name, (counter, series))| {
+            if counter {
+                Family::counter(name, recorded_help(name), series)
+            } else {
+                Family::gauge(name, recorded_help(name), series)
+            }
+        })
+        .collect()
 }
 
 /// The exposition of the counters [`crate::event::Events::emit`] bumps.

@@ -12,6 +12,7 @@ pub mod exposition;
 pub mod history;
 pub mod ingest;
 pub mod kpi;
+pub mod recorder;
 pub mod scrape;
 pub mod text;
 
