@@ -1,5 +1,6 @@
 //! `/metrics` as Prometheus itself reads it: the daemon runs on a Jetson
-//! fixture tree (JetPack 6) with GPU, network, file and camera probes, and
+//! fixture tree (JetPack 6) with GPU, network, file and camera probes and
+//! its collectors (Jetson, host, its own process), and
 //! `promtool check metrics` (Debian's `prometheus` package) must find
 //! nothing to say about the exposition.
 
@@ -72,6 +73,12 @@ fn promtool_accepts_the_exposition() {
             "probe=\"uplink\",unit=\"ms\"}",
             "rvm_watchdog_probe_status{target=\"board\",probe=\"cam\"} 2",
             "rvm_watchdog_probe_lag_seconds_bucket{le=\"+Inf\"}",
+            // The collectors: the Jetson's own series and the watchdog's process.
+            "rvm_jetson_temperature_celsius{",
+            "rvm_jetson_gpu_load_ratio{",
+            "rvm_jetson_rail_power_watts{",
+            "rvm_watchdog_process_resident_memory_bytes ",
+            "rvm_watchdog_history_series ",
         ];
         all.iter().all(|s| text.contains(s)).then_some(text)
     })

@@ -1,6 +1,7 @@
 //! A real Prometheus (Debian's `prometheus` package) scrapes the daemon on
 //! loopback, as a fleet's would: the scrape is up and its HTTP API returns
-//! the watchdog's series, counters and histogram included.
+//! the watchdog's series (counters and histogram included), a host series
+//! the collectors read and a series a service pushed.
 
 mod support;
 
@@ -130,5 +131,29 @@ fn a_real_prometheus_scrapes_the_watchdog() {
         "rvm_watchdog_probe_lag_seconds_bucket{le=\"+Inf\"}",
         |r| first(r).is_some_and(|v| v != "0"),
     );
+    // A host series the collectors read, and a series a service pushed.
+    query_until(addr, "rvm_host_memory_bytes{kind=\"available\"}", |r| {
+        first(r).is_some_and(|v| v.parse::<f64>().is_ok_and(|v| v > 0.0))
+    });
+    let token = daemon.token(dir);
+    let body = "rvm_bin_fill_ratio 0.25\n";
+    let mut s = std::net::TcpStream::connect(daemon.addr).unwrap();
+    std::io::Write::write_all(
+        &mut s,
+        format!(
+            "POST /api/v1/ingest HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {token}\r\n\
+             content-type: text/plain\r\ncontent-length: {}\r\nConnection: close\r\n\r\n{body}",
+            daemon.addr,
+            body.len()
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    let mut answer = String::new();
+    std::io::Read::read_to_string(&mut s, &mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    query_until(addr, "rvm_bin_fill_ratio", |r| {
+        first(r).as_deref() == Some("0.25")
+    });
     drop(prometheus);
 }
