@@ -43,6 +43,26 @@ pub enum Command {
     /// Run a target's probes once, now, and print their outcomes (exit code:
     /// 0 all pass, 1 a warning, 2 a failure, 3 no such target or probe).
     Probe(ProbeArgs),
+    /// Print a series' history from the running daemon, as a table (and a
+    /// sparkline on a terminal).
+    Query(QueryArgs),
+}
+
+/// `query SERIES [--since 1h] [--step 1m]`
+#[derive(Debug, Clone, clap::Args)]
+pub struct QueryArgs {
+    /// The series: a name, with label equalities if need be, like
+    /// `rvm_host_cpu_usage_ratio{cpu="total"}`.
+    pub series: String,
+    /// How far back.
+    #[arg(long, default_value = "1h")]
+    pub since: String,
+    /// The spacing of the points [default: the finest the range allows].
+    #[arg(long)]
+    pub step: Option<String>,
+    /// How to reach the daemon.
+    #[command(flatten)]
+    pub api: ApiArgs,
 }
 
 /// `probe TARGET[/PROBE]`
@@ -258,9 +278,15 @@ fn plural(n: usize) -> &'static str {
     if n == 1 { "" } else { "s" }
 }
 
-/// Sends a changing call to the running daemon and prints its answer.
-/// Returns true when the daemon reports success.
-pub fn call(args: &ApiArgs, path: &str, out: &mut impl std::io::Write) -> std::io::Result<bool> {
+/// Where the daemon listens and its token, from the arguments and the
+/// daemon's file; `None` (said on `out`) when they cannot be found.
+/// `need_token`: a token that cannot be read is an error, not a call
+/// without one.
+fn reach(
+    args: &ApiArgs,
+    need_token: bool,
+    out: &mut impl std::io::Write,
+) -> std::io::Result<Option<(SocketAddr, Option<String>)>> {
     let loaded = config::load(&Sources {
         config_file: args.config.clone(),
         ..Sources::default()
@@ -275,34 +301,45 @@ pub fn call(args: &ApiArgs, path: &str, out: &mut impl std::io::Write) -> std::i
                 out,
                 "cannot find the API address: the configuration has problems (run `rvm-watchdog check`); or pass --api"
             )?;
-            return Ok(false);
+            return Ok(None);
         }
     };
     if addr.ip().is_unspecified() {
         addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
     }
     let token_file = match (&args.token_file, &loaded.config) {
-        (Some(file), _) => file.clone(),
+        (Some(file), _) => Some(file.clone()),
         (None, Some(c)) => {
             let state_dir = args.state_dir.as_ref().unwrap_or(&c.daemon.state_dir);
-            crate::api::access::token_file_for(&c.api, state_dir)
+            Some(crate::api::access::token_file_for(&c.api, state_dir))
         }
-        (None, None) => {
+        (None, None) => None,
+    };
+    let token = match token_file.map(|f| crate::api::access::read_token(&f)) {
+        Some(Ok(t)) => Some(t),
+        Some(Err(why)) if need_token => {
+            writeln!(out, "{why}")?;
+            return Ok(None);
+        }
+        None if need_token => {
             writeln!(
                 out,
                 "cannot find the API token: the configuration has problems (run `rvm-watchdog check`); or pass --token-file"
             )?;
-            return Ok(false);
+            return Ok(None);
         }
+        _ => None,
     };
-    let token = match crate::api::access::read_token(&token_file) {
-        Ok(t) => Some(t),
-        Err(why) => {
-            writeln!(out, "{why}")?;
-            return Ok(false);
-        }
+    Ok(Some((addr, token)))
+}
+
+/// Sends a changing call to the running daemon and prints its answer.
+/// Returns true when the daemon reports success.
+pub fn call(args: &ApiArgs, path: &str, out: &mut impl std::io::Write) -> std::io::Result<bool> {
+    let Some((addr, token)) = reach(args, true, out)? else {
+        return Ok(false);
     };
-    match post(addr, path, token.as_deref()) {
+    match request(addr, "POST", path, token.as_deref()) {
         Ok((code, body)) => {
             let value: serde_json::Value =
                 serde_json::from_str(&body).unwrap_or(serde_json::Value::String(body));
@@ -322,8 +359,119 @@ pub fn call(args: &ApiArgs, path: &str, out: &mut impl std::io::Write) -> std::i
     }
 }
 
-/// A minimal HTTP/1.1 POST to the local API: (status, body).
-fn post(addr: SocketAddr, path: &str, token: Option<&str>) -> std::io::Result<(u16, String)> {
+/// `rvm-watchdog query`: one series' points as a table, oldest first, and
+/// a sparkline of the means when `sparkline`. Returns true when the daemon
+/// answered.
+pub fn query(
+    args: &QueryArgs,
+    sparkline: bool,
+    out: &mut impl std::io::Write,
+) -> std::io::Result<bool> {
+    let Some((addr, token)) = reach(&args.api, false, out)? else {
+        return Ok(false);
+    };
+    let mut path = format!(
+        "/api/v1/query?series={}&since={}",
+        encode(&args.series),
+        encode(&args.since)
+    );
+    if let Some(step) = &args.step {
+        path.push_str(&format!("&step={}", encode(step)));
+    }
+    let (code, body) = match request(addr, "GET", &path, token.as_deref()) {
+        Ok(r) => r,
+        Err(e) => {
+            writeln!(out, "cannot reach the watchdog at {addr}: {e}")?;
+            return Ok(false);
+        }
+    };
+    let value: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+    if code != 200 {
+        let why = value["message"].as_str().unwrap_or(&body);
+        writeln!(out, "{why}")?;
+        return Ok(false);
+    }
+    let series = value["series"].as_array().cloned().unwrap_or_default();
+    if series.is_empty() {
+        writeln!(out, "no series {} in the last {}", args.series, args.since)?;
+        return Ok(true);
+    }
+    for s in &series {
+        let points = s["points"].as_array().cloned().unwrap_or_default();
+        writeln!(
+            out,
+            "{}  ({}, {} resolution, {} points)",
+            s["series"].as_str().unwrap_or(""),
+            s["kind"].as_str().unwrap_or(""),
+            value["resolution"].as_str().unwrap_or(""),
+            points.len()
+        )?;
+        let means: Vec<f64> = points.iter().filter_map(|p| p["mean"].as_f64()).collect();
+        if sparkline && !means.is_empty() {
+            writeln!(out, "{}", spark(&means))?;
+        }
+        writeln!(
+            out,
+            "{:<24} {:>14} {:>14} {:>14} {:>14}",
+            "time", "min", "mean", "max", "last"
+        )?;
+        for p in &points {
+            let at = p["at"].as_u64().unwrap_or(0);
+            let time = humantime::format_rfc3339_seconds(
+                std::time::UNIX_EPOCH + std::time::Duration::from_millis(at),
+            );
+            let f = |k: &str| p[k].as_f64().map_or("-".to_owned(), |v| format!("{v:.4}"));
+            writeln!(
+                out,
+                "{:<24} {:>14} {:>14} {:>14} {:>14}",
+                time.to_string(),
+                f("min"),
+                f("mean"),
+                f("max"),
+                f("last")
+            )?;
+        }
+    }
+    Ok(true)
+}
+
+/// Values drawn as one line of block characters, lowest to highest.
+pub fn spark(values: &[f64]) -> String {
+    const BARS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
+    let (lo, hi) = values
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+            (lo.min(*v), hi.max(*v))
+        });
+    values
+        .iter()
+        .map(|v| {
+            if hi > lo {
+                BARS[(((v - lo) / (hi - lo)) * 7.0).round() as usize]
+            } else {
+                BARS[3]
+            }
+        })
+        .collect()
+}
+
+/// A query parameter, percent-encoded.
+fn encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'_' | b'-' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// A minimal HTTP/1.1 request to the local API: (status, body).
+fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+) -> std::io::Result<(u16, String)> {
     use std::io::{Read, Write};
     let mut stream =
         std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(5))?;
@@ -334,7 +482,7 @@ fn post(addr: SocketAddr, path: &str, token: Option<&str>) -> std::io::Result<(u
         .unwrap_or_default();
     write!(
         stream,
-        "POST {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Length: 0\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Length: 0\r\nConnection: close\r\n\r\n"
     )?;
     let mut response = String::new();
     stream.read_to_string(&mut response)?;
@@ -431,4 +579,13 @@ pub fn probe(args: &ProbeArgs, out: &mut impl std::io::Write) -> std::io::Result
         }
     }
     Ok(worst)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_sparkline_spans_the_values() {
+        assert_eq!(super::spark(&[0.0, 1.0, 2.0, 7.0]), "▁▂▃█");
+        assert_eq!(super::spark(&[5.0, 5.0]), "▄▄");
+    }
 }

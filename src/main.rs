@@ -49,6 +49,18 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Query(args) => {
+            use std::io::IsTerminal as _;
+            let tty = std::io::stdout().is_terminal();
+            match rvm_watchdog::cli::query(&args, tty, &mut std::io::stdout().lock()) {
+                Ok(true) => ExitCode::SUCCESS,
+                Ok(false) => ExitCode::from(1),
+                Err(e) => {
+                    eprintln!("rvm-watchdog: cannot write the answer: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
         Command::Run(args) => match rvm_watchdog::daemon::main(args.sources()) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
