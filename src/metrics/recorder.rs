@@ -19,7 +19,9 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
 use super::collect::{self, Scheduler};
-use super::history::{self, Answer, History, HistoryConfig, HistoryStats, Matcher, Query};
+use super::history::{
+    self, Answer, Eta, Fit, History, HistoryConfig, HistoryStats, Matcher, Query, Threshold,
+};
 use super::kpi::{self, Formula, Points};
 use super::{Kind, Sample, SeriesKey};
 use crate::config::Metrics;
@@ -76,6 +78,39 @@ const UNIT_SERIES: &str = "rvm_watchdog_unit_";
 
 /// How often minutes are closed and the latest values republished.
 const TICK: Duration = Duration::from_secs(1);
+
+/// A trend: the series watched (name, labels), its threshold, the series
+/// its estimate becomes.
+type Trend = (
+    &'static str,
+    &'static [(&'static str, &'static str)],
+    Threshold,
+    &'static str,
+);
+
+/// How often the trends are fitted again.
+const TREND_EVERY: Duration = Duration::from_secs(60);
+
+/// The window a trend is fitted over.
+const TREND_WINDOW_MS: u64 = 6 * 3_600_000;
+
+/// The trends kept as series: the series watched, the threshold, and the
+/// series the estimate becomes (seconds until the threshold is reached; 0
+/// once it is; absent while the trend does not head there).
+const TRENDS: [Trend; 2] = [
+    (
+        "rvm_host_disk_used_ratio",
+        &[],
+        Threshold::Above(1.0),
+        "rvm_trend_disk_full_seconds",
+    ),
+    (
+        "rvm_host_memory_bytes",
+        &[("kind", "available")],
+        Threshold::Below(0.0),
+        "rvm_trend_memory_exhausted_seconds",
+    ),
+];
 
 /// Starts the recorder: the history in `state_dir`, the collectors on
 /// `[metrics] interval`, the scrapes, the KPIs.
@@ -151,6 +186,8 @@ impl Recorder {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut every = tokio::time::interval(self.metrics.interval);
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut trends = tokio::time::interval(TREND_EVERY);
+        trends.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 _ = self.stop.cancelled() => break,
@@ -161,6 +198,7 @@ impl Recorder {
                     self.record_units();
                     self.compute_kpis();
                 }
+                _ = trends.tick() => self.compute_trends(),
             }
         }
         self.scrapes.cancel();
@@ -179,6 +217,11 @@ impl Recorder {
 
     fn record(&mut self, samples: &[Sample]) {
         for s in samples {
+            if !s.value.is_finite() && s.key.name.starts_with("rvm_trend_") {
+                // The trend no longer heads to its threshold.
+                self.latest.remove(&s.key);
+                continue;
+            }
             if let Some(h) = &mut self.history {
                 h.record(s);
             }
@@ -415,6 +458,64 @@ impl Recorder {
     }
 }
 
+impl Recorder {
+    /// Fits each watched series over the last hours and keeps, as a series
+    /// of its own, how long until it reaches its threshold: the disk full,
+    /// the memory gone. Every series the trend reads (each mount) gets its
+    /// own estimate, with the same labels.
+    fn compute_trends(&mut self) {
+        let Some(history) = &self.history else {
+            return;
+        };
+        let now = collect::now_ms();
+        for (name, labels, threshold, derived) in TRENDS {
+            let query = Query {
+                selector: Matcher::new(name, labels.iter().copied()).into(),
+                from_ms: now.saturating_sub(TREND_WINDOW_MS),
+                to_ms: now + 1,
+                step_ms: 60_000,
+            };
+            let pending = history.query(&query, now);
+            let out = self.rounds_tx.clone();
+            tokio::spawn(async move {
+                let Ok(answer) = pending.answer().await else {
+                    return;
+                };
+                let samples = trend_samples(&answer, threshold, derived, now);
+                if !samples.is_empty() {
+                    let _ = out.try_send(samples);
+                }
+            });
+        }
+    }
+}
+
+/// The trend estimates an answer gives: for each series with ten minutes
+/// of points at least, the seconds until `threshold` (0 once reached), or
+/// NaN when it does not head there (the estimate is then taken away).
+fn trend_samples(answer: &Answer, threshold: Threshold, derived: &str, now: u64) -> Vec<Sample> {
+    answer
+        .series
+        .iter()
+        .filter(|s| s.points.len() >= 10)
+        .filter_map(|s| {
+            let fit = Fit::of_means(&s.points, answer.step_ms)?;
+            let seconds = match fit.eta(threshold, now) {
+                Eta::Reached => 0.0,
+                Eta::In(d) => d.as_secs_f64(),
+                Eta::Never => f64::NAN,
+            };
+            let labels = s.key.labels.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+            Some(Sample {
+                key: SeriesKey::new(derived, labels),
+                kind: Kind::Gauge,
+                at_ms: now,
+                value: seconds,
+            })
+        })
+        .collect()
+}
+
 /// The selectors a formula reads (a quantile reads its `_bucket` series).
 fn selectors(formula: &Formula) -> Vec<kpi::Selector> {
     match formula {
@@ -453,4 +554,66 @@ fn as_points(answer: &Answer) -> Vec<(SeriesKey, Points)> {
             (s.key.clone(), points)
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::history::{Point, Resolution, SeriesPoints};
+
+    fn answer(values: impl Iterator<Item = f64>) -> Answer {
+        let points = values
+            .enumerate()
+            .map(|(i, v)| Point {
+                at_ms: i as u64 * 60_000,
+                count: 6,
+                min: v,
+                max: v,
+                mean: v,
+                last: v,
+                increase: None,
+            })
+            .collect();
+        Answer {
+            resolution: Resolution::Minute,
+            step_ms: 60_000,
+            series: vec![SeriesPoints {
+                key: SeriesKey::new("rvm_host_disk_used_ratio", [("mount", "/")]),
+                kind: Kind::Gauge,
+                points,
+            }],
+        }
+    }
+
+    #[test]
+    fn a_filling_disk_gets_its_time_to_full_and_a_steady_one_none() {
+        // 0.5 full, one percent more a minute: full in 50 minutes from the start.
+        let filling = answer((0..20).map(|i| 0.5 + 0.01 * f64::from(i)));
+        let now = 19 * 60_000 + 30_000;
+        let out = trend_samples(
+            &filling,
+            Threshold::Above(1.0),
+            "rvm_trend_disk_full_seconds",
+            now,
+        );
+        assert_eq!(out.len(), 1);
+        assert_eq!(
+            out[0].key.to_string(),
+            r#"rvm_trend_disk_full_seconds{mount="/"}"#
+        );
+        // At 19.5 min the fit (of the means, at the middle of each minute) is at 0.69: 31 min left.
+        assert!((out[0].value - 31.0 * 60.0).abs() < 1.0, "{}", out[0].value);
+
+        let steady = answer((0..20).map(|_| 0.5));
+        let out = trend_samples(
+            &steady,
+            Threshold::Above(1.0),
+            "rvm_trend_disk_full_seconds",
+            now,
+        );
+        assert!(out[0].value.is_nan(), "a steady disk never fills");
+
+        let young = answer((0..5).map(|i| 0.5 + 0.1 * f64::from(i)));
+        assert!(trend_samples(&young, Threshold::Above(1.0), "x", now).is_empty());
+    }
 }
