@@ -13,7 +13,7 @@
 //! or not at all: every problem is reported (the line of a text body, the
 //! index of a JSON sample), and nothing of a bad body is kept. Names the
 //! watchdog writes itself (`rvm_watchdog_*`, `rvm_host_*`, `rvm_jetson_*`,
-//! `rvm_scrape_*`) cannot be pushed.
+//! `rvm_scrape_*`, `rvm_trend_*`) cannot be pushed.
 
 use std::collections::BTreeMap;
 
@@ -22,7 +22,13 @@ use serde::Deserialize;
 use super::{Kind, Sample, SeriesKey};
 
 /// Name prefixes only the watchdog writes.
-pub const RESERVED: [&str; 4] = ["rvm_watchdog_", "rvm_host_", "rvm_jetson_", "rvm_scrape_"];
+pub const RESERVED: [&str; 5] = [
+    "rvm_watchdog_",
+    "rvm_host_",
+    "rvm_jetson_",
+    "rvm_scrape_",
+    "rvm_trend_",
+];
 
 /// At most this many samples in one body.
 pub const MAX_SAMPLES: usize = 10_000;
