@@ -7,15 +7,26 @@
 //!
 //! A **frame** is the buckets of every series for one interval, encoded as
 //! one blob: the history file keeps one frame per minute and one per hour.
-//! Records are sorted by series id; each is the id's difference from the
-//! previous record's, the count, a tag, then the values: last, min, max,
-//! sum, and a counter's increase. The tag says how each value is written.
-//! Last and increase: zero (no bytes), a whole number (a zigzag varint), an
-//! `f32` that holds it exactly (4 bytes) or an `f64` (8 bytes). Min and max
-//! are written against last, and the sum against count × last: equal (no
+//! It opens with an **index**: its length in bytes, then for each record,
+//! sorted by series id, the id's difference from the previous record's and
+//! the record's length. The records follow in the same order, so a query
+//! finds the few series it wants in the index and decodes only those. The
+//! lengths cost about a byte a record (ids were written before too).
+//!
+//! A record is the count, a tag, then the values: last, min, max, sum, and
+//! a counter's increase. The tag says how each value is written. Last and
+//! increase: zero (no bytes), a whole number (a zigzag varint), an `f32`
+//! that holds it exactly (4 bytes) or an `f64` (8 bytes). Min and max are
+//! written against last, and the sum against count × last: equal (no
 //! bytes), a whole difference (a varint, when both are whole), or as they
 //! are. When min, max and last are equal and the sum is that value times
 //! the count, only last is written. The encoding is lossless.
+//!
+//! Files of schema version 1 hold frames without the index (each record
+//! led by its id's difference); [`decode_frame_v1`] reads them once, when
+//! the file is migrated.
+
+use std::ops::Range;
 
 /// The summary of one series over one interval. See the [module documentation](self).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -102,51 +113,40 @@ const WHOLE_LIMIT: f64 = 9_007_199_254_740_992.0; // 2^53
 /// One value of a record and what it is written against, if anything.
 type Value = (f64, Option<f64>);
 
-fn values(b: &Bucket, same: bool) -> Vec<Value> {
-    let mut v = vec![(b.last, None)];
-    if !same {
-        let sum_reference = b.last * f64::from(b.count);
-        v.extend([
-            (b.min, Some(b.last)),
-            (b.max, Some(b.last)),
-            (b.sum, Some(sum_reference)),
-        ]);
-    }
-    v.extend(b.increase.map(|i| (i, None)));
-    v
+/// The values a record writes, in order: last, then min, max and sum
+/// unless they are implied, then a counter's increase.
+fn values(b: &Bucket, same: bool) -> impl Iterator<Item = Value> {
+    let sum_reference = b.last * f64::from(b.count);
+    let spread = [
+        (b.min, Some(b.last)),
+        (b.max, Some(b.last)),
+        (b.sum, Some(sum_reference)),
+    ];
+    std::iter::once((b.last, None))
+        .chain(spread.into_iter().filter(move |_| !same))
+        .chain(b.increase.map(|i| (i, None)))
 }
 
 /// Encodes `records`, which must be sorted by series id, ids unique.
 pub(crate) fn encode_frame(records: &[(u32, Bucket)]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(records.len() * 16);
+    let mut index = Vec::with_capacity(records.len() * 2);
+    let mut body = Vec::with_capacity(records.len() * 16);
     let mut previous_id = 0u32;
     for (i, (id, b)) in records.iter().enumerate() {
         debug_assert!(i == 0 || *id > previous_id, "records sorted by id");
         put_varint(
-            &mut out,
+            &mut index,
             u64::from(id - if i == 0 { 0 } else { previous_id }),
         );
         previous_id = *id;
-        put_varint(&mut out, u64::from(b.count));
-        let same = b.min.to_bits() == b.max.to_bits()
-            && b.min.to_bits() == b.last.to_bits()
-            && (b.min * f64::from(b.count)).to_bits() == b.sum.to_bits();
-        let values = values(b, same);
-        let mut tag = 0u32;
-        if same {
-            tag |= SAME;
-        }
-        if b.increase.is_some() {
-            tag |= COUNTER;
-        }
-        for (k, &(v, reference)) in values.iter().enumerate() {
-            tag |= code_of(v, reference) << (2 + 2 * k);
-        }
-        put_varint(&mut out, u64::from(tag));
-        for (v, reference) in values {
-            put_value(&mut out, v, reference);
-        }
+        let start = body.len();
+        put_record(&mut body, b);
+        put_varint(&mut index, (body.len() - start) as u64);
     }
+    let mut out = Vec::with_capacity(index.len() + body.len() + 3);
+    put_varint(&mut out, index.len() as u64);
+    out.extend_from_slice(&index);
+    out.extend_from_slice(&body);
     out
 }
 
@@ -155,49 +155,214 @@ pub(crate) fn decode_frame(
     bytes: &[u8],
     mut each: impl FnMut(u32, Bucket),
 ) -> Result<(), Malformed> {
+    let mut index = Index::of(bytes)?;
+    while let Some((id, record)) = index.next_record()? {
+        each(id, get_record(bytes, record)?);
+    }
+    index.finish()
+}
+
+/// Calls `each` with the position in `ids` (sorted, unique), the id and the
+/// record of every series of `ids` the frame holds, in id order. The other
+/// records are skipped, not decoded, and so are not checked.
+pub(crate) fn decode_selected(
+    bytes: &[u8],
+    ids: &[u32],
+    mut each: impl FnMut(usize, u32, Bucket),
+) -> Result<(), Malformed> {
+    let mut index = Index::of(bytes)?;
+    let mut wanted = 0;
+    while wanted < ids.len()
+        && let Some((id, record)) = index.next_record()?
+    {
+        while ids.get(wanted).is_some_and(|&w| w < id) {
+            wanted += 1;
+        }
+        if ids.get(wanted) == Some(&id) {
+            each(wanted, id, get_record(bytes, record)?);
+            wanted += 1;
+        }
+    }
+    Ok(())
+}
+
+/// Calls `each` with the id of every record of a frame, in order, decoding
+/// none of them.
+pub(crate) fn frame_ids(bytes: &[u8], mut each: impl FnMut(u32)) -> Result<(), Malformed> {
+    let mut index = Index::of(bytes)?;
+    while let Some((id, _)) = index.next_record()? {
+        each(id);
+    }
+    index.finish()
+}
+
+/// Encodes `records` as schema version 1 did (tests of the migration).
+#[cfg(test)]
+pub(crate) fn encode_frame_v1(records: &[(u32, Bucket)]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut previous_id = 0u32;
+    for (i, (id, b)) in records.iter().enumerate() {
+        put_varint(
+            &mut out,
+            u64::from(id - if i == 0 { 0 } else { previous_id }),
+        );
+        previous_id = *id;
+        put_record(&mut out, b);
+    }
+    out
+}
+
+/// Calls `each` with every record of a frame of schema version 1 (without
+/// an index), in id order.
+pub(crate) fn decode_frame_v1(
+    bytes: &[u8],
+    mut each: impl FnMut(u32, Bucket),
+) -> Result<(), Malformed> {
     let mut at = 0usize;
     let mut id = 0u32;
     let mut first = true;
     while at < bytes.len() {
         let delta = get_varint(bytes, &mut at)?;
-        id = if first {
-            u32::try_from(delta).map_err(|_| Malformed(at))?
-        } else {
-            u32::try_from(delta)
-                .ok()
-                .and_then(|d| id.checked_add(d))
-                .filter(|_| delta > 0)
-                .ok_or(Malformed(at))?
-        };
+        id = next_id(id, delta, first).ok_or(Malformed(at))?;
         first = false;
-        let count = u32::try_from(get_varint(bytes, &mut at)?).map_err(|_| Malformed(at))?;
-        let tag = u32::try_from(get_varint(bytes, &mut at)?).map_err(|_| Malformed(at))?;
-        let mut shift = 2;
-        let mut next = |at: &mut usize, reference: Option<f64>| {
-            let code = (tag >> shift) & 3;
-            shift += 2;
-            get_value(bytes, at, code, reference)
-        };
-        let last = next(&mut at, None)?;
-        let mut bucket = Bucket {
-            count,
-            min: last,
-            max: last,
-            sum: last * f64::from(count),
-            last,
-            increase: None,
-        };
-        if tag & SAME == 0 {
-            bucket.min = next(&mut at, Some(last))?;
-            bucket.max = next(&mut at, Some(last))?;
-            bucket.sum = next(&mut at, Some(last * f64::from(count)))?;
-        }
-        if tag & COUNTER != 0 {
-            bucket.increase = Some(next(&mut at, None)?);
-        }
-        each(id, bucket);
+        each(id, read_record(bytes, &mut at)?);
     }
     Ok(())
+}
+
+/// The id after `previous` in a frame: the first is given as it is, each
+/// later one as a difference of at least 1.
+fn next_id(previous: u32, delta: u64, first: bool) -> Option<u32> {
+    let delta = u32::try_from(delta).ok()?;
+    if first {
+        Some(delta)
+    } else {
+        previous.checked_add(delta).filter(|_| delta > 0)
+    }
+}
+
+/// A walk through a frame's index: each record's id and where it lies.
+struct Index<'a> {
+    bytes: &'a [u8],
+    /// The next entry of the index.
+    at: usize,
+    /// Where the index ends and the records begin.
+    end: usize,
+    /// Where the next record begins.
+    record: usize,
+    id: u32,
+    first: bool,
+}
+
+impl<'a> Index<'a> {
+    fn of(bytes: &'a [u8]) -> Result<Index<'a>, Malformed> {
+        let mut at = 0;
+        let len = get_varint(bytes, &mut at)?;
+        let end = usize::try_from(len)
+            .ok()
+            .and_then(|len| at.checked_add(len))
+            .filter(|&end| end <= bytes.len())
+            .ok_or(Malformed(at))?;
+        Ok(Index {
+            bytes,
+            at,
+            end,
+            record: end,
+            id: 0,
+            first: true,
+        })
+    }
+
+    /// The next record's id and byte range, or `None` past the last.
+    fn next_record(&mut self) -> Result<Option<(u32, Range<usize>)>, Malformed> {
+        if self.at >= self.end {
+            return Ok(None);
+        }
+        let index = &self.bytes[..self.end];
+        let delta = get_varint(index, &mut self.at)?;
+        self.id = next_id(self.id, delta, self.first).ok_or(Malformed(self.at))?;
+        self.first = false;
+        let len = get_varint(index, &mut self.at)?;
+        let start = self.record;
+        self.record = usize::try_from(len)
+            .ok()
+            .and_then(|len| start.checked_add(len))
+            .filter(|&end| end <= self.bytes.len())
+            .ok_or(Malformed(self.at))?;
+        Ok(Some((self.id, start..self.record)))
+    }
+
+    /// Checks that the records fill the rest of the frame, once every
+    /// entry has been read.
+    fn finish(self) -> Result<(), Malformed> {
+        if self.record == self.bytes.len() {
+            Ok(())
+        } else {
+            Err(Malformed(self.record))
+        }
+    }
+}
+
+fn put_record(out: &mut Vec<u8>, b: &Bucket) {
+    put_varint(out, u64::from(b.count));
+    let same = b.min.to_bits() == b.max.to_bits()
+        && b.min.to_bits() == b.last.to_bits()
+        && (b.min * f64::from(b.count)).to_bits() == b.sum.to_bits();
+    let mut tag = 0u32;
+    if same {
+        tag |= SAME;
+    }
+    if b.increase.is_some() {
+        tag |= COUNTER;
+    }
+    for (k, (v, reference)) in values(b, same).enumerate() {
+        tag |= code_of(v, reference) << (2 + 2 * k);
+    }
+    put_varint(out, u64::from(tag));
+    for (v, reference) in values(b, same) {
+        put_value(out, v, reference);
+    }
+}
+
+/// Decodes the record that fills `range` of a frame.
+fn get_record(bytes: &[u8], range: Range<usize>) -> Result<Bucket, Malformed> {
+    let mut at = range.start;
+    let bucket = read_record(&bytes[..range.end], &mut at)?;
+    if at == range.end {
+        Ok(bucket)
+    } else {
+        Err(Malformed(at))
+    }
+}
+
+/// Decodes the record at `*at` and moves past it.
+fn read_record(bytes: &[u8], at: &mut usize) -> Result<Bucket, Malformed> {
+    let count = u32::try_from(get_varint(bytes, at)?).map_err(|_| Malformed(*at))?;
+    let tag = u32::try_from(get_varint(bytes, at)?).map_err(|_| Malformed(*at))?;
+    let mut shift = 2;
+    let mut next = |at: &mut usize, reference: Option<f64>| {
+        let code = (tag >> shift) & 3;
+        shift += 2;
+        get_value(bytes, at, code, reference)
+    };
+    let last = next(at, None)?;
+    let mut bucket = Bucket {
+        count,
+        min: last,
+        max: last,
+        sum: last * f64::from(count),
+        last,
+        increase: None,
+    };
+    if tag & SAME == 0 {
+        bucket.min = next(at, Some(last))?;
+        bucket.max = next(at, Some(last))?;
+        bucket.sum = next(at, Some(last * f64::from(count)))?;
+    }
+    if tag & COUNTER != 0 {
+        bucket.increase = Some(next(at, None)?);
+    }
+    Ok(bucket)
 }
 
 /// Merges `later` into `earlier`, both sorted by id: the buckets of the
@@ -394,8 +559,9 @@ mod tests {
             }
             assert_eq!(b.increase, b2.increase);
         }
-        // A steady gauge costs a few bytes: id, count, tag, one varint.
-        assert_eq!(encode_frame(&[(0, gauge(&[7.0; 6]))]).len(), 4);
+        // A steady gauge costs a few bytes: the index's length, its entry
+        // (id, length), then count, tag, one varint.
+        assert_eq!(encode_frame(&[(0, gauge(&[7.0; 6]))]).len(), 6);
         // A counter near 4e9 moving by 1000 a sample: max is last, min and
         // sum small differences.
         let mut counter = Bucket::of(4e9, Some(0.0));
@@ -403,10 +569,55 @@ mod tests {
             counter.add(4e9 + 1000.0 * f64::from(i), Some(1000.0));
         }
         let bytes = encode_frame(&[(0, counter)]);
-        assert!(bytes.len() <= 16, "{} bytes", bytes.len());
+        assert!(bytes.len() <= 18, "{} bytes", bytes.len());
         let mut back = None;
         decode_frame(&bytes, |_, b| back = Some(b)).unwrap();
         assert_eq!(back, Some(counter));
+    }
+
+    #[test]
+    fn a_frame_gives_the_series_asked_for_without_decoding_the_rest() {
+        let records: Vec<(u32, Bucket)> = (0..300u32)
+            .filter(|id| id % 7 != 3)
+            .map(|id| (id, gauge(&[f64::from(id) * 0.1, f64::from(id) + 0.5])))
+            .collect();
+        let bytes = encode_frame(&records);
+        let ids = [0, 3, 4, 151, 298, 299, 400];
+        let mut picked = Vec::new();
+        decode_selected(&bytes, &ids, |at, id, b| picked.push((at, id, b))).unwrap();
+        let expected: Vec<(usize, u32, Bucket)> = ids
+            .iter()
+            .enumerate()
+            .filter_map(|(at, id)| records.iter().find(|r| r.0 == *id).map(|r| (at, r.0, r.1)))
+            .collect();
+        assert_eq!(picked, expected);
+        assert_eq!(picked.len(), 5, "3 and 400 are not in the frame");
+        let mut ids_seen = Vec::new();
+        frame_ids(&bytes, |id| ids_seen.push(id)).unwrap();
+        assert_eq!(ids_seen, records.iter().map(|r| r.0).collect::<Vec<_>>());
+        // A record whose bytes are damaged is found when it is asked for.
+        let mut damaged = bytes.clone();
+        let last = damaged.len() - 1;
+        damaged.truncate(last);
+        assert!(decode_selected(&damaged, &[299], |_, _, _| {}).is_err());
+        assert!(decode_selected(&damaged, &[0], |_, _, _| {}).is_ok());
+    }
+
+    #[test]
+    fn a_version_1_frame_reads_back_the_same() {
+        let records = vec![
+            (2, gauge(&[1.0, 2.5])),
+            (
+                9,
+                Bucket {
+                    increase: Some(12.0),
+                    ..gauge(&[100.0, 112.0])
+                },
+            ),
+        ];
+        let mut back = Vec::new();
+        decode_frame_v1(&encode_frame_v1(&records), |id, b| back.push((id, b))).unwrap();
+        assert_eq!(back, records);
     }
 
     #[test]

@@ -5,7 +5,11 @@
 //! Keying by time makes every write an append at the right edge of the
 //! table, so a minute of any number of series dirties a handful of pages
 //! rather than one page per series. A query reads the frames of its range
-//! and keeps the series it wants.
+//! and, through each frame's index, decodes only the series it wants.
+//!
+//! Schema versions (`PRAGMA user_version`): 1 wrote frames without an
+//! index; 2 adds it. Opening a version 1 file rewrites its frames once, in
+//! the migration's transaction.
 //!
 //! Hours are summed from their minutes in the file once an hour has closed,
 //! so a restart in the middle of an hour loses none of it. A minute written
@@ -39,7 +43,9 @@ use std::time::Duration;
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior, params};
 
 use super::HistoryError;
-use super::bucket::{Bucket, decode_frame, encode_frame, merge_records};
+use super::bucket::{
+    Bucket, decode_frame, decode_frame_v1, decode_selected, encode_frame, frame_ids, merge_records,
+};
 use super::query::Resolution;
 use crate::metrics::{Kind, SeriesKey};
 
@@ -57,16 +63,27 @@ const PAGE_SIZE: i64 = 1024;
 const MINUTE: u64 = 60_000;
 const HOUR: u64 = 3_600_000;
 
+/// A step of the schema: statements, or frames rewritten in code.
+enum Migration {
+    Sql(&'static str),
+    Code(fn(&rusqlite::Transaction<'_>, &Path) -> Result<(), HistoryError>),
+}
+
 /// Schema migrations, oldest first; entry `i` takes the file from version
 /// `i` to `i + 1` (`PRAGMA user_version`).
-const MIGRATIONS: &[&str] = &["CREATE TABLE series (
-         id     INTEGER PRIMARY KEY,
-         name   TEXT NOT NULL,
-         labels TEXT NOT NULL,
-         kind   INTEGER NOT NULL
-     );
-     CREATE TABLE minute (start_ms INTEGER PRIMARY KEY, frame BLOB NOT NULL);
-     CREATE TABLE hour (start_ms INTEGER PRIMARY KEY, frame BLOB NOT NULL);"];
+const MIGRATIONS: &[Migration] = &[
+    Migration::Sql(
+        "CREATE TABLE series (
+             id     INTEGER PRIMARY KEY,
+             name   TEXT NOT NULL,
+             labels TEXT NOT NULL,
+             kind   INTEGER NOT NULL
+         );
+         CREATE TABLE minute (start_ms INTEGER PRIMARY KEY, frame BLOB NOT NULL);
+         CREATE TABLE hour (start_ms INTEGER PRIMARY KEY, frame BLOB NOT NULL);",
+    ),
+    Migration::Code(index_frames),
+];
 
 /// How long the file keeps rollups, and how large it may grow.
 #[derive(Debug, Clone, Copy)]
@@ -265,7 +282,7 @@ impl File {
                         source: e.into(),
                     }
                 })?;
-                decode_frame(frame, |id, _| {
+                frame_ids(frame, |id| {
                     let Some(s) = position.get(&id).map(|&i| &mut series[i]) else {
                         return;
                     };
@@ -472,10 +489,11 @@ impl File {
         from_ms: u64,
         to_ms: u64,
     ) -> Result<HashMap<u32, Vec<(u64, Bucket)>>, HistoryError> {
-        let mut out: HashMap<u32, Vec<(u64, Bucket)>> = HashMap::new();
+        // By position in `ids`, which the frames' index gives.
+        let mut found: Vec<Vec<(u64, Bucket)>> = vec![Vec::new(); ids.len()];
         let mut read = |table: &str, from: u64, to: u64| -> Result<(), HistoryError> {
             const WHAT: &str = "read rollups";
-            if from >= to {
+            if from >= to || ids.is_empty() {
                 return Ok(());
             }
             let mut statement = self
@@ -496,12 +514,8 @@ impl File {
                         source: e.into(),
                     }
                 })?;
-                decode_frame(frame, |id, b| {
-                    if ids.binary_search(&id).is_ok() {
-                        out.entry(id).or_default().push((start, b));
-                    }
-                })
-                .map_err(|e| self.corrupt(format!("{table} {start}: {e}")))?;
+                decode_selected(frame, ids, |at, _, b| found[at].push((start, b)))
+                    .map_err(|e| self.corrupt(format!("{table} {start}: {e}")))?;
             }
             Ok(())
         };
@@ -514,7 +528,12 @@ impl File {
                 read("minute", from_ms.max(done), to_ms)?;
             }
         }
-        Ok(out)
+        Ok(ids
+            .iter()
+            .zip(found)
+            .filter(|(_, buckets)| !buckets.is_empty())
+            .map(|(&id, buckets)| (id, buckets))
+            .collect())
     }
 
     /// Folds the WAL into the file and empties it (at shutdown).
@@ -592,11 +611,52 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<(), HistoryError> {
         });
     }
     for migration in &MIGRATIONS[usize::try_from(version).unwrap_or(0)..] {
-        tx.execute_batch(migration).map_err(sql(WHAT))?;
+        match migration {
+            Migration::Sql(statements) => tx.execute_batch(statements).map_err(sql(WHAT))?,
+            Migration::Code(step) => step(&tx, path)?,
+        }
     }
     tx.pragma_update(None, "user_version", latest)
         .map_err(sql(WHAT))?;
     tx.commit().map_err(sql(WHAT))
+}
+
+/// Version 1 to 2: rewrites every frame with an index.
+fn index_frames(tx: &rusqlite::Transaction<'_>, path: &Path) -> Result<(), HistoryError> {
+    const WHAT: &str = "add an index to the history's frames";
+    for table in ["minute", "hour"] {
+        // Starts first, so that no scan of the table is open while its rows
+        // are rewritten.
+        let starts: Vec<i64> = tx
+            .prepare(&format!("SELECT start_ms FROM {table} ORDER BY start_ms"))
+            .and_then(|mut statement| {
+                statement
+                    .query_map([], |row| row.get(0))?
+                    .collect::<Result<_, _>>()
+            })
+            .map_err(sql(WHAT))?;
+        let mut read = tx
+            .prepare(&format!("SELECT frame FROM {table} WHERE start_ms = ?1"))
+            .map_err(sql(WHAT))?;
+        let mut write = tx
+            .prepare(&format!(
+                "UPDATE {table} SET frame = ?2 WHERE start_ms = ?1"
+            ))
+            .map_err(sql(WHAT))?;
+        for start in starts {
+            let mut records = Vec::new();
+            read.query_row([start], |row| {
+                let frame = row.get_ref(0)?.as_blob()?;
+                Ok(decode_frame_v1(frame, |id, b| records.push((id, b))))
+            })
+            .map_err(sql(WHAT))?
+            .map_err(|e| corrupt(path, format!("{table} {start}: {e}")))?;
+            write
+                .execute(params![start, encode_frame(&records)])
+                .map_err(sql(WHAT))?;
+        }
+    }
+    Ok(())
 }
 
 fn create_private_file(path: &Path) -> Result<(), HistoryError> {

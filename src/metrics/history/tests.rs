@@ -599,3 +599,169 @@ fn the_writer_counts_the_bytes_it_writes() {
     }
     assert!(h.bytes_written() <= h.stats().bytes_passed + (1 << 20));
 }
+
+/// Every minute frame in the file, decoded in full: start, and each series'
+/// bucket.
+fn file_minutes(dir: &Path) -> Vec<(u64, Vec<(u32, Bucket)>)> {
+    let conn = rusqlite::Connection::open(dir.join(FILE_NAME)).unwrap();
+    let mut st = conn
+        .prepare("SELECT start_ms, frame FROM minute ORDER BY start_ms")
+        .unwrap();
+    st.query_map([], |r| {
+        Ok((r.get::<_, i64>(0)? as u64, r.get::<_, Vec<u8>>(1)?))
+    })
+    .unwrap()
+    .map(|r| {
+        let (start, frame) = r.unwrap();
+        let mut records = Vec::new();
+        bucket::decode_frame(&frame, |id, b| records.push((id, b))).unwrap();
+        (start, records)
+    })
+    .collect()
+}
+
+#[test]
+fn a_query_of_one_series_out_of_many_gives_what_a_full_decode_gives() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = open(dir.path());
+    // 90 series, a third counters, the rest gauges of whole and arbitrary
+    // values, every 10 s for ten minutes and 30 s: the eleventh minute is
+    // still open when asked.
+    let series: Vec<(SeriesKey, Kind)> = (0..90)
+        .map(|i| {
+            let kind = if i % 3 == 0 {
+                Kind::Counter
+            } else {
+                Kind::Gauge
+            };
+            let n = i.to_string();
+            (SeriesKey::new("rvm_mixed", [("n", n.as_str())]), kind)
+        })
+        .collect();
+    let value = |i: usize, t: u64| match i % 3 {
+        0 => (t * (7 + i as u64) % 5000) as f64,
+        1 => ((t / 30 + i as u64) % 9) as f64,
+        _ => (t as f64 * 0.013 + i as f64).sin(),
+    };
+    let mut recorded: Vec<Vec<(u64, f64)>> = vec![Vec::new(); series.len()];
+    for t in (0..=630).step_by(10) {
+        let at = T0 + t * SECOND;
+        for (i, (k, kind)) in series.iter().enumerate() {
+            h.record(&sample(k, *kind, at, value(i, t)));
+            recorded[i].push((at, value(i, t)));
+        }
+        close(&mut h, at);
+    }
+    let now = T0 + 635 * SECOND;
+    close(&mut h, now);
+    let minutes = file_minutes(dir.path());
+    assert_eq!(minutes.len(), 10, "minutes 0 to 9 are in the file");
+    assert!(minutes.iter().all(|(_, records)| records.len() == 90));
+
+    for i in [0, 44, 89] {
+        let (k, kind) = &series[i];
+        // Series get ids in the order first seen.
+        let id = i as u32;
+        let mut expected: Vec<(u64, Bucket)> = minutes
+            .iter()
+            .filter_map(|(start, records)| {
+                records.iter().find(|r| r.0 == id).map(|r| (*start, r.1))
+            })
+            .collect();
+        // The open minute, from the samples as recorded.
+        let open_from = T0 + 10 * MINUTE;
+        let mut previous = recorded[i]
+            .iter()
+            .rev()
+            .find(|s| s.0 < open_from)
+            .map(|s| s.1);
+        let mut open: Option<Bucket> = None;
+        for &(_, v) in recorded[i].iter().filter(|s| s.0 >= open_from) {
+            let increase = (*kind == Kind::Counter)
+                .then(|| previous.map_or(0.0, |p| bucket::counter_increase(p, v)));
+            previous = Some(v);
+            match &mut open {
+                Some(b) => b.add(v, increase),
+                None => open = Some(Bucket::of(v, increase)),
+            }
+        }
+        expected.push((open_from, open.unwrap()));
+        assert_eq!(expected.len(), 11);
+
+        let answer = ask(&h, k.clone(), T0, T0 + 11 * MINUTE, MINUTE, now);
+        assert_eq!(answer.resolution, Resolution::Minute);
+        assert_eq!(answer.series[0].kind, *kind);
+        assert_eq!(
+            points(&answer),
+            query::to_points(expected, MINUTE),
+            "series {i}"
+        );
+    }
+}
+
+#[test]
+fn a_file_of_schema_version_1_is_migrated_with_its_rollups() {
+    let dir = tempfile::tempdir().unwrap();
+    let k = key("disk_used_ratio");
+    let gauge = |values: &[f64]| {
+        let mut b = Bucket::of(values[0], None);
+        for v in &values[1..] {
+            b.add(*v, None);
+        }
+        b
+    };
+    let minutes = [
+        (T0, vec![(0, gauge(&[1.0, 2.0])), (3, gauge(&[0.25]))]),
+        (T0 + MINUTE, vec![(0, gauge(&[3.0, 0.5, 4.0]))]),
+    ];
+    {
+        // What version 1 wrote: its schema, frames without an index.
+        let conn = rusqlite::Connection::open(dir.path().join(FILE_NAME)).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE series (
+                 id     INTEGER PRIMARY KEY,
+                 name   TEXT NOT NULL,
+                 labels TEXT NOT NULL,
+                 kind   INTEGER NOT NULL
+             );
+             CREATE TABLE minute (start_ms INTEGER PRIMARY KEY, frame BLOB NOT NULL);
+             CREATE TABLE hour (start_ms INTEGER PRIMARY KEY, frame BLOB NOT NULL);
+             INSERT INTO series VALUES (0, 'disk_used_ratio', '[[\"mount\",\"/\"]]', 0);
+             INSERT INTO series VALUES (3, 'load_ratio', '[]', 0);
+             PRAGMA user_version = 1;",
+        )
+        .unwrap();
+        for (start, records) in &minutes {
+            conn.execute(
+                "INSERT INTO minute (start_ms, frame) VALUES (?1, ?2)",
+                rusqlite::params![*start as i64, bucket::encode_frame_v1(records)],
+            )
+            .unwrap();
+        }
+    }
+    let now = T0 + 2 * MINUTE + 5 * SECOND;
+    let h = open(dir.path());
+    let answer = ask(&h, k.clone(), T0, T0 + 2 * MINUTE, MINUTE, now);
+    let expected = query::to_points(
+        minutes
+            .iter()
+            .map(|(start, records)| (*start, records[0].1)),
+        MINUTE,
+    );
+    assert_eq!(points(&answer), expected);
+    let load = ask(&h, key_of("load_ratio"), T0, T0 + 2 * MINUTE, MINUTE, now);
+    assert_eq!(points(&load).len(), 1);
+    h.shutdown(now).unwrap();
+    // The frames were rewritten with their index.
+    let back = file_minutes(dir.path());
+    assert_eq!(back, minutes);
+    let conn = rusqlite::Connection::open(dir.path().join(FILE_NAME)).unwrap();
+    let version: i64 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, 2);
+}
+
+fn key_of(name: &str) -> SeriesKey {
+    SeriesKey::new(name, [])
+}
