@@ -26,7 +26,7 @@ hz=$(getconf CLK_TCK)
 
 ticks() { awk '{print $14 + $15}' "/proc/$pid/stat"; }
 rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$pid/status"; }
-written() { awk '/write_bytes/ {print $2}' "/proc/$pid/io"; }
+written() { awk '$1 == "write_bytes:" {print $2}' "/proc/$pid/io"; }
 
 # Let the first rounds and the store settle.
 sleep 5
