@@ -477,7 +477,7 @@ impl Core {
                 .collect();
             for (name, state) in changed {
                 let value = serde_json::to_value(&state).unwrap_or_default();
-                store.write("save a ladder's state", move |s| {
+                store.write_batched("save a ladder's state", move |s| {
                     s.put_state(&format!("{LADDER_KEY}{name}"), &value)
                 });
             }

@@ -476,7 +476,7 @@ impl Events {
         self.counters.send_modify(|c| c.count(&stamped.event));
         if let Some(store) = &self.store {
             let row = record::row(&stamped);
-            store.write("append to the event log", move |s| {
+            store.write_batched("append to the event log", move |s| {
                 s.append_event(&row).map(|_| ())
             });
         }

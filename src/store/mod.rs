@@ -730,6 +730,21 @@ impl Store {
         Ok(usize::try_from(count).unwrap_or(0))
     }
 
+    /// Opens a transaction that the writes after it join (see the store
+    /// thread's batches).
+    pub(crate) fn begin_batch(&self) -> Result<(), StoreError> {
+        self.conn
+            .execute_batch("BEGIN IMMEDIATE")
+            .map_err(sql("start a batch of writes"))
+    }
+
+    /// Commits the transaction [`Store::begin_batch`] opened.
+    pub(crate) fn end_batch(&self) -> Result<(), StoreError> {
+        self.conn
+            .execute_batch("COMMIT")
+            .map_err(sql("commit a batch of writes"))
+    }
+
     /// Runs `write` with `synchronous=FULL`, which in WAL mode syncs the log
     /// at each commit, then goes back to NORMAL.
     fn fully_synced<T>(

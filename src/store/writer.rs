@@ -17,7 +17,7 @@ pub const QUEUE: usize = 4096;
 /// The store's single owner. Cheap to clone.
 #[derive(Clone)]
 pub struct StoreThread {
-    jobs: SyncSender<StoreJob>,
+    jobs: SyncSender<Job>,
     capacity: usize,
     health: Arc<Health>,
 }
@@ -25,10 +25,26 @@ pub struct StoreThread {
 /// One piece of work for the store's thread.
 type StoreJob = Box<dyn FnOnce(&Store) + Send>;
 
+/// A job and whether it may share a transaction with the jobs around it.
+enum Job {
+    /// Runs on its own, after the open batch is committed.
+    Alone(StoreJob),
+    /// Joins the open batch (one row appended or upserted).
+    Batched(StoreJob),
+}
+
+/// A batch is committed once no batched job came for this long …
+const LINGER: std::time::Duration = std::time::Duration::from_millis(200);
+/// … or once it is this old …
+const MAX_AGE: std::time::Duration = std::time::Duration::from_secs(1);
+/// … or this large.
+const MAX_BATCH: usize = 256;
+
 #[derive(Default)]
 struct Health {
     failed: AtomicU64,
     dropped: AtomicU64,
+    commits: AtomicU64,
     last_error: Mutex<Option<String>>,
 }
 
@@ -60,19 +76,17 @@ impl StoreThread {
 
     /// [`StoreThread::spawn`] with a queue of `capacity` jobs.
     pub fn with_capacity(store: Store, capacity: usize) -> StoreThread {
-        let (jobs, rx) = sync_channel::<StoreJob>(capacity);
+        let (jobs, rx) = sync_channel::<Job>(capacity);
+        let health: Arc<Health> = Arc::default();
+        let counts = health.clone();
         std::thread::Builder::new()
             .name("rvm-watchdog-store".into())
-            .spawn(move || {
-                while let Ok(job) = rx.recv() {
-                    job(&store);
-                }
-            })
+            .spawn(move || run(&store, &rx, &counts))
             .expect("start the store thread");
         StoreThread {
             jobs,
             capacity,
-            health: Arc::default(),
+            health,
         }
     }
 
@@ -83,14 +97,40 @@ impl StoreThread {
         what: &'static str,
         job: impl FnOnce(&Store) -> Result<(), StoreError> + Send + 'static,
     ) {
+        self.send(what, job, false);
+    }
+
+    /// Queues a write that may share a transaction with the writes around
+    /// it (an event appended, a ladder saved): a burst of them is
+    /// committed once, within [`MAX_AGE`], which spares the flash. Like
+    /// [`StoreThread::write`], never waits.
+    pub fn write_batched(
+        &self,
+        what: &'static str,
+        job: impl FnOnce(&Store) -> Result<(), StoreError> + Send + 'static,
+    ) {
+        self.send(what, job, true);
+    }
+
+    fn send(
+        &self,
+        what: &'static str,
+        job: impl FnOnce(&Store) -> Result<(), StoreError> + Send + 'static,
+        batched: bool,
+    ) {
         let health = self.health.clone();
-        let sent = self.jobs.try_send(Box::new(move |store| {
+        let job: StoreJob = Box::new(move |store| {
             if let Err(e) = job(store) {
                 tracing::debug!(error = %e, "cannot {what}");
                 health.note(&health.failed, format!("cannot {what}: {e}"));
             }
-        }));
-        if let Err(TrySendError::Full(_)) = sent {
+        });
+        let job = if batched {
+            Job::Batched(job)
+        } else {
+            Job::Alone(job)
+        };
+        if let Err(TrySendError::Full(_)) = self.jobs.try_send(job) {
             self.health.note(
                 &self.health.dropped,
                 format!("cannot {what}: {}", StoreError::Busy(self.capacity)),
@@ -98,15 +138,19 @@ impl StoreThread {
         }
     }
 
-    /// Runs a query and waits for its answer; fails at once when the queue is full.
+    /// Transactions the store thread committed for batched writes.
+    pub fn batch_commits(&self) -> u64 {
+        self.health.commits.load(Ordering::Relaxed)
+    }
+
     pub async fn query<T: Send + 'static>(
         &self,
         job: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
         let (tx, rx) = tokio::sync::oneshot::channel();
-        let sent = self.jobs.try_send(Box::new(move |store| {
+        let sent = self.jobs.try_send(Job::Alone(Box::new(move |store| {
             let _ = tx.send(job(store));
-        }));
+        })));
         match sent {
             Ok(()) => rx.await.unwrap_or(Err(StoreError::Stopped)),
             Err(TrySendError::Full(_)) => Err(StoreError::Busy(self.capacity)),
@@ -120,6 +164,60 @@ impl StoreThread {
             failed: self.health.failed.load(Ordering::Relaxed),
             dropped: self.health.dropped.load(Ordering::Relaxed),
             last_error: self.health.last_error.lock().ok().and_then(|l| l.clone()),
+        }
+    }
+}
+
+/// The store thread: runs jobs in order; batched ones share a transaction
+/// until a lone job, a pause of [`LINGER`], [`MAX_AGE`] or [`MAX_BATCH`]
+/// ends it. A lone job (a query, a fully synced write) sees every batched
+/// write before it committed.
+fn run(store: &Store, rx: &std::sync::mpsc::Receiver<Job>, health: &Health) {
+    use std::sync::mpsc::RecvTimeoutError;
+    let mut open: Option<(std::time::Instant, usize)> = None;
+    let commit = |open: &mut Option<(std::time::Instant, usize)>| {
+        if open.take().is_some() {
+            match store.end_batch() {
+                Ok(()) => {
+                    health.commits.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(e) => health.note(&health.failed, format!("cannot commit writes: {e}")),
+            }
+        }
+    };
+    loop {
+        let next = match open {
+            None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
+            Some((since, _)) => {
+                let left = MAX_AGE.saturating_sub(since.elapsed()).min(LINGER);
+                rx.recv_timeout(left)
+            }
+        };
+        match next {
+            Ok(Job::Batched(job)) => {
+                if open.is_none() {
+                    match store.begin_batch() {
+                        Ok(()) => open = Some((std::time::Instant::now(), 0)),
+                        Err(e) => health.note(&health.failed, format!("cannot start writes: {e}")),
+                    }
+                }
+                job(store);
+                if let Some((since, n)) = &mut open {
+                    *n += 1;
+                    if *n >= MAX_BATCH || since.elapsed() >= MAX_AGE {
+                        commit(&mut open);
+                    }
+                }
+            }
+            Ok(Job::Alone(job)) => {
+                commit(&mut open);
+                job(store);
+            }
+            Err(RecvTimeoutError::Timeout) => commit(&mut open),
+            Err(RecvTimeoutError::Disconnected) => {
+                commit(&mut open);
+                return;
+            }
         }
     }
 }
@@ -186,5 +284,68 @@ mod tests {
             report.last_error.as_deref(),
             Some("cannot save a ladder's state: the state store has stopped")
         );
+    }
+
+    #[test]
+    fn a_burst_of_events_is_one_commit_and_a_query_or_a_synced_write_sees_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let thread = StoreThread::with_capacity(store, 128);
+        let (release, held) = std::sync::mpsc::channel::<()>();
+        let (started_tx, started) = std::sync::mpsc::channel::<()>();
+        thread.write("hold the thread", move |_| {
+            let _ = started_tx.send(());
+            let _ = held.recv();
+            Ok(())
+        });
+        started.recv().unwrap();
+        for i in 0..50 {
+            thread.write_batched("append to the event log", move |s| {
+                s.append_event(&super::super::NewEvent::new(
+                    std::time::SystemTime::now(),
+                    "probe-changed",
+                    format!("event {i}"),
+                ))
+                .map(drop)
+            });
+        }
+        release.send(()).unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        // A query commits the open batch first and sees all of it.
+        let events = rt
+            .block_on(thread.query(|s| {
+                s.events(&super::super::EventQuery {
+                    limit: 100,
+                    ..Default::default()
+                })
+            }))
+            .unwrap();
+        assert_eq!(events.len(), 50);
+        assert_eq!(thread.batch_commits(), 1, "fifty appends, one commit");
+        // A fully synced write right after a batched one: the batch is
+        // committed first (synchronous cannot change inside a transaction).
+        thread.write_batched("save a ladder's state", |s| {
+            s.put_state("ladder:x", &serde_json::json!({"step": 1}))
+        });
+        rt.block_on(
+            thread.query(|s| {
+                s.record_reboot(std::time::SystemTime::now(), Some("x"), "test", "boot-1")
+            }),
+        )
+        .unwrap();
+        assert_eq!(thread.batch_commits(), 2);
+        let report = thread.report();
+        assert_eq!((report.failed, report.dropped), (0, 0), "{report:?}");
+        // A lone batched write is committed within its age limit.
+        thread.write_batched("save a ladder's state", |s| {
+            s.put_state("ladder:y", &serde_json::json!({"step": 2}))
+        });
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while thread.batch_commits() < 3 {
+            assert!(Instant::now() < deadline, "the batch was never committed");
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 }
