@@ -102,7 +102,7 @@ impl StoreThread {
 
     /// Queues a write that may share a transaction with the writes around
     /// it (an event appended, a ladder saved): a burst of them is
-    /// committed once, within [`MAX_AGE`], which spares the flash. Like
+    /// committed once, within a second, which spares the flash. Like
     /// [`StoreThread::write`], never waits.
     pub fn write_batched(
         &self,
