@@ -12,6 +12,36 @@
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
+/// Creates `path` with mode 0600 if it does not exist, and takes group and
+/// other access away if it does (SQLite would create a database 0644, and
+/// its `-wal` and `-shm` files copy the database's mode). On failure, the
+/// step that failed (`opening`, the words for creating or opening it) and
+/// the error.
+pub fn private_file(
+    path: &Path,
+    opening: &'static str,
+) -> Result<(), (&'static str, std::io::Error)> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| (opening, e))?;
+    let mode = file
+        .metadata()
+        .map_err(|e| ("read the mode of", e))?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        file.set_permissions(std::fs::Permissions::from_mode(mode & 0o700))
+            .map_err(|e| ("make private", e))?;
+    }
+    Ok(())
+}
+
 /// Whether a uid may own a trusted file: root, or the watchdog's own user.
 fn trusted_owner(uid: u32) -> bool {
     uid == 0 || uid == nix::unistd::geteuid().as_raw()

@@ -33,24 +33,6 @@ fn setup(dir: &Path, extra: &str) -> TestDaemon {
     TestDaemon::start(dir)
 }
 
-/// `rvm-watchdog reload` as an operator on the machine runs it.
-fn cli_reload(dir: &Path, daemon: &TestDaemon) -> (Option<i32>, String) {
-    let out = binary()
-        .arg("reload")
-        .arg("--config")
-        .arg(dir.join("watchdog.toml"))
-        .arg("--state-dir")
-        .arg(dir.join("state"))
-        .arg("--api")
-        .arg(daemon.addr.to_string())
-        .output()
-        .unwrap();
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout).trim().to_owned(),
-    )
-}
-
 #[test]
 fn without_a_token_file_the_daemon_makes_one_says_where_and_the_cli_uses_it() {
     let temp = tempfile::tempdir().unwrap();
@@ -73,7 +55,7 @@ fn without_a_token_file_the_daemon_makes_one_says_where_and_the_cli_uses_it() {
         let (code, _, body) = try_http_post(daemon.addr, path, Some("guess")).unwrap();
         assert_eq!(code, 401, "POST {path}: {body}");
     }
-    let (code, text) = cli_reload(dir, &daemon);
+    let (code, text) = daemon.cli(dir, &["reload"]);
     assert_eq!(code, Some(0), "{text}");
 
     // A second start keeps the token.
@@ -109,7 +91,7 @@ fn a_token_file_a_reload_adds_takes_effect_and_an_unusable_one_is_refused() {
     let (code, _, body) = try_http_post(daemon.addr, "/api/v1/reload", Some("n3w-t0ken")).unwrap();
     assert_eq!(code, 200, "{body}");
     // The CLI follows the configuration to the new file.
-    let (code, text) = cli_reload(dir, &daemon);
+    let (code, text) = daemon.cli(dir, &["reload"]);
     assert_eq!(code, Some(0), "{text}");
 
     // A token file others may write: the reload is refused, naming it, and

@@ -128,6 +128,16 @@ fn query_until(
     panic!("query {query} never answered as expected; last: {last}");
 }
 
+/// The history's batches written so far, from `/metrics`.
+fn batches_written(daemon: &TestDaemon) -> u64 {
+    let (_, _, metrics) = daemon.get("/metrics");
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("rvm_watchdog_history_batches_written_total "))
+        .and_then(|v| v.parse::<f64>().ok())
+        .map_or(0, |v| v as u64)
+}
+
 fn last_value(series: &Value) -> Option<f64> {
     series["points"].as_array()?.last()?["last"].as_f64()
 }
@@ -168,10 +178,15 @@ fn scraped_pushed_collected_and_computed_series_come_back_and_survive_a_sigkill(
     assert_eq!(scraped[0]["kind"], "counter");
 
     // Pushed.
-    let pushed_at = std::time::SystemTime::now()
+    let batches_before = batches_written(&daemon);
+    // Pushed in a minute's first seconds, the minute before may still be
+    // open: its batch comes first.
+    let second = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
-        .as_millis() as u64;
+        .as_millis()
+        % 60_000;
+    let holding_batch = batches_before + 1 + u64::from(second < 7_000);
     let (code, body) = post(
         daemon.addr,
         "/api/v1/ingest",
@@ -230,14 +245,13 @@ fn scraped_pushed_collected_and_computed_series_come_back_and_survive_a_sigkill(
     );
 
     // Once the push's minute has closed (a minute boundary, then the
-    // history's 5 s for late samples, then the next tick and the writer's
-    // commit), it is on disk: a SIGKILL loses none of it.
-    let epoch_ms = |t: std::time::SystemTime| {
-        t.duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64
-    };
-    let written_by = (pushed_at - pushed_at % 60_000) + 60_000 + 5_000 + 3_000;
-    let now = epoch_ms(std::time::SystemTime::now());
-    std::thread::sleep(Duration::from_millis(written_by.saturating_sub(now)));
+    // history's 5 s for late samples) and its batch is written, it is on
+    // disk: a SIGKILL loses none of it.
+    let deadline = Instant::now() + Duration::from_secs(100);
+    while batches_written(&daemon) < holding_batch {
+        assert!(Instant::now() < deadline, "no batch written within 100 s");
+        std::thread::sleep(Duration::from_millis(200));
+    }
     daemon.signal(Signal::SIGKILL);
     drop(daemon);
     let daemon = TestDaemon::start(dir);
@@ -253,6 +267,29 @@ fn scraped_pushed_collected_and_computed_series_come_back_and_survive_a_sigkill(
     assert_eq!(
         (point["min"].as_f64(), point["max"].as_f64()),
         (Some(0.25), Some(0.25))
+    );
+
+    // The same from the command line.
+    let (code, text) = daemon.cli(
+        dir,
+        &[
+            "query",
+            "rvm_bin_fill_ratio",
+            "--since",
+            "30m",
+            "--step",
+            "1m",
+        ],
+    );
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        text.starts_with("rvm_bin_fill_ratio  (gauge, 1m resolution, 1 points)"),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.ends_with("0.2500") && l.contains('T')),
+        "{text}"
     );
     drop(service);
 }

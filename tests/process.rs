@@ -307,17 +307,8 @@ fn an_operator_restarts_a_process_target_through_the_cli_and_the_api() {
     let first = running_pid(&health).unwrap();
 
     // The CLI returns once the new process runs, with the result.
-    let out = support::daemon::binary()
-        .args(["restart", "helper", "--config"])
-        .arg(dir.join("watchdog.toml"))
-        .arg("--state-dir")
-        .arg(dir.join("state"))
-        .arg("--api")
-        .arg(daemon.addr.to_string())
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-    assert_eq!(out.status.code(), Some(0), "{text}");
+    let (code, text) = daemon.cli(dir, &["restart", "helper"]);
+    assert_eq!(code, Some(0), "{text}");
     let second = answered_pid(&text, &pid_file);
     assert_eq!(text, format!("restarted helper: pid {second}"));
     assert_ne!(second as i64, first);

@@ -806,17 +806,8 @@ fn a_paused_target_is_watched_and_never_acted_on_until_resumed() {
     daemon.wait_for("kiosk healthy", WAIT, |h| check(h)["state"] == "healthy");
 
     // Paused from the command line, for maintenance.
-    let out = support::daemon::binary()
-        .args(["pause", "kiosk", "--for", "10m", "--config"])
-        .arg(dir.join("watchdog.toml"))
-        .arg("--state-dir")
-        .arg(dir.join("state"))
-        .arg("--api")
-        .arg(daemon.addr.to_string())
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-    assert_eq!(out.status.code(), Some(0), "{text}");
+    let (code, text) = daemon.cli(dir, &["pause", "kiosk", "--for", "10m"]);
+    assert_eq!(code, Some(0), "{text}");
     assert_eq!(text, "kiosk is paused for 10m: watched, not acted on");
 
     // The unit dies: it is watched and shown, and left alone.

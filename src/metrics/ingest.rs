@@ -118,20 +118,13 @@ fn json(body: &str, now_ms: u64) -> Result<Vec<Sample>, Vec<String>> {
     let mut samples = Vec::with_capacity(parsed.samples.len());
     let mut problems = Vec::new();
     for (i, entry) in parsed.samples.into_iter().enumerate() {
-        let probe = format!("{} 0", entry.name);
-        let name_ok = super::text::parse(&probe, 0).is_ok() && !entry.name.contains('{');
-        if !name_ok {
+        if !super::text::valid_name(&entry.name) {
             problems.push(format!(
                 "samples[{i}].name {:?} is not a metric name",
                 entry.name
             ));
         }
-        if let Some(bad) = entry.labels.keys().find(|k| {
-            let mut c = k.chars();
-            !(c.next()
-                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-                && c.all(|c| c.is_ascii_alphanumeric() || c == '_'))
-        }) {
+        if let Some(bad) = entry.labels.keys().find(|k| !super::text::valid_label(k)) {
             problems.push(format!("samples[{i}].labels: {bad:?} is not a label name"));
         }
         let kind = match entry.kind.as_deref() {

@@ -253,6 +253,10 @@ impl Recorder {
                 (Kind::Gauge, s.series as f64),
             );
             values.insert(
+                own("rvm_watchdog_history_batches_written_total"),
+                (Kind::Counter, s.batches_written as f64),
+            );
+            values.insert(
                 own("rvm_watchdog_history_batches_dropped_total"),
                 (Kind::Counter, s.batches_dropped as f64),
             );
@@ -311,48 +315,40 @@ impl Recorder {
         self.record(&samples);
     }
 
+    /// Samples the history has refused so far (not later than their
+    /// series' last, not finite, of another kind, one series too many).
+    fn refused(&self) -> u64 {
+        self.history.as_ref().map_or(0, |h| {
+            let s = h.stats();
+            s.out_of_order + s.not_finite + s.kind_changed + s.too_many_series
+        })
+    }
+
     fn answer(&mut self, request: Request) {
-        let Some(history) = &mut self.history else {
-            let why = "the metrics history could not be opened; see the watchdog's log".to_owned();
-            match request {
-                Request::Ingest { samples, reply } => {
-                    let n = samples.len();
-                    self.record(&samples);
-                    let _ = reply.send(Ok(n));
-                }
-                Request::Query { reply, .. } => {
-                    let _ = reply.send(Err(why));
-                }
-                Request::Series { reply } => {
-                    let _ = reply.send(Err(why));
-                }
-                Request::Reconfigure(m) => self.reconfigure(*m),
-            }
-            return;
-        };
+        const NO_HISTORY: &str = "the metrics history could not be opened; see the watchdog's log";
+        let now = collect::now_ms();
         match request {
             Request::Ingest { samples, reply } => {
-                let before = history.stats();
+                let before = self.refused();
                 self.record(&samples);
-                let after = self
-                    .history
-                    .as_ref()
-                    .map(History::stats)
-                    .unwrap_or_default();
-                let refused = (after.out_of_order - before.out_of_order)
-                    + (after.not_finite - before.not_finite)
-                    + (after.kind_changed - before.kind_changed)
-                    + (after.too_many_series - before.too_many_series);
-                let _ = reply.send(Ok(samples.len().saturating_sub(refused as usize)));
+                let refused = self.refused() - before;
+                let kept = samples.len().saturating_sub(refused as usize);
+                let _ = reply.send(Ok(kept));
             }
-            Request::Query { query, reply } => {
-                let pending = history.query(&query, collect::now_ms());
-                tokio::spawn(async move {
-                    let _ = reply.send(pending.answer().await.map_err(|e| e.to_string()));
-                });
-            }
+            Request::Query { query, reply } => match &self.history {
+                Some(history) => {
+                    let pending = history.query(&query, now);
+                    tokio::spawn(async move {
+                        let _ = reply.send(pending.answer().await.map_err(|e| e.to_string()));
+                    });
+                }
+                None => {
+                    let _ = reply.send(Err(NO_HISTORY.to_owned()));
+                }
+            },
             Request::Series { reply } => {
-                let _ = reply.send(Ok(history.series(collect::now_ms())));
+                let series = self.history.as_ref().map(|h| h.series(now));
+                let _ = reply.send(series.ok_or_else(|| NO_HISTORY.to_owned()));
             }
             Request::Reconfigure(m) => self.reconfigure(*m),
         }

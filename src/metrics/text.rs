@@ -101,7 +101,9 @@ fn shown(text: &str) -> String {
     }
 }
 
-fn valid_name(name: &str) -> bool {
+/// Whether `name` is a metric name: letters, digits, `_` and `:`, not
+/// starting with a digit.
+pub(crate) fn valid_name(name: &str) -> bool {
     let mut chars = name.chars();
     chars
         .next()
@@ -109,7 +111,9 @@ fn valid_name(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
 }
 
-fn valid_label(name: &str) -> bool {
+/// Whether `name` is a label name: letters, digits and `_`, not starting
+/// with a digit.
+pub(crate) fn valid_label(name: &str) -> bool {
     let mut chars = name.chars();
     chars
         .next()

@@ -31,8 +31,8 @@
 //! detection count on. Times are stored as integer milliseconds since the
 //! Unix epoch, so they come back rounded down to the millisecond.
 
-use std::fs::{DirBuilder, OpenOptions};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::fs::DirBuilder;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -179,15 +179,9 @@ impl StoreError {
     /// met an I/O error.
     pub fn is_retryable(&self) -> bool {
         match self {
-            StoreError::Open { source, .. } | StoreError::Sql { source, .. } => matches!(
-                source.sqlite_error_code(),
-                Some(
-                    ErrorCode::DatabaseBusy
-                        | ErrorCode::DatabaseLocked
-                        | ErrorCode::DiskFull
-                        | ErrorCode::SystemIoFailure
-                )
-            ),
+            StoreError::Open { source, .. } | StoreError::Sql { source, .. } => {
+                is_transient(source)
+            }
             _ => false,
         }
     }
@@ -846,35 +840,31 @@ fn quick_check(conn: &Connection) -> rusqlite::Result<Vec<String>> {
     Ok(problems)
 }
 
+/// Whether SQLite's error may go away by itself: the database busy or
+/// locked, the disk full, an I/O error.
+pub(crate) fn is_transient(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(
+            ErrorCode::DatabaseBusy
+                | ErrorCode::DatabaseLocked
+                | ErrorCode::DiskFull
+                | ErrorCode::SystemIoFailure
+        )
+    )
+}
+
 /// Creates `path` with mode 0600 if it does not exist, and takes group and
 /// world access away if it does: SQLite would create it 0644, and its `-wal`
 /// and `-shm` files copy the database file's mode.
 fn create_private_file(path: &Path) -> Result<(), StoreError> {
-    let io_error = |what| {
-        move |source| StoreError::Io {
+    crate::trust::private_file(path, "create or open the state database").map_err(
+        |(what, source)| StoreError::Io {
             what,
             path: path.to_owned(),
             source,
-        }
-    };
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o600)
-        .open(path)
-        .map_err(io_error("create or open the state database"))?;
-    let mode = file
-        .metadata()
-        .map_err(io_error("read the mode of"))?
-        .permissions()
-        .mode();
-    if mode & 0o077 != 0 {
-        file.set_permissions(std::fs::Permissions::from_mode(mode & 0o700))
-            .map_err(io_error("make private"))?;
-    }
-    Ok(())
+        },
+    )
 }
 
 /// Renames `path` and its `-wal`, `-shm` and `-journal` companions to

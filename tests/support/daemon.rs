@@ -199,6 +199,26 @@ pub fn target<'a>(health: &'a Value, name: &str) -> &'a Value {
 }
 
 impl TestDaemon {
+    /// `rvm-watchdog ARGS` as an operator on the machine runs it, against
+    /// this daemon (its files under `dir`): the exit code and the output,
+    /// trimmed.
+    pub fn cli(&self, dir: &Path, args: &[&str]) -> (Option<i32>, String) {
+        let out = binary()
+            .args(args)
+            .arg("--config")
+            .arg(dir.join("watchdog.toml"))
+            .arg("--state-dir")
+            .arg(dir.join("state"))
+            .arg("--api")
+            .arg(self.addr.to_string())
+            .output()
+            .expect("run rvm-watchdog");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).trim().to_owned(),
+        )
+    }
+
     /// The token the daemon made in its state directory (no `token-file`).
     pub fn token(&self, dir: &Path) -> String {
         std::fs::read_to_string(dir.join("state/api.token"))

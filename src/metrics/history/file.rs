@@ -35,8 +35,8 @@
 //! beside the file adds up to [`WAL_LIMIT`].
 
 use std::collections::{BTreeSet, HashMap};
-use std::fs::{DirBuilder, OpenOptions};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::fs::DirBuilder;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -660,29 +660,11 @@ fn index_frames(tx: &rusqlite::Transaction<'_>, path: &Path) -> Result<(), Histo
 }
 
 fn create_private_file(path: &Path) -> Result<(), HistoryError> {
-    let io_error = |what| {
-        move |source| HistoryError::Io {
+    crate::trust::private_file(path, "create or open the metrics history").map_err(
+        |(what, source)| HistoryError::Io {
             what,
             path: path.to_owned(),
             source,
-        }
-    };
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o600)
-        .open(path)
-        .map_err(io_error("create or open the metrics history"))?;
-    let mode = file
-        .metadata()
-        .map_err(io_error("read the mode of"))?
-        .permissions()
-        .mode();
-    if mode & 0o077 != 0 {
-        file.set_permissions(std::fs::Permissions::from_mode(mode & 0o700))
-            .map_err(io_error("make private"))?;
-    }
-    Ok(())
+        },
+    )
 }

@@ -182,15 +182,9 @@ impl HistoryError {
     pub fn is_retryable(&self) -> bool {
         match self {
             HistoryError::Busy(_) => true,
-            HistoryError::Open { source, .. } | HistoryError::Sql { source, .. } => matches!(
-                source.sqlite_error_code(),
-                Some(
-                    rusqlite::ErrorCode::DatabaseBusy
-                        | rusqlite::ErrorCode::DatabaseLocked
-                        | rusqlite::ErrorCode::DiskFull
-                        | rusqlite::ErrorCode::SystemIoFailure
-                )
-            ),
+            HistoryError::Open { source, .. } | HistoryError::Sql { source, .. } => {
+                crate::store::is_transient(source)
+            }
             _ => false,
         }
     }
