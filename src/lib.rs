@@ -6,6 +6,7 @@
 //! a **probe** one check of it, a **policy** the file that describes a
 //! target, its probes, its recovery **ladder** and its alerting.
 
+pub mod alert;
 pub mod api;
 pub mod cli;
 pub mod command;

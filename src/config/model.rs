@@ -244,6 +244,33 @@ pub struct Alerts {
     pub outbox_max: u64,
     /// Outbox bound, age.
     pub outbox_max_age: Duration,
+    /// Messages wait this long for others to leave with them.
+    pub group_wait: Duration,
+    /// Raises within `flap_window` that make an alert flap.
+    pub flap_count: usize,
+    /// See `flap_count`.
+    pub flap_window: Duration,
+    /// Resolved alerts are listed this long.
+    pub keep_resolved: Duration,
+    /// Local time zone (IANA name); the machine's when `None`.
+    pub time_zone: Option<String>,
+    /// Routes, first match wins.
+    pub routes: Vec<AlertRoute>,
+}
+
+/// `[[alerts.route]]`
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlertRoute {
+    /// Target pattern.
+    pub target: Option<String>,
+    /// Alert name pattern.
+    pub name: Option<String>,
+    /// Severity.
+    pub severity: Option<Severity>,
+    /// Local times it is in effect (`mon-fri 18:00-08:00`); always when `None`.
+    pub during: Option<String>,
+    /// Chain.
+    pub escalation: String,
 }
 
 /// How an email channel secures SMTP.
@@ -360,6 +387,8 @@ pub enum RuleCondition {
         within: Duration,
         /// Bound.
         bound: f64,
+        /// Fitted over.
+        over: Duration,
     },
     /// Predicted to cross downwards within a horizon.
     PredictBelow {
@@ -367,6 +396,8 @@ pub enum RuleCondition {
         within: Duration,
         /// Bound.
         bound: f64,
+        /// Fitted over.
+        over: Duration,
     },
 }
 
@@ -381,6 +412,8 @@ pub struct Rule {
     pub condition: RuleCondition,
     /// For how long the condition must hold.
     pub hold_for: Duration,
+    /// Back past this, a raised alert clears (`above` / `below`).
+    pub clear: Option<f64>,
     /// Severity.
     pub severity: Severity,
     /// Chain.

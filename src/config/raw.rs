@@ -213,6 +213,36 @@ pub struct RawAlerts {
     pub outbox_max: Option<u64>,
     /// Alerts older than this are dropped from the outbox. Default `"7d"`.
     pub outbox_max_age: Option<HumanDuration>,
+    /// Messages wait this long for others to leave with them. Default `"10s"`.
+    pub group_wait: Option<HumanDuration>,
+    /// Raised this many times within `flap-window`, an alert flaps. Default 4.
+    pub flap_count: Option<u64>,
+    /// See `flap-count`; a flapping alert must stay steady this long. Default `"10m"`.
+    pub flap_window: Option<HumanDuration>,
+    /// Resolved alerts are listed this long. Default `"1d"`.
+    pub keep_resolved: Option<HumanDuration>,
+    /// The time zone of routes' and maintenance windows' local times.
+    /// Default: the machine's.
+    pub time_zone: Option<String>,
+    /// `[[alerts.route]]`: chains by severity, target, name and time of day.
+    pub route: Vec<RawRoute>,
+}
+
+/// `[[alerts.route]]`: alerts that match, raised while it is in effect,
+/// climb its chain instead of their own. The first that matches wins.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "kebab-case", default)]
+pub struct RawRoute {
+    /// Alerts about this target (`*` matches any run of characters).
+    pub target: Option<String>,
+    /// Alerts of this name.
+    pub name: Option<String>,
+    /// Alerts of this severity.
+    pub severity: Option<Checked<Severity>>,
+    /// In effect at these local times, e.g. `mon-fri 18:00-08:00`. Default: always.
+    pub during: Option<String>,
+    /// The chain. Required.
+    pub escalation: Option<String>,
 }
 
 /// `[channels.NAME]`: one way of telling people. The keys that apply depend on `kind`.
@@ -269,7 +299,7 @@ pub struct RawEscalationLevel {
 pub struct RawRule {
     /// Rule name. Required.
     pub name: Option<String>,
-    /// Series selector, e.g. `disk_used_ratio{mount="/"}`. Required.
+    /// Series selector, e.g. `rvm_host_disk_used_ratio{mount="/"}`. Required.
     pub series: Option<String>,
     /// Fire when the value is above this.
     pub above: Option<f64>,
@@ -279,6 +309,8 @@ pub struct RawRule {
     pub r#for: Option<HumanDuration>,
     /// Fire when a linear fit predicts crossing a bound within a horizon.
     pub predict: Option<RawPredict>,
+    /// With `above` / `below`: the value must be back past this to clear. Default: the bound.
+    pub clear: Option<f64>,
     /// Alert severity. Default `warning`.
     pub severity: Option<Checked<Severity>>,
     /// Escalation chain. Default: `[alerts] default-escalation`.
@@ -295,6 +327,8 @@ pub struct RawPredict {
     pub above: Option<f64>,
     /// Bound crossed downwards.
     pub below: Option<f64>,
+    /// The line is fitted to the values of this long. Default `"1h"`.
+    pub over: Option<HumanDuration>,
 }
 
 // ---------------------------------------------------------------------------

@@ -655,6 +655,50 @@ pub fn config(src: &SourceFile, raw: RawConfig, out: &mut Vec<Diagnostic>) -> Co
             HOUR,
             90 * DAY,
         ),
+        group_wait: c.duration(
+            &al.key("group-wait"),
+            &raw.alerts.group_wait,
+            Duration::from_secs(10),
+            Duration::ZERO,
+            10 * MINUTE,
+        ),
+        flap_count: c.count(
+            &al.key("flap-count"),
+            raw.alerts.flap_count.map(|v| v.min(u64::from(u32::MAX)) as u32),
+            4,
+            2,
+            100,
+        ) as usize,
+        flap_window: c.duration(
+            &al.key("flap-window"),
+            &raw.alerts.flap_window,
+            10 * MINUTE,
+            MINUTE,
+            DAY,
+        ),
+        keep_resolved: c.duration(
+            &al.key("keep-resolved"),
+            &raw.alerts.keep_resolved,
+            DAY,
+            HOUR,
+            30 * DAY,
+        ),
+        time_zone: raw.alerts.time_zone.clone().filter(|tz| {
+            match jiff::tz::TimeZone::get(tz) {
+                Ok(_) => true,
+                Err(_) => {
+                    c.error(
+                        &al.key("time-zone"),
+                        format!(
+                            "unknown time zone {}; expected an IANA name like \"Asia/Jakarta\" or \"UTC\"",
+                            quoted(tz)
+                        ),
+                    );
+                    false
+                }
+            }
+        }),
+        routes: Vec::new(),
     };
 
     let mut channels = BTreeMap::new();
@@ -749,6 +793,31 @@ pub fn config(src: &SourceFile, raw: RawConfig, out: &mut Vec<Diagnostic>) -> Co
     if let Some(e) = &alerts.default_escalation {
         check_escalation_ref(&mut c, &al.key("default-escalation"), e, &escalations);
     }
+    let mut alerts = alerts;
+    for (idx, r) in raw.alerts.route.iter().enumerate() {
+        let rp = al.key("route").index(idx);
+        let Some(escalation) = &r.escalation else {
+            c.missing(&rp, "escalation", ", the chain these alerts climb");
+            continue;
+        };
+        check_escalation_ref(&mut c, &rp.key("escalation"), escalation, &escalations);
+        if let Some(during) = &r.during
+            && let Err(why) = crate::alert::silence::Weekly::parse(during)
+        {
+            c.error(
+                &rp.key("during"),
+                format!("`during` {why}; expected e.g. \"mon-fri 18:00-08:00\""),
+            );
+            continue;
+        }
+        alerts.routes.push(AlertRoute {
+            target: r.target.clone(),
+            name: r.name.clone(),
+            severity: c.checked(&rp.key("severity"), &r.severity),
+            during: r.during.clone(),
+            escalation: escalation.clone(),
+        });
+    }
 
     let mut rules = Vec::new();
     let mut rule_names = BTreeSet::new();
@@ -771,7 +840,7 @@ pub fn config(src: &SourceFile, raw: RawConfig, out: &mut Vec<Diagnostic>) -> Co
             c.missing(
                 &path,
                 "series",
-                ", like series = \"disk_used_ratio{mount=\\\"/\\\"}\"",
+                ", like series = \"rvm_host_disk_used_ratio{mount=\\\"/\\\"}\"",
             );
             continue;
         };
@@ -787,9 +856,18 @@ pub fn config(src: &SourceFile, raw: RawConfig, out: &mut Vec<Diagnostic>) -> Co
                         HOUR
                     }
                 };
+                let over = c.duration(&pp.key("over"), &p.over, HOUR, 5 * MINUTE, 7 * DAY);
                 match (p.above, p.below) {
-                    (Some(a), None) => RuleCondition::PredictAbove { within, bound: a },
-                    (None, Some(b)) => RuleCondition::PredictBelow { within, bound: b },
+                    (Some(a), None) => RuleCondition::PredictAbove {
+                        within,
+                        bound: a,
+                        over,
+                    },
+                    (None, Some(b)) => RuleCondition::PredictBelow {
+                        within,
+                        bound: b,
+                        over,
+                    },
                     _ => {
                         c.error(&pp, "`predict` needs exactly one of `above` or `below`");
                         continue;
@@ -810,7 +888,36 @@ pub fn config(src: &SourceFile, raw: RawConfig, out: &mut Vec<Diagnostic>) -> Co
         if let Some(e) = &r.escalation {
             check_escalation_ref(&mut c, &path.key("escalation"), e, &escalations);
         }
+        if let Err(why) = crate::metrics::kpi::Selector::parse(series) {
+            c.error(&path.key("series"), why);
+        }
+        let clear = match (&condition, r.clear) {
+            (_, None) => None,
+            (RuleCondition::Above(bound), Some(v)) if v > *bound => {
+                c.error(
+                    &path.key("clear"),
+                    format!("`clear` = {v} is above the bound {bound}; a rule on `above` clears at or below it"),
+                );
+                None
+            }
+            (RuleCondition::Below(bound), Some(v)) if v < *bound => {
+                c.error(
+                    &path.key("clear"),
+                    format!("`clear` = {v} is below the bound {bound}; a rule on `below` clears at or above it"),
+                );
+                None
+            }
+            (RuleCondition::Above(_) | RuleCondition::Below(_), Some(v)) => Some(v),
+            (_, Some(_)) => {
+                c.error(
+                    &path.key("clear"),
+                    "`clear` goes with `above` or `below`, not with `predict`",
+                );
+                None
+            }
+        };
         rules.push(Rule {
+            clear,
             name: name.clone(),
             series: series.clone(),
             condition,
