@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use rvm_watchdog::cli::{Cli, Command};
+use rvm_watchdog::cli::{Cli, Command, alerts};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -61,6 +61,16 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Alerts(args) => done(alerts::list(&args, &mut out())),
+        Command::Alert(args) => done(alerts::one(&args, &mut out())),
+        Command::Ack(args) => done(alerts::ack(&args, &mut out())),
+        Command::Unack(args) => done(alerts::unack(&args, &mut out())),
+        Command::Silence(args) => done(alerts::silence(&args, &mut out())),
+        Command::Silences(args) => done(alerts::silences(&args, &mut out())),
+        Command::Unsilence(args) => done(alerts::unsilence(&args, &mut out())),
+        Command::Maintenance(args) => done(alerts::maintenance(&args, &mut out())),
+        Command::Incidents(args) => done(alerts::incidents(&args, &mut out())),
+        Command::Notifications(args) => done(alerts::notifications(&args, &mut out())),
         Command::Run(args) => match rvm_watchdog::daemon::main(args.sources()) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -68,6 +78,22 @@ fn main() -> ExitCode {
                 ExitCode::from(1)
             }
         },
+    }
+}
+
+fn out() -> std::io::StdoutLock<'static> {
+    std::io::stdout().lock()
+}
+
+/// Exit code 0 when the daemon answered as asked, 1 otherwise.
+fn done(result: std::io::Result<bool>) -> ExitCode {
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("rvm-watchdog: cannot write the answer: {e}");
+            ExitCode::from(1)
+        }
     }
 }
 

@@ -25,6 +25,7 @@ max-disk-mib = 256
 default-escalation = "field-ops"
 notify-resolved = true
 outbox-max = 10000
+outbox-max-age = "7d"
 
 [channels.fleet]
 kind = "alertmanager"
@@ -89,19 +90,14 @@ fn each_key_not_in_effect_gets_one_located_warning() {
         .iter()
         .map(|d| d.to_string().replace(&shown, "$DIR"))
         .collect();
-    let alerts = "alerts are not sent in this version";
+    let delivery = "notifications are decided and kept in the outbox, but this version delivers none (`rvm-watchdog alerts` and the API show them)";
     let expected = [
         "$DIR/watchdog.toml:2:1: warning: [api] dashboard is accepted but not in effect yet: there is no dashboard in this version (`/` answers 404)".to_owned(),
         "$DIR/watchdog.toml:7:1: warning: [platform] legacy-endpoints is accepted but not in effect yet: the earlier platform's endpoints are not served in this version".to_owned(),
-        format!("$DIR/watchdog.toml:16:2: warning: [alerts] is accepted but not in effect yet: {alerts}"),
-        format!("$DIR/watchdog.toml:21:11: warning: [channels.fleet] is accepted but not in effect yet: {alerts}"),
-        format!("$DIR/watchdog.toml:25:11: warning: [channels.ops] is accepted but not in effect yet: {alerts}"),
-        format!("$DIR/watchdog.toml:30:13: warning: [escalation.field-ops] is accepted but not in effect yet: {alerts}"),
-        "$DIR/watchdog.toml:34:1: warning: [[rule]] \"disk-filling\" is accepted but not in effect yet: alert rules on metrics are not evaluated in this version".to_owned(),
-        "$DIR/watchdog.toml:39:1: warning: [[rule]] \"hot\" is accepted but not in effect yet: alert rules on metrics are not evaluated in this version".to_owned(),
-        format!("$DIR/policies/edge.toml:7:1: warning: [alert] escalation is accepted but not in effect yet: {alerts}"),
-        format!("$DIR/policies/edge.toml:8:1: warning: [alert] delay is accepted but not in effect yet: {alerts}"),
-        format!("$DIR/policies/edge.toml:9:1: warning: [alert] notify-resolved is accepted but not in effect yet: {alerts}"),
+        format!("$DIR/watchdog.toml:19:1: warning: [alerts] outbox-max is accepted but not in effect yet: {delivery}"),
+        format!("$DIR/watchdog.toml:20:1: warning: [alerts] outbox-max-age is accepted but not in effect yet: {delivery}"),
+        format!("$DIR/watchdog.toml:22:11: warning: [channels.fleet] is accepted but not in effect yet: {delivery}"),
+        format!("$DIR/watchdog.toml:26:11: warning: [channels.ops] is accepted but not in effect yet: {delivery}"),
     ];
     assert_eq!(lines, expected);
     assert!(
@@ -137,13 +133,15 @@ fn keys_in_effect_get_no_warning() {
     let dir = temp.path();
     std::fs::write(
         dir.join("watchdog.toml"),
-        "[api]\nprotect-reads = true\n\n[metrics]\ninterval = \"5s\"\n",
+        "[api]\nprotect-reads = true\n\n[metrics]\ninterval = \"5s\"\n\n\
+         [alerts]\ngroup-wait = \"5s\"\nflap-count = 6\ntime-zone = \"Asia/Jakarta\"\n\n\
+         [[rule]]\nname = \"hot\"\nseries = 'rvm_jetson_temperature_celsius{zone=\"gpu\"}'\nabove = 85.0\nclear = 80.0\nfor = \"1m\"\n",
     )
     .unwrap();
     std::fs::create_dir(dir.join("policies")).unwrap();
     std::fs::write(
         dir.join("policies/edge.toml"),
-        "[target]\nname = \"edge\"\n\n[alert]\nseverity = \"critical\"\n",
+        "[target]\nname = \"edge\"\n\n[alert]\nseverity = \"critical\"\ndelay = \"30s\"\nnotify-resolved = false\n",
     )
     .unwrap();
     let loaded = config::load(&Sources {

@@ -165,7 +165,8 @@ impl Engine {
             .and_then(|c| self.settings.chains.get(c))?;
         let mut reached = None;
         for (i, l) in chain.levels.iter().enumerate() {
-            if l.channels.iter().all(|ch| a.told.contains_key(ch)) && !a.told.is_empty() {
+            let told = |ch: &String| a.told.get(ch).is_some_and(|t| !t.suppressed);
+            if !l.channels.is_empty() && l.channels.iter().all(told) {
                 reached = Some(i);
             } else {
                 break;
@@ -533,11 +534,19 @@ impl Engine {
             return;
         };
         if a.state.is_open() {
-            out.push(log(
-                a,
-                "released",
-                format!("{by} recovered: no longer suppressed"),
-            ));
+            let grace = self.settings.release_grace_ms;
+            let detail = if a.told.values().all(|t| t.suppressed) && grace > 0 && a.ack.is_none() {
+                // It gets a chance to heal now that its dependency is back.
+                a.state = AlertState::Pending;
+                a.fire_at = a.fire_at.max(now + grace);
+                format!(
+                    "{by} recovered: no longer suppressed; sent if still failing in {}",
+                    super::human(grace)
+                )
+            } else {
+                format!("{by} recovered: no longer suppressed")
+            };
+            out.push(log(a, "released", detail));
         }
         out.push(Effect::Save(fp.to_owned()));
         self.settle(fp, now, out);
@@ -566,6 +575,7 @@ impl Engine {
             started_at: now,
             resolved_at: None,
             incident: None,
+            suppressed_by: None,
         };
         out.push(Effect::Log(Change {
             fingerprint: item.fingerprint.clone(),
@@ -679,7 +689,8 @@ impl Engine {
         if let Some(due) = due
             && a.level.is_none_or(|l| due > l)
         {
-            let why = if a.level.is_none() && a.told.is_empty() {
+            // Told only as suppressed, it now fires on its own.
+            let why = if a.level.is_none() && a.told.values().all(|t| t.suppressed) {
                 Why::Firing
             } else {
                 Why::Escalated { level: due }
@@ -768,6 +779,27 @@ impl Engine {
                 }
             }
         }
+        // Alerts suppressed by a target go with that target's own message.
+        for (channel, items) in by_channel.iter_mut() {
+            let ctx = self.ctx(now);
+            let roots: Vec<String> = items
+                .iter()
+                .filter(|i| matches!(i.why, Why::Firing | Why::Escalated { .. } | Why::Repeat))
+                .filter_map(|i| i.target.clone())
+                .collect();
+            for a in self.alerts.values() {
+                if a.state.is_open()
+                    && a.suppressed_by
+                        .as_ref()
+                        .is_some_and(|by| roots.contains(by))
+                    && !a.told.contains_key(channel)
+                    && !items.iter().any(|i| i.fingerprint == a.fingerprint)
+                    && ctx.muted_by(&Item::of(a, Why::Suppressed)).is_none()
+                {
+                    items.push(Item::of(a, Why::Suppressed));
+                }
+            }
+        }
         for (channel, items) in by_channel {
             for item in &items {
                 if let Some(a) = self.alerts.get_mut(&item.fingerprint) {
@@ -775,12 +807,17 @@ impl Engine {
                         at: now,
                         resolved: false,
                         flapping: false,
+                        suppressed: false,
                     });
                     told.at = now;
                     match item.why {
                         Why::Resolved => told.resolved = true,
                         Why::Flapping => told.flapping = true,
-                        Why::Firing | Why::Escalated { .. } => told.flapping = false,
+                        Why::Suppressed => told.suppressed = true,
+                        Why::Firing | Why::Escalated { .. } => {
+                            told.flapping = false;
+                            told.suppressed = false;
+                        }
                         _ => {}
                     }
                     out.push(Effect::Save(a.fingerprint.clone()));

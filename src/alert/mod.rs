@@ -17,15 +17,19 @@
 //!   them.
 //! - A **candidate** is a message the engine would send; it goes through
 //!   the **stages** in [`stages`] (inhibit → silence → ack → route → dedup)
-//!   and then waits in the **group** for [`Settings::group_wait`], so that
+//!   and then waits in the **group** for [`Settings::group_wait_ms`], so that
 //!   alerts firing together leave as one **notification** per channel.
 //!   Notifications are handed to the delivery queue (the store's outbox).
 //! - **Suppressed**: a target whose dependency is failing gets its alert
-//!   marked `suppressedBy` the dependency and it is not sent; suppressed,
-//!   silenced and acknowledged time does not advance the **escalation
-//!   chain**, whose levels are reached after their `after` of counted time.
+//!   marked `suppressedBy` the dependency and it is not sent on its own:
+//!   it is listed in the dependency's own notifications, and its
+//!   resolution goes where those went. Once the dependency recovers, a
+//!   target still failing gets [`Settings::release_grace_ms`] to heal
+//!   before its alert goes out. Suppressed, silenced and acknowledged time
+//!   does not advance the **escalation chain**, whose levels are reached
+//!   after their `after` of counted time.
 //! - **Flapping**: an alert raised [`Settings::flap_count`] times within
-//!   [`Settings::flap_window`] is held: one "flapping" notice is sent, then
+//!   [`Settings::flap_window_ms`] is held: one "flapping" notice is sent, then
 //!   nothing until it has been steady for the window.
 //!
 //! The engine ([`engine::Engine`]) is pure: every decision is a function of
@@ -34,11 +38,13 @@
 //! returns.
 
 pub mod engine;
+pub mod incident;
 pub mod rules;
 pub mod settings;
 pub mod silence;
 pub mod source;
 pub mod stages;
+pub mod task;
 
 #[cfg(test)]
 mod tests;
@@ -107,6 +113,9 @@ pub struct Told {
     /// It was told the alert is flapping.
     #[serde(default)]
     pub flapping: bool,
+    /// It was told of the alert only as suppressed by its root cause.
+    #[serde(default)]
+    pub suppressed: bool,
 }
 
 /// One alert. See the [module documentation](self).
@@ -192,6 +201,10 @@ pub enum Why {
     Resolved,
     /// It flaps: held until steady.
     Flapping,
+    /// Listed with the alert of its root cause (a failing dependency):
+    /// suppressed, it is not sent on its own, and its resolution goes
+    /// where this went.
+    Suppressed,
     /// A notice (no lifecycle).
     Notice,
 }
@@ -205,6 +218,7 @@ impl Why {
             Why::Repeat => "repeat",
             Why::Resolved => "resolved",
             Why::Flapping => "flapping",
+            Why::Suppressed => "suppressed",
             Why::Notice => "notice",
         }
     }
@@ -234,6 +248,9 @@ pub struct Item {
     pub resolved_at: Option<Ms>,
     /// The incident, if any.
     pub incident: Option<String>,
+    /// The failing dependency that is its root cause, if one is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suppressed_by: Option<String>,
 }
 
 impl Item {
@@ -249,6 +266,7 @@ impl Item {
             started_at: alert.started_at,
             resolved_at: alert.resolved_at,
             incident: alert.incident.clone(),
+            suppressed_by: alert.suppressed_by.clone(),
         }
     }
 }

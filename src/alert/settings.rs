@@ -48,6 +48,9 @@ pub struct Settings {
     pub flap_window_ms: Ms,
     /// Resolved alerts are listed this long, then forgotten.
     pub keep_resolved_ms: Ms,
+    /// A target still failing when its dependency recovers gets this long
+    /// to heal before its alert goes out.
+    pub release_grace_ms: Ms,
     /// Chains by name.
     pub chains: BTreeMap<String, Chain>,
     /// Channels by name: the least severity each is sent.
@@ -71,6 +74,7 @@ impl Default for Settings {
             flap_count: 4,
             flap_window_ms: 600_000,
             keep_resolved_ms: 86_400_000,
+            release_grace_ms: 60_000,
             chains: BTreeMap::new(),
             channels: BTreeMap::new(),
             routes: Vec::new(),
@@ -95,6 +99,7 @@ impl Settings {
             flap_count: a.flap_count,
             flap_window_ms: ms(a.flap_window),
             keep_resolved_ms: ms(a.keep_resolved),
+            release_grace_ms: ms(a.release_grace),
             chains: config
                 .escalations
                 .iter()

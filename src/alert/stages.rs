@@ -109,7 +109,7 @@ impl Stage for Inhibit {
             return Ok(c);
         };
         match c.item.why {
-            Why::Resolved | Why::Flapping => Ok(c),
+            Why::Resolved | Why::Flapping | Why::Suppressed => Ok(c),
             _ if a.suppressed_by.is_some() => Err("suppressed by a failing dependency"),
             _ if a.flapping => Err("held while it flaps"),
             _ => Ok(c),
@@ -203,7 +203,7 @@ impl Stage for Route {
                     Ok(c)
                 };
             }
-            Why::Firing | Why::Flapping => levels(reached),
+            Why::Firing | Why::Flapping | Why::Suppressed => levels(reached),
             Why::Escalated { level } => levels(level),
             Why::Repeat => match chain.and_then(|ch| ch.levels.get(reached)) {
                 Some(l) => l.channels.clone(),
@@ -234,13 +234,16 @@ impl Stage for Route {
 /// the dedup rule, in one place.
 pub fn needs_notify(told: Option<&Told>, why: Why, repeat_ms: Option<Ms>, now: Ms) -> bool {
     match why {
-        Why::Firing | Why::Escalated { .. } => told.is_none_or(|t| t.flapping && !t.resolved),
+        Why::Firing | Why::Escalated { .. } => {
+            told.is_none_or(|t| (t.flapping || t.suppressed) && !t.resolved)
+        }
         Why::Repeat => match (told, repeat_ms) {
             (Some(t), Some(r)) => !t.resolved && t.at.saturating_add(r) <= now,
             _ => false,
         },
         Why::Resolved => told.is_some_and(|t| !t.resolved),
         Why::Flapping => told.is_none_or(|t| !t.flapping),
+        Why::Suppressed => told.is_none(),
         Why::Notice => true,
     }
 }

@@ -195,12 +195,21 @@ fn an_acknowledged_alert_stops_climbing_and_its_resolution_still_goes_out() {
 
 #[test]
 fn suppressed_time_does_not_advance_the_chain() {
-    let mut sim = Sim::new(settings());
+    let mut sim = Sim::new(Settings {
+        release_grace_ms: 0,
+        ..settings()
+    });
     // The API target fails while its uplink is the root cause.
     sim.signal(failing("uplink", None));
     sim.signal(failing("myrvm-api", Some("uplink")));
     sim.pass(10 * S);
-    assert_eq!(sim.log(), vec![row("ops-webhook", "firing", "uplink")]);
+    assert_eq!(
+        sim.log(),
+        vec![
+            row("ops-webhook", "firing", "uplink"),
+            row("ops-webhook", "suppressed", "myrvm-api")
+        ]
+    );
     // Acknowledge the uplink so that only the API alert could climb.
     let out = sim
         .engine
@@ -284,20 +293,78 @@ fn one_uplink_outage_is_one_notification_and_both_resolutions_go_out() {
     });
     sim.signal(failing("myrvm-api", Some("uplink")));
     sim.pass(MIN);
-    assert_eq!(sim.log(), vec![row("ops-webhook", "firing", "uplink")]);
+    // One notification: the uplink firing, the API listed as suppressed by it.
+    assert_eq!(sim.sent.len(), 1, "{:?}", sim.log());
+    assert_eq!(
+        sim.log(),
+        vec![
+            row("ops-webhook", "firing", "uplink"),
+            row("ops-webhook", "suppressed", "myrvm-api")
+        ]
+    );
     let api = sim.engine.alert(&fp("myrvm-api")).unwrap();
     assert_eq!(api.suppressed_by.as_deref(), Some("uplink"));
-    // Both resolve together: the uplink's resolution goes out; the API's
-    // alert was never sent, so there is nothing to take back.
+    assert_eq!(
+        sim.sent[0].items[1].suppressed_by.as_deref(),
+        Some("uplink")
+    );
+    // Both resolve: both resolutions, together.
     sim.signal(clear("myrvm-api"));
     sim.signal(clear("uplink"));
     sim.pass(10 * S);
+    assert_eq!(sim.sent.len(), 2);
+    let mut resolved: Vec<_> = sim.sent[1]
+        .items
+        .iter()
+        .map(|i| (i.why, i.target.clone().unwrap()))
+        .collect();
+    resolved.sort_by(|a, b| a.1.cmp(&b.1));
+    assert_eq!(
+        resolved,
+        vec![
+            (Why::Resolved, "myrvm-api".to_owned()),
+            (Why::Resolved, "uplink".to_owned())
+        ]
+    );
+}
+
+#[test]
+fn a_dependent_that_heals_within_the_release_grace_is_never_sent_on_its_own() {
+    let mut sim = Sim::new(settings());
+    sim.signal(failing("uplink", None));
+    sim.pass(10 * S);
+    // The API fails after the uplink's message left: nobody is told of it.
+    sim.signal(failing("myrvm-api", Some("uplink")));
+    sim.pass(MIN);
+    sim.signal(clear("uplink"));
+    sim.signal(Signal::Released {
+        target: "myrvm-api".into(),
+    });
+    sim.pass(30 * S);
+    let api = sim.engine.alert(&fp("myrvm-api")).unwrap();
+    assert_eq!(api.state, AlertState::Pending, "it gets its grace");
+    // Its own restart heals it within the grace: never sent.
+    sim.signal(clear("myrvm-api"));
+    sim.pass(5 * MIN);
     assert_eq!(
         sim.log(),
         vec![
             row("ops-webhook", "firing", "uplink"),
             row("ops-webhook", "resolved", "uplink")
         ]
+    );
+    // Still failing past the grace, another time: sent then.
+    sim.pass(11 * MIN);
+    sim.signal(failing("uplink", None));
+    sim.signal(failing("myrvm-api", Some("uplink")));
+    sim.pass(10 * S);
+    sim.signal(clear("uplink"));
+    sim.pass(MIN + 10 * S);
+    let log = sim.log();
+    assert_eq!(
+        log.last().unwrap(),
+        &row("ops-webhook", "firing", "myrvm-api"),
+        "{log:?}"
     );
 }
 

@@ -7,6 +7,7 @@
 //! passes the [`access`] guard first; [`serve()`] bounds connections.
 
 pub mod access;
+mod alerts;
 mod control;
 mod error;
 mod series;
@@ -48,6 +49,7 @@ pub struct ApiState {
     pub access: watch::Receiver<Access>,
     /// The metrics recorder: pushes, queries, the latest values.
     pub metrics: crate::metrics::recorder::Handle,
+    pub alerts: crate::alert::task::Handle,
 }
 
 /// All routes, behind the [`access`] guard.
@@ -69,6 +71,29 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/targets/{name}/pause", post(control::pause))
         .route("/api/v1/targets/{name}/resume", post(control::resume))
         .route("/api/v1/reload", post(control::reload))
+        .route("/api/v1/alerts", get(alerts::list))
+        .route("/api/v1/alerts/{fingerprint}", get(alerts::one))
+        .route("/api/v1/alerts/{fingerprint}/ack", post(alerts::ack))
+        .route("/api/v1/alerts/{fingerprint}/unack", post(alerts::unack))
+        .route(
+            "/api/v1/silences",
+            get(alerts::silences).post(alerts::silence),
+        )
+        .route(
+            "/api/v1/silences/{id}",
+            axum::routing::delete(alerts::expire),
+        )
+        .route(
+            "/api/v1/maintenance",
+            get(alerts::windows).post(alerts::maintain),
+        )
+        .route(
+            "/api/v1/maintenance/{id}",
+            axum::routing::delete(alerts::end_window),
+        )
+        .route("/api/v1/notifications", get(alerts::notifications))
+        .route("/api/v1/incidents", get(alerts::incidents))
+        .route("/api/v1/incidents/{id}", get(alerts::incident))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             access::guard,

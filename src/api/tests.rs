@@ -144,6 +144,32 @@ fn app_with(snapshot: Snapshot, change: impl FnOnce(&mut Access)) -> Router {
         commands,
         access: watch::Sender::new(access).subscribe(),
         metrics: recorder(),
+        alerts: alerts(),
+    })
+}
+
+/// A real alert engine on the embedded configuration, with no store.
+fn alerts() -> crate::alert::task::Handle {
+    let config = crate::config::load(&crate::config::Sources::default())
+        .config
+        .expect("the embedded configuration loads");
+    let (_events_tx, events) = mpsc::channel(4);
+    let (metrics, _) = mpsc::channel(4);
+    let latest = watch::channel(std::sync::Arc::new(
+        crate::metrics::recorder::Latest::default(),
+    ))
+    .1;
+    // The sender lives as long as the task: no event ever comes.
+    std::mem::forget(_events_tx);
+    crate::alert::task::spawn(crate::alert::task::Start {
+        config,
+        store: None,
+        events: (Vec::new(), events),
+        latest,
+        metrics,
+        safe_mode: false,
+        failing: Default::default(),
+        stop: tokio_util::sync::CancellationToken::new(),
     })
 }
 

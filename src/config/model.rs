@@ -252,6 +252,8 @@ pub struct Alerts {
     pub flap_window: Duration,
     /// Resolved alerts are listed this long.
     pub keep_resolved: Duration,
+    /// A target still failing when its dependency recovers gets this long to heal.
+    pub release_grace: Duration,
     /// Local time zone (IANA name); the machine's when `None`.
     pub time_zone: Option<String>,
     /// Routes, first match wins.

@@ -30,29 +30,24 @@ pub struct NotInEffect {
     pub why: &'static str,
 }
 
-const ALERTS: &str = "alerts are not sent in this version";
+const DELIVERY: &str = "notifications are decided and kept in the outbox, but this version delivers none (`rvm-watchdog alerts` and the API show them)";
 
 /// Every key and table that is accepted but not in effect yet.
 pub const NOT_IN_EFFECT: &[NotInEffect] = &[
     NotInEffect {
         file: FileKind::Daemon,
         path: &["channels", "*"],
-        why: ALERTS,
+        why: DELIVERY,
     },
     NotInEffect {
         file: FileKind::Daemon,
-        path: &["escalation", "*"],
-        why: ALERTS,
+        path: &["alerts", "outbox-max"],
+        why: DELIVERY,
     },
     NotInEffect {
         file: FileKind::Daemon,
-        path: &["rule", "[]"],
-        why: "alert rules on metrics are not evaluated in this version",
-    },
-    NotInEffect {
-        file: FileKind::Daemon,
-        path: &["alerts"],
-        why: ALERTS,
+        path: &["alerts", "outbox-max-age"],
+        why: DELIVERY,
     },
     NotInEffect {
         file: FileKind::Daemon,
@@ -63,21 +58,6 @@ pub const NOT_IN_EFFECT: &[NotInEffect] = &[
         file: FileKind::Daemon,
         path: &["platform", "legacy-endpoints"],
         why: "the earlier platform's endpoints are not served in this version",
-    },
-    NotInEffect {
-        file: FileKind::Policy,
-        path: &["alert", "escalation"],
-        why: ALERTS,
-    },
-    NotInEffect {
-        file: FileKind::Policy,
-        path: &["alert", "delay"],
-        why: ALERTS,
-    },
-    NotInEffect {
-        file: FileKind::Policy,
-        path: &["alert", "notify-resolved"],
-        why: ALERTS,
     },
 ];
 

@@ -221,6 +221,9 @@ pub struct RawAlerts {
     pub flap_window: Option<HumanDuration>,
     /// Resolved alerts are listed this long. Default `"1d"`.
     pub keep_resolved: Option<HumanDuration>,
+    /// A target still failing when its dependency recovers gets this long
+    /// to heal before its alert goes out. Default `"1m"`.
+    pub release_grace: Option<HumanDuration>,
     /// The time zone of routes' and maintenance windows' local times.
     /// Default: the machine's.
     pub time_zone: Option<String>,

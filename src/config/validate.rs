@@ -683,6 +683,13 @@ pub fn config(src: &SourceFile, raw: RawConfig, out: &mut Vec<Diagnostic>) -> Co
             HOUR,
             30 * DAY,
         ),
+        release_grace: c.duration(
+            &al.key("release-grace"),
+            &raw.alerts.release_grace,
+            MINUTE,
+            Duration::ZERO,
+            HOUR,
+        ),
         time_zone: raw.alerts.time_zone.clone().filter(|tz| {
             match jiff::tz::TimeZone::get(tz) {
                 Ok(_) => true,

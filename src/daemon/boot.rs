@@ -212,7 +212,16 @@ pub(super) fn guard_api(
     Ok(tokio::sync::watch::channel(access))
 }
 
-/// The API and the recorder, once started: what the core loop keeps of them.
+/// The tasks beside the core loop that a reload must reach.
+pub(super) struct Followers {
+    /// The metrics recorder's requests.
+    pub metrics: tokio::sync::mpsc::Sender<crate::metrics::recorder::Request>,
+    /// The alert engine.
+    pub alerts: crate::alert::task::Handle,
+}
+
+/// The API, the recorder and the alert engine, once started: what the core
+/// loop keeps of them.
 pub(super) struct StartedApi {
     /// Commands from the API's handlers.
     pub commands: tokio::sync::mpsc::Receiver<crate::command::Command>,
@@ -220,21 +229,44 @@ pub(super) struct StartedApi {
     pub server: tokio::task::JoinHandle<()>,
     /// The API's guard, replaced at a reload.
     pub access: tokio::sync::watch::Sender<crate::api::Access>,
-    /// The metrics recorder's requests.
-    pub metrics: tokio::sync::mpsc::Sender<crate::metrics::recorder::Request>,
+    /// The tasks a reload reaches.
+    pub followers: Followers,
+    /// Where events are emitted (the alert engine already follows it).
+    pub events: crate::event::Events,
 }
 
-/// Guards the API, starts the metrics recorder and serves the API on `listener`.
+/// How many events the alert engine's channel holds (more wait in the
+/// emitter's backlog).
+const ALERT_QUEUE: usize = 1024;
+
+/// Makes the event path, guards the API, starts the metrics recorder and
+/// the alert engine, and serves the API on `listener`.
 pub(super) fn start_api(
     listener: tokio::net::TcpListener,
     config: &Config,
     state_dir: &Path,
     snapshot: tokio::sync::watch::Receiver<crate::status::Snapshot>,
-    events: &crate::event::Events,
+    boot: &Boot,
     shutdown: &tokio_util::sync::CancellationToken,
 ) -> anyhow::Result<StartedApi> {
+    let mut events = crate::event::Events::new(boot.store.clone());
     let (access_tx, access) = guard_api(config, state_dir)?;
     let metrics = start_metrics(config, state_dir, snapshot.clone(), shutdown);
+    let alerts = crate::alert::task::spawn(crate::alert::task::Start {
+        config: config.clone(),
+        store: boot.store.clone(),
+        events: events.subscribe_lossless("alerts", ALERT_QUEUE),
+        latest: metrics.latest.clone(),
+        metrics: metrics.requests.clone(),
+        safe_mode: boot.safe_mode.is_some(),
+        failing: boot
+            .ladders
+            .iter()
+            .filter(|(_, l)| l.incident.is_some())
+            .map(|(t, _)| t.clone())
+            .collect(),
+        stop: shutdown.clone(),
+    });
     let (commands_tx, commands) = tokio::sync::mpsc::channel(16);
     let requests = metrics.requests.clone();
     let app = crate::api::router(crate::api::ApiState {
@@ -243,13 +275,18 @@ pub(super) fn start_api(
         commands: commands_tx,
         access,
         metrics,
+        alerts: alerts.clone(),
     });
     let server = tokio::spawn(crate::api::serve(listener, app, shutdown.clone()));
     Ok(StartedApi {
         commands,
         server,
         access: access_tx,
-        metrics: requests,
+        followers: Followers {
+            metrics: requests,
+            alerts,
+        },
+        events,
     })
 }
 

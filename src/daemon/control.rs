@@ -244,9 +244,13 @@ impl Core {
                 if new.metrics != self.config.metrics {
                     let m = Box::new(new.metrics.clone());
                     let _ = self
+                        .followers
                         .metrics
                         .try_send(crate::metrics::recorder::Request::Reconfigure(m));
                 }
+                let _ = self.followers.alerts.requests.try_send(
+                    crate::alert::task::Request::Reconfigure(Box::new(new.clone())),
+                );
                 self.apply(new.clone(), loaded);
                 if *self.access.borrow() != access {
                     announce_token(&access);

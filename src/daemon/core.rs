@@ -82,8 +82,8 @@ pub(super) struct Core {
     pub(super) snapshot: watch::Sender<Snapshot>,
     /// What the API's guard enforces; replaced at a reload.
     pub(super) access: watch::Sender<crate::api::Access>,
-    /// The metrics recorder's requests.
-    pub(super) metrics: mpsc::Sender<crate::metrics::recorder::Request>,
+    /// The tasks told of a reload: the recorder, the alert engine.
+    pub(super) followers: super::boot::Followers,
     pub(super) events: Events,
     pub(super) supervisor: Option<Supervisor>,
     unit_events: mpsc::Sender<UnitChanged>,
@@ -132,8 +132,8 @@ pub(super) struct Published {
     pub snapshot: watch::Sender<Snapshot>,
     /// Who may call what.
     pub access: watch::Sender<crate::api::Access>,
-    /// The metrics recorder, told of a reload's `[metrics]`.
-    pub metrics: mpsc::Sender<crate::metrics::recorder::Request>,
+    /// The tasks told of a reload.
+    pub followers: super::boot::Followers,
 }
 
 /// Where an operator waits for the result of a command.
@@ -154,7 +154,7 @@ impl Core {
         let Published {
             snapshot,
             access,
-            metrics,
+            followers,
         } = published;
         let (unit_events, units) = mpsc::channel(256);
         let (accounting_tx, accounting) = mpsc::channel(64);
@@ -173,7 +173,7 @@ impl Core {
             log,
             snapshot,
             access,
-            metrics,
+            followers,
             events,
             supervisor: None,
             unit_events,

@@ -24,7 +24,6 @@ use tracing::{debug, info, warn};
 
 use crate::command::Command;
 use crate::config::{self, Level, Loaded, Sources};
-use crate::event::Events;
 use crate::logging::{self, LogHandle};
 use crate::recovery::Ms;
 use crate::status::{ConfigView, Snapshot};
@@ -146,16 +145,8 @@ pub async fn run(
         last_actions: Default::default(),
     };
     let (snapshot_tx, snapshot_rx) = watch::channel(snapshot);
-    let events = Events::new(boot.store.clone());
 
-    let mut api = boot::start_api(
-        listener,
-        &config,
-        &state_dir,
-        snapshot_rx,
-        &events,
-        &shutdown,
-    )?;
+    let mut api = boot::start_api(listener, &config, &state_dir, snapshot_rx, &boot, &shutdown)?;
 
     for d in &loaded.diagnostics {
         boot::log_diagnostic(d);
@@ -175,10 +166,10 @@ pub async fn run(
     let published = core::Published {
         snapshot: snapshot_tx,
         access: api.access,
-        metrics: api.metrics,
+        followers: api.followers,
     };
     let (mut core, mut inputs) =
-        Core::new(sources, config, log, published, events, boot, &shutdown);
+        Core::new(sources, config, log, published, api.events, boot, &shutdown);
     let mut bus_status = core.bus_status();
     debug!(
         tick_every_ms = tick_every.as_millis() as u64,

@@ -87,6 +87,33 @@ const MIGRATIONS: &[&str] = &[
          shutdown_ms INTEGER
      );
      CREATE INDEX boots_started ON boots (started_ms);",
+    // 2: the alert engine's outbox and incident records.
+    "CREATE TABLE outbox (
+         id         INTEGER PRIMARY KEY AUTOINCREMENT,
+         key        TEXT NOT NULL UNIQUE,
+         channel    TEXT NOT NULL,
+         created_ms INTEGER NOT NULL,
+         severity   TEXT NOT NULL,
+         body       TEXT NOT NULL,
+         state      TEXT NOT NULL DEFAULT 'queued',
+         attempts   INTEGER NOT NULL DEFAULT 0,
+         next_ms    INTEGER,
+         last_error TEXT
+     );
+     CREATE INDEX outbox_state ON outbox (state, next_ms);
+     CREATE TABLE outbox_alerts (
+         fingerprint TEXT NOT NULL,
+         key         TEXT NOT NULL,
+         PRIMARY KEY (fingerprint, key)
+     ) WITHOUT ROWID;
+     CREATE TABLE incidents (
+         id        TEXT PRIMARY KEY NOT NULL,
+         target    TEXT NOT NULL,
+         opened_ms INTEGER NOT NULL,
+         closed_ms INTEGER,
+         doc       TEXT NOT NULL
+     ) WITHOUT ROWID;
+     CREATE INDEX incidents_opened ON incidents (opened_ms);",
 ];
 
 /// How long a call waits for another connection's lock before failing.
@@ -1010,5 +1037,7 @@ mod tests {
     }
 }
 
+mod alerts;
 mod writer;
+pub use alerts::{IncidentRow, OutboxRow};
 pub use writer::{QUEUE, StoreThread, WriterReport};

@@ -71,7 +71,8 @@ impl TestDaemon {
             seen: Vec::new(),
             addr: "127.0.0.1:1".parse().unwrap(),
         };
-        let line = daemon.wait_for_line("started", Duration::from_secs(20));
+        // The start-up line: "rvm-watchdog VERSION started", with the address.
+        let line = daemon.wait_for_line(" listen=", Duration::from_secs(20));
         let listen = line
             .split_whitespace()
             .find_map(|w| w.strip_prefix("listen="))

@@ -8,6 +8,8 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+pub mod alerts;
+
 use crate::config::{self, Bus, Sources};
 
 /// Supervisor and self-healing watchdog for reverse vending machines.
@@ -46,6 +48,27 @@ pub enum Command {
     /// Print a series' history from the running daemon, as a table (and a
     /// sparkline on a terminal).
     Query(QueryArgs),
+    /// List alerts: open ones by default.
+    Alerts(alerts::ListArgs),
+    /// Show one alert and every notification about it.
+    Alert(alerts::OneArgs),
+    /// Acknowledge an alert: it stops climbing its escalation chain.
+    Ack(alerts::AckArgs),
+    /// Take an acknowledgement back: the alert climbs again.
+    Unack(alerts::OneArgs),
+    /// Silence alerts for a while (by target, name, severity).
+    Silence(alerts::SilenceArgs),
+    /// List the silences.
+    Silences(ApiArgs),
+    /// End a silence now.
+    Unsilence(alerts::IdArgs),
+    /// Maintenance windows: alerts are muted while one is in effect.
+    Maintenance(alerts::MaintenanceArgs),
+    /// The story of incidents: root cause, probes, actions, notifications,
+    /// time to detect and to recover.
+    Incidents(alerts::IncidentArgs),
+    /// The notifications decided, newest first (the outbox).
+    Notifications(alerts::NotificationArgs),
 }
 
 /// `query SERIES [--since 1h] [--step 1m]`
@@ -472,6 +495,17 @@ fn request(
     path: &str,
     token: Option<&str>,
 ) -> std::io::Result<(u16, String)> {
+    request_with(addr, method, path, token, None)
+}
+
+/// [`request`] with a JSON body.
+fn request_with(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    json: Option<&serde_json::Value>,
+) -> std::io::Result<(u16, String)> {
     use std::io::{Read, Write};
     let mut stream =
         std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(5))?;
@@ -480,9 +514,16 @@ fn request(
     let auth = token
         .map(|t| format!("Authorization: Bearer {t}\r\n"))
         .unwrap_or_default();
+    let body = json.map(|j| j.to_string()).unwrap_or_default();
+    let kind = if json.is_some() {
+        "Content-Type: application/json\r\n"
+    } else {
+        ""
+    };
     write!(
         stream,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Length: 0\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}{kind}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
     )?;
     let mut response = String::new();
     stream.read_to_string(&mut response)?;

@@ -1,0 +1,342 @@
+//! What the alert engine keeps: the **outbox** (every notification, written
+//! before any attempt to deliver it, with the alerts it is about) and the
+//! **incident records** (one JSON document per failing period of a
+//! target). The engine's alerts, silences and maintenance windows are
+//! state documents (`alert/…`, `silence/…`, `maintenance/…`).
+
+use rusqlite::{OptionalExtension, params};
+
+use super::{Store, StoreError, saturating_i64, sql};
+
+/// One notification in the outbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxRow {
+    /// Its idempotency key.
+    pub key: String,
+    /// The channel.
+    pub channel: String,
+    /// Made at (ms since the epoch).
+    pub created_ms: i64,
+    /// Its highest severity.
+    pub severity: String,
+    /// The notification, JSON.
+    pub body: String,
+    /// `queued` until delivery takes it.
+    pub state: String,
+    /// Delivery attempts so far.
+    pub attempts: i64,
+    /// The fingerprints of the alerts in it.
+    pub fingerprints: Vec<String>,
+}
+
+/// One incident record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IncidentRow {
+    /// Its id.
+    pub id: String,
+    /// The target.
+    pub target: String,
+    /// Opened at (ms).
+    pub opened_ms: i64,
+    /// Closed at (ms), once closed.
+    pub closed_ms: Option<i64>,
+    /// The record, JSON.
+    pub doc: String,
+}
+
+impl Store {
+    /// Every state document whose key starts with `prefix`, by key.
+    pub fn states_with_prefix(
+        &self,
+        prefix: &str,
+    ) -> Result<Vec<(String, serde_json::Value)>, StoreError> {
+        const WHAT: &str = "read state documents";
+        let mut stmt = self
+            .conn
+            .prepare("SELECT key, value FROM state WHERE substr(key, 1, ?2) = ?1 ORDER BY key")
+            .map_err(sql(WHAT))?;
+        let rows = stmt
+            .query_map(params![prefix, prefix.len() as i64], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+            })
+            .map_err(sql(WHAT))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (key, text) = row.map_err(sql(WHAT))?;
+            let value = serde_json::from_str(&text)
+                .map_err(|source| StoreError::Json { what: WHAT, source })?;
+            out.push((key, value));
+        }
+        Ok(out)
+    }
+
+    /// Writes a notification to the outbox (once: the same key again is
+    /// ignored), with the alerts it is about.
+    pub fn enqueue(&self, row: &OutboxRow) -> Result<(), StoreError> {
+        const WHAT: &str = "write to the outbox";
+        self.conn
+            .execute(
+                "INSERT INTO outbox (key, channel, created_ms, severity, body)
+                 VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (key) DO NOTHING",
+                params![row.key, row.channel, row.created_ms, row.severity, row.body],
+            )
+            .map_err(sql(WHAT))?;
+        for fp in &row.fingerprints {
+            self.conn
+                .execute(
+                    "INSERT INTO outbox_alerts (fingerprint, key) VALUES (?1, ?2)
+                     ON CONFLICT DO NOTHING",
+                    params![fp, row.key],
+                )
+                .map_err(sql(WHAT))?;
+        }
+        Ok(())
+    }
+
+    /// The outbox, newest first: every notification, or those about one
+    /// alert, or those for one channel.
+    pub fn outbox(
+        &self,
+        fingerprint: Option<&str>,
+        channel: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<OutboxRow>, StoreError> {
+        const WHAT: &str = "read the outbox";
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT o.key, o.channel, o.created_ms, o.severity, o.body, o.state, o.attempts
+                 FROM outbox o
+                 WHERE (?1 IS NULL OR o.key IN (SELECT key FROM outbox_alerts WHERE fingerprint = ?1))
+                   AND (?2 IS NULL OR o.channel = ?2)
+                 ORDER BY o.id DESC LIMIT ?3",
+            )
+            .map_err(sql(WHAT))?;
+        let rows = stmt
+            .query_map(params![fingerprint, channel, saturating_i64(limit)], |r| {
+                Ok(OutboxRow {
+                    key: r.get(0)?,
+                    channel: r.get(1)?,
+                    created_ms: r.get(2)?,
+                    severity: r.get(3)?,
+                    body: r.get(4)?,
+                    state: r.get(5)?,
+                    attempts: r.get(6)?,
+                    fingerprints: Vec::new(),
+                })
+            })
+            .map_err(sql(WHAT))?;
+        let mut out: Vec<OutboxRow> = rows.collect::<Result<_, _>>().map_err(sql(WHAT))?;
+        let mut fps = self
+            .conn
+            .prepare("SELECT fingerprint FROM outbox_alerts WHERE key = ?1 ORDER BY fingerprint")
+            .map_err(sql(WHAT))?;
+        for row in &mut out {
+            row.fingerprints = fps
+                .query_map([&row.key], |r| r.get(0))
+                .map_err(sql(WHAT))?
+                .collect::<Result<_, _>>()
+                .map_err(sql(WHAT))?;
+        }
+        Ok(out)
+    }
+
+    /// Notifications waiting for delivery.
+    pub fn outbox_depth(&self) -> Result<u64, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT count(*) FROM outbox WHERE state = 'queued'",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n.max(0) as u64)
+            .map_err(sql("count the outbox"))
+    }
+
+    /// Writes an incident record, replacing the one of the same id.
+    pub fn put_incident(&self, row: &IncidentRow) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "INSERT INTO incidents (id, target, opened_ms, closed_ms, doc)
+                 VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (id) DO UPDATE SET closed_ms = excluded.closed_ms, doc = excluded.doc",
+                params![row.id, row.target, row.opened_ms, row.closed_ms, row.doc],
+            )
+            .map_err(sql("write an incident record"))?;
+        Ok(())
+    }
+
+    /// Incident records, newest first, perhaps of one target.
+    pub fn incidents(
+        &self,
+        target: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<IncidentRow>, StoreError> {
+        const WHAT: &str = "read incident records";
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT id, target, opened_ms, closed_ms, doc FROM incidents
+                 WHERE (?1 IS NULL OR target = ?1)
+                 ORDER BY opened_ms DESC, id DESC LIMIT ?2",
+            )
+            .map_err(sql(WHAT))?;
+        let rows = stmt
+            .query_map(params![target, saturating_i64(limit)], incident_row)
+            .map_err(sql(WHAT))?;
+        rows.collect::<Result<_, _>>().map_err(sql(WHAT))
+    }
+
+    /// One incident record.
+    pub fn incident(&self, id: &str) -> Result<Option<IncidentRow>, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT id, target, opened_ms, closed_ms, doc FROM incidents WHERE id = ?1",
+                [id],
+                incident_row,
+            )
+            .optional()
+            .map_err(sql("read an incident record"))
+    }
+
+    /// Incident records still open (the watchdog stopped during them).
+    pub fn open_incidents(&self) -> Result<Vec<IncidentRow>, StoreError> {
+        const WHAT: &str = "read open incident records";
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT id, target, opened_ms, closed_ms, doc FROM incidents
+                 WHERE closed_ms IS NULL ORDER BY opened_ms",
+            )
+            .map_err(sql(WHAT))?;
+        let rows = stmt.query_map([], incident_row).map_err(sql(WHAT))?;
+        rows.collect::<Result<_, _>>().map_err(sql(WHAT))
+    }
+
+    /// Drops outbox rows and closed incident records older than `before_ms`.
+    pub fn prune_alerts(&self, before_ms: i64) -> Result<(), StoreError> {
+        const WHAT: &str = "prune the outbox and incident records";
+        self.conn
+            .execute(
+                "DELETE FROM outbox_alerts WHERE key IN
+                   (SELECT key FROM outbox WHERE created_ms < ?1 AND state != 'queued')",
+                [before_ms],
+            )
+            .map_err(sql(WHAT))?;
+        self.conn
+            .execute(
+                "DELETE FROM outbox WHERE created_ms < ?1 AND state != 'queued'",
+                [before_ms],
+            )
+            .map_err(sql(WHAT))?;
+        self.conn
+            .execute(
+                "DELETE FROM incidents WHERE closed_ms IS NOT NULL AND closed_ms < ?1",
+                [before_ms],
+            )
+            .map_err(sql(WHAT))?;
+        Ok(())
+    }
+}
+
+fn incident_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<IncidentRow> {
+    Ok(IncidentRow {
+        id: r.get(0)?,
+        target: r.get(1)?,
+        opened_ms: r.get(2)?,
+        closed_ms: r.get(3)?,
+        doc: r.get(4)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(key: &str, fps: &[&str]) -> OutboxRow {
+        OutboxRow {
+            key: key.into(),
+            channel: "ops-webhook".into(),
+            created_ms: 1,
+            severity: "critical".into(),
+            body: "{}".into(),
+            state: "queued".into(),
+            attempts: 0,
+            fingerprints: fps.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn the_outbox_keeps_each_notification_once_and_lists_it_by_alert() {
+        let store = Store::open_in_memory().unwrap();
+        store.enqueue(&row("k1", &["a", "b"])).unwrap();
+        store.enqueue(&row("k1", &["a", "b"])).unwrap();
+        store.enqueue(&row("k2", &["b"])).unwrap();
+        assert_eq!(store.outbox(None, None, 10).unwrap().len(), 2);
+        let of_a = store.outbox(Some("a"), None, 10).unwrap();
+        assert_eq!(of_a.len(), 1);
+        assert_eq!(of_a[0].fingerprints, vec!["a", "b"]);
+        assert_eq!(store.outbox(Some("b"), None, 10).unwrap().len(), 2);
+        assert_eq!(store.outbox(None, Some("sms"), 10).unwrap().len(), 0);
+        assert_eq!(store.outbox_depth().unwrap(), 2);
+    }
+
+    #[test]
+    fn state_documents_are_listed_by_prefix() {
+        let store = Store::open_in_memory().unwrap();
+        store
+            .put_state("alert/1", &serde_json::json!({"a": 1}))
+            .unwrap();
+        store.put_state("alert/2", &serde_json::json!(2)).unwrap();
+        store.put_state("alerts", &serde_json::json!(3)).unwrap();
+        store.put_state("ladder/x", &serde_json::json!(4)).unwrap();
+        let got = store.states_with_prefix("alert/").unwrap();
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[0].0, "alert/1");
+    }
+
+    #[test]
+    fn incident_records_are_replaced_by_id_and_listed_newest_first() {
+        let store = Store::open_in_memory().unwrap();
+        let mut r = IncidentRow {
+            id: "camera-1".into(),
+            target: "camera".into(),
+            opened_ms: 1,
+            closed_ms: None,
+            doc: "{}".into(),
+        };
+        store.put_incident(&r).unwrap();
+        assert_eq!(store.open_incidents().unwrap().len(), 1);
+        r.closed_ms = Some(5);
+        r.doc = "{\"closed\":true}".into();
+        store.put_incident(&r).unwrap();
+        store
+            .put_incident(&IncidentRow {
+                id: "gpu-2".into(),
+                target: "gpu".into(),
+                opened_ms: 2,
+                closed_ms: None,
+                doc: "{}".into(),
+            })
+            .unwrap();
+        let all = store.incidents(None, 10).unwrap();
+        assert_eq!(
+            all.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
+            vec!["gpu-2", "camera-1"]
+        );
+        assert_eq!(
+            store.incident("camera-1").unwrap().unwrap().doc,
+            "{\"closed\":true}"
+        );
+        assert_eq!(store.incidents(Some("camera"), 10).unwrap().len(), 1);
+        assert!(
+            store
+                .open_incidents()
+                .unwrap()
+                .iter()
+                .all(|r| r.id == "gpu-2")
+        );
+        store.prune_alerts(10).unwrap();
+        assert!(store.incident("camera-1").unwrap().is_none());
+    }
+}
