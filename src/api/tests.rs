@@ -179,7 +179,7 @@ fn recorder() -> crate::metrics::recorder::Handle {
     let (requests, mut rx) = mpsc::channel::<Request>(4);
     let mut latest = Latest::default();
     latest.values.insert(
-        crate::metrics::SeriesKey::new("rvm_host_memory_bytes", [("kind", "available")]),
+        crate::metrics::SeriesKey::new("rvm_host_memory_bytes", [("kind", "available")]).into(),
         (crate::metrics::Kind::Gauge, 1024.0),
     );
     let (latest_tx, latest_rx) = watch::channel(std::sync::Arc::new(latest));

@@ -55,8 +55,9 @@ pub enum Request {
 /// The latest value of each series, for `/metrics`.
 #[derive(Debug, Clone, Default)]
 pub struct Latest {
-    /// By series: its kind and latest value.
-    pub values: BTreeMap<SeriesKey, (Kind, f64)>,
+    /// By series: its kind and latest value. The keys are shared with the
+    /// recorder and its history, so publishing copies no key.
+    pub values: BTreeMap<Arc<SeriesKey>, (Kind, f64)>,
     /// What the history has done (`None` without a history).
     pub history: Option<HistoryStats>,
     /// Collector rounds dropped because the recorder had no room.
@@ -163,7 +164,7 @@ pub fn spawn(
 struct Recorder {
     history: Option<History>,
     metrics: Metrics,
-    latest: BTreeMap<SeriesKey, (Kind, f64)>,
+    latest: BTreeMap<Arc<SeriesKey>, (Kind, f64)>,
     latest_tx: watch::Sender<Arc<Latest>>,
     snapshot: watch::Receiver<Snapshot>,
     http: reqwest::Client,
@@ -225,8 +226,16 @@ impl Recorder {
             if let Some(h) = &mut self.history {
                 h.record(s);
             }
-            if !s.key.name.starts_with(UNIT_SERIES) {
-                self.latest.insert(s.key.clone(), (s.kind, s.value));
+            if s.key.name.starts_with(UNIT_SERIES) {
+                continue;
+            }
+            if let Some(latest) = self.latest.get_mut(&s.key) {
+                *latest = (s.kind, s.value);
+            } else {
+                let key = (self.history.as_ref())
+                    .and_then(|h| h.shared_key(&s.key))
+                    .unwrap_or_else(|| Arc::new(s.key.clone()));
+                self.latest.insert(key, (s.kind, s.value));
             }
         }
     }
@@ -239,7 +248,7 @@ impl Recorder {
         let mut values = self.latest.clone();
         let stats = self.history.as_ref().map(History::stats);
         if let Some(s) = &stats {
-            let own = |name: &str| SeriesKey::new(name, []);
+            let own = |name: &str| Arc::new(SeriesKey::new(name, []));
             values.insert(
                 own("rvm_watchdog_history_written_bytes_total"),
                 (Kind::Counter, s.bytes_written as f64),
@@ -259,6 +268,14 @@ impl Recorder {
             values.insert(
                 own("rvm_watchdog_history_batches_dropped_total"),
                 (Kind::Counter, s.batches_dropped as f64),
+            );
+            values.insert(
+                own("rvm_watchdog_history_ram_samples"),
+                (Kind::Gauge, s.ram_samples as f64),
+            );
+            values.insert(
+                own("rvm_watchdog_history_ram_bytes"),
+                (Kind::Gauge, s.ram_bytes as f64),
             );
         }
         self.latest_tx.send_replace(Arc::new(Latest {

@@ -113,7 +113,7 @@ pub(crate) struct Batch {
     /// Every minute before this is closed: its hour may be summed.
     pub closed_until_ms: u64,
     /// Series seen for the first time since the last batch.
-    pub new_series: Vec<(u32, SeriesKey, Kind)>,
+    pub new_series: Vec<(u32, std::sync::Arc<SeriesKey>, Kind)>,
     /// Closed minutes: start, and the buckets sorted by series id.
     pub minutes: Vec<(u64, Vec<(u32, Bucket)>)>,
 }

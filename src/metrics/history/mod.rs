@@ -5,7 +5,7 @@
 //!
 //! - The **RAM ring** of a series holds its samples as recorded for the
 //!   last [`HistoryConfig::ram_window`] (an hour), compressed (see
-//!   `ring.rs`: about one to six bytes a sample). It is lost when the
+//!   `ring.rs`: two bits to at most ten bytes a sample). It is lost when the
 //!   watchdog stops.
 //! - A **rollup** summarises a series over a minute or an hour: count, min,
 //!   max, sum (hence mean), last, and for a counter its **increase**, the
@@ -53,6 +53,7 @@ mod tests;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -328,7 +329,9 @@ pub struct HistoryStats {
 #[derive(Debug)]
 struct Series {
     id: u32,
-    key: SeriesKey,
+    /// Shared with the index, and with whoever asks for it
+    /// ([`History::shared_key`]): a series' key is kept once.
+    key: Arc<SeriesKey>,
     kind: Kind,
     ring: Ring,
     /// The open minute's start and rollup.
@@ -359,10 +362,10 @@ struct Counts {
 pub struct History {
     config: HistoryConfig,
     series: Vec<Series>,
-    index: HashMap<SeriesKey, usize>,
+    index: HashMap<Arc<SeriesKey>, usize>,
     next_id: u32,
     /// Series not yet sent to the file.
-    new_series: Vec<(u32, SeriesKey, Kind)>,
+    new_series: Vec<(u32, Arc<SeriesKey>, Kind)>,
     /// Minutes some series have left but not yet closed: start, rollups.
     pending: BTreeMap<u64, Vec<(u32, Bucket)>>,
     /// Every minute before this is closed.
@@ -399,10 +402,11 @@ impl History {
         };
         for s in stored {
             history.next_id = history.next_id.max(s.id + 1);
-            history.index.insert(s.key.clone(), history.series.len());
+            let key = Arc::new(s.key);
+            history.index.insert(Arc::clone(&key), history.series.len());
             history.series.push(Series {
                 id: s.id,
-                key: s.key,
+                key,
                 kind: s.kind,
                 ring: Ring::default(),
                 open: None,
@@ -431,11 +435,12 @@ impl History {
                 }
                 let id = self.next_id;
                 self.next_id += 1;
-                self.new_series.push((id, sample.key.clone(), sample.kind));
-                self.index.insert(sample.key.clone(), self.series.len());
+                let key = Arc::new(sample.key.clone());
+                self.new_series.push((id, Arc::clone(&key), sample.kind));
+                self.index.insert(Arc::clone(&key), self.series.len());
                 self.series.push(Series {
                     id,
-                    key: sample.key.clone(),
+                    key,
                     kind: sample.kind,
                     ring: Ring::default(),
                     open: None,
@@ -588,7 +593,7 @@ impl History {
                     let (before, samples) = s.ring.range(from, to);
                     let buckets = query::sample_buckets(s.kind, before.map(|b| b.1), &samples);
                     SeriesPoints {
-                        key: s.key.clone(),
+                        key: SeriesKey::clone(&s.key),
                         kind: s.kind,
                         points: query::to_points(buckets, step_ms),
                     }
@@ -616,7 +621,7 @@ impl History {
                 in_ram.extend(s.open.filter(|(start, _)| (from..to).contains(start)));
                 PendingSeries {
                     id: s.id,
-                    key: s.key.clone(),
+                    key: SeriesKey::clone(&s.key),
                     kind: s.kind,
                     in_ram,
                 }
@@ -677,7 +682,7 @@ impl History {
                     resolutions.push(Resolution::Hour);
                 }
                 (!resolutions.is_empty()).then(|| SeriesInfo {
-                    key: s.key.clone(),
+                    key: SeriesKey::clone(&s.key),
                     kind: s.kind,
                     resolutions,
                 })
@@ -685,6 +690,14 @@ impl History {
             .collect();
         out.sort_by(|a, b| a.key.cmp(&b.key));
         out
+    }
+
+    /// The history's own copy of `key`, if it tracks that series: callers
+    /// that keep keys of their own share it instead of keeping another.
+    pub fn shared_key(&self, key: &SeriesKey) -> Option<Arc<SeriesKey>> {
+        self.index
+            .get(key)
+            .map(|&i| Arc::clone(&self.series[i].key))
     }
 
     /// Bytes the history has sent toward storage since it was opened: what
