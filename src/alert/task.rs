@@ -293,7 +293,7 @@ async fn run(start: Start, mut requests: mpsc::Receiver<Request>) {
                 let values = latest.borrow().clone();
                 let signals = task
                     .rules
-                    .evaluate(values.values.iter().map(|(k, (_, v))| (k, *v)), now);
+                    .evaluate(values.values.iter().map(|(k, (_, v))| (&**k, *v)), now);
                 for s in signals {
                     let out = task.engine.signal(s, now);
                     task.perform(out);
