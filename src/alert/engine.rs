@@ -106,7 +106,10 @@ pub struct Engine {
     /// Targets' open incidents.
     incidents: BTreeMap<String, String>,
     group: Group,
-    /// Ids handed out (silences, windows, notices).
+    /// Notices by fingerprint: when one was last sent, and how many like
+    /// it were folded since.
+    notices: BTreeMap<String, (Ms, u64)>,
+    /// Ids handed out (silences, windows).
     made: u64,
 }
 
@@ -123,6 +126,7 @@ impl Engine {
             held: BTreeMap::new(),
             incidents: BTreeMap::new(),
             group: Group::default(),
+            notices: BTreeMap::new(),
             made: 0,
         }
     }
@@ -366,6 +370,9 @@ impl Engine {
             self.alerts.remove(&fp);
             out.push(Effect::Forget(fp));
         }
+        let window = self.settings.flap_window_ms;
+        self.notices
+            .retain(|_, (at, folded)| now < *at + window || *folded > 0);
         self.flush(now, &mut out);
         out
     }
@@ -399,6 +406,11 @@ impl Engine {
             .unwrap_or_default();
         raises.retain(|t| t + window > now);
         raises.push(now);
+        // Only the last `flap_count` raises matter.
+        let keep = self.settings.flap_count.max(2);
+        if raises.len() > keep {
+            raises.drain(..raises.len() - keep);
+        }
         let was_flapping = previous.as_ref().is_some_and(|p| p.flapping);
         let flapping = was_flapping || raises.len() >= self.settings.flap_count.max(2);
         let suppressed_by = r
@@ -554,7 +566,6 @@ impl Engine {
 
     /// A notice: routed like an alert, once.
     fn notice(&mut self, n: Notice, now: Ms, out: &mut Vec<Effect>) {
-        self.made += 1;
         let escalation = self.route(
             &n.name,
             n.target.as_deref(),
@@ -563,15 +574,40 @@ impl Engine {
                 .or_else(|| self.settings.default_escalation.clone()),
             now,
         );
-        let labels = BTreeMap::from([("at".to_owned(), now.to_string())]);
+        let fp = fingerprint(&n.name, n.target.as_deref(), &BTreeMap::new());
+        // The same notice again within the flap window is folded into the
+        // next one (a crash-looping service is restarted over and over).
+        let window = self.settings.flap_window_ms;
+        let mut summary = n.summary;
+        let foldable = !n.name.starts_with("maintenance-");
+        match self.notices.get_mut(&fp) {
+            Some((at, folded)) if foldable && now < *at + window => {
+                *folded += 1;
+                out.push(Effect::Dropped {
+                    fingerprint: fp,
+                    why: Why::Notice,
+                    stage: "fold",
+                    reason: "the same notice was sent within the flap window",
+                });
+                return;
+            }
+            Some((_, folded)) if *folded > 0 => {
+                summary.push_str(&format!(
+                    " (and {folded} more like it before, within {} of each other)",
+                    super::human(window)
+                ));
+            }
+            _ => {}
+        }
+        self.notices.insert(fp.clone(), (now, 0));
         let item = Item {
-            fingerprint: fingerprint(&n.name, n.target.as_deref(), &labels),
+            fingerprint: fp,
             why: Why::Notice,
             name: n.name,
             target: n.target,
             labels: BTreeMap::new(),
             severity: n.severity,
-            summary: n.summary,
+            summary,
             started_at: now,
             resolved_at: None,
             incident: None,

@@ -270,3 +270,155 @@ pub fn signals(event: &Event, config: &Config) -> Vec<Signal> {
         _ => Vec::new(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> Config {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("policies")).unwrap();
+        std::fs::write(
+            dir.path().join("watchdog.toml"),
+            "[alerts]\ndefault-escalation = \"ops\"\n\n[channels.hook]\nkind = \"alertmanager\"\nurl = \"http://127.0.0.1:9093\"\n\n[escalation.ops]\nlevels = [{ after = \"0s\", channels = [\"hook\"] }]\n\n[escalation.camera-team]\nlevels = [{ after = \"0s\", channels = [\"hook\"] }]\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("policies/camera.toml"),
+            "[target]\nname = \"camera\"\nunit = \"myrvm-camera.service\"\n\n[alert]\nseverity = \"critical\"\nescalation = \"camera-team\"\ndelay = \"30s\"\n",
+        )
+        .unwrap();
+        crate::config::load(&crate::config::Sources {
+            config_file: Some(dir.path().join("watchdog.toml")),
+            policies_dir: Some(dir.path().join("policies")),
+            ..Default::default()
+        })
+        .config
+        .unwrap()
+    }
+
+    /// What each example event becomes: (signal kind, name).
+    fn shape(s: &Signal) -> (&'static str, String) {
+        match s {
+            Signal::Raise(r) => ("raise", r.name.clone()),
+            Signal::Clear { name, .. } => ("clear", name.clone()),
+            Signal::Notice(n) => ("notice", n.name.clone()),
+            Signal::Held { .. } => ("held", String::new()),
+            Signal::Released { .. } => ("released", String::new()),
+            Signal::Incident { id, .. } => ("incident", id.clone().unwrap_or_default()),
+        }
+    }
+
+    #[test]
+    fn every_kind_of_event_becomes_the_signals_the_table_says() {
+        let config = config();
+        let got: Vec<(String, Vec<(&'static str, String)>)> = crate::event::examples()
+            .iter()
+            .map(|e| {
+                (
+                    e.kind().to_owned(),
+                    signals(e, &config).iter().map(shape).collect(),
+                )
+            })
+            .collect();
+        let find = |kind: &str| {
+            got.iter()
+                .find(|(k, _)| k == kind)
+                .map(|(_, s)| s.clone())
+                .unwrap()
+        };
+        assert_eq!(
+            find("incident-opened"),
+            vec![
+                ("incident", "camera-1764620000000".into()),
+                ("raise", TARGET_FAILING.into())
+            ]
+        );
+        assert_eq!(
+            find("incident-closed"),
+            vec![
+                ("clear", TARGET_FAILING.into()),
+                ("clear", RECOVERY_FAILED.into()),
+                ("clear", GAVE_UP.into()),
+                ("incident", String::new())
+            ]
+        );
+        assert_eq!(
+            find("action-finished"),
+            vec![("notice", "restarted".into())]
+        );
+        assert_eq!(
+            find("reload-applied"),
+            vec![("notice", "config-reloaded".into())]
+        );
+        assert_eq!(
+            find("reload-refused"),
+            vec![("notice", "config-refused".into())]
+        );
+        assert_eq!(find("safe-mode"), vec![("raise", "safe-mode".into())]);
+        assert_eq!(find("bus-lost"), vec![("raise", "bus-lost".into())]);
+        assert_eq!(find("bus-regained"), vec![("clear", "bus-lost".into())]);
+        assert_eq!(find("trouble"), vec![("notice", "store-unwritable".into())]);
+        assert!(find("probe-changed").is_empty());
+        assert!(find("unit-changed").is_empty());
+    }
+
+    #[test]
+    fn a_targets_alert_takes_its_policys_severity_chain_and_delay_and_its_root_cause() {
+        let config = config();
+        let opened = &crate::event::examples()[3];
+        let Signal::Raise(r) = &signals(opened, &config)[1] else {
+            panic!("a raise")
+        };
+        assert_eq!(r.severity, Severity::Critical);
+        assert_eq!(r.escalation.as_deref(), Some("camera-team"));
+        assert_eq!(r.delay_ms, 30_000);
+        assert_eq!(r.root_cause.as_deref(), Some("usb-bus"));
+        assert!(r.summary.contains("root cause: usb-bus"), "{}", r.summary);
+        // The watchdog's own alerts climb the default chain.
+        let lost = crate::event::examples()
+            .into_iter()
+            .find(|e| e.kind() == "bus-lost")
+            .unwrap();
+        let Signal::Raise(r) = &signals(&lost, &config)[0] else {
+            panic!("a raise")
+        };
+        assert_eq!(r.escalation.as_deref(), Some("ops"));
+        assert_eq!(r.severity, Severity::Critical);
+    }
+
+    #[test]
+    fn a_failed_action_raises_and_an_unexpected_end_of_the_last_boot_is_said() {
+        let config = config();
+        let failed = Event::ActionFinished {
+            target: "camera".into(),
+            unit: None,
+            incident: None,
+            step: 1,
+            attempt: 2,
+            action: "hook",
+            result: ActionResult::Failed,
+            detail: "usb-reset exited 1".into(),
+            took: std::time::Duration::from_secs(1),
+            output: None,
+        };
+        let Signal::Raise(r) = &signals(&failed, &config)[0] else {
+            panic!("a raise")
+        };
+        assert_eq!(r.name, RECOVERY_FAILED);
+        assert!(r.summary.contains("step 2, attempt 2"), "{}", r.summary);
+        let boot = Event::BootReport {
+            boot_id: "b2".into(),
+            previous: Some(crate::store::PreviousBoot {
+                boot_id: "b1".into(),
+                started_at: std::time::SystemTime::now(),
+                ended: BootEnd::Unexpected,
+            }),
+        };
+        let out = signals(&boot, &config);
+        assert_eq!(
+            out.iter().map(shape).collect::<Vec<_>>(),
+            vec![("notice", "previous-boot-unexpected".into())]
+        );
+    }
+}

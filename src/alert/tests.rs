@@ -792,3 +792,28 @@ fn a_trend_rule_fires_when_the_projected_time_to_full_drops_under_its_window() {
     );
     // At the slow rate (15 h to full) it had said nothing.
 }
+
+#[test]
+fn the_same_notice_again_within_the_flap_window_is_folded_into_the_next() {
+    let mut sim = Sim::new(settings());
+    let restarted = || {
+        Signal::Notice(Notice {
+            name: "restarted".into(),
+            target: Some("camera".into()),
+            severity: Severity::Info,
+            summary: "the watchdog restarted myrvm-camera.service".into(),
+            escalation: None,
+        })
+    };
+    for _ in 0..5 {
+        sim.signal(restarted());
+        sim.pass(10 * S);
+    }
+    assert_eq!(sim.log(), vec![row("ops-webhook", "notice", "camera")]);
+    sim.pass(10 * MIN);
+    sim.signal(restarted());
+    sim.pass(10 * S);
+    assert_eq!(sim.sent.len(), 2);
+    let summary = &sim.sent[1].items[0].summary;
+    assert!(summary.contains("and 4 more like it"), "{summary}");
+}

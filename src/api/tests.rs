@@ -890,3 +890,131 @@ async fn a_query_names_what_is_wrong_with_it() {
         );
     }
 }
+
+/// A call with a JSON body.
+async fn send_json(
+    app: &Router,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Value,
+) -> (StatusCode, Value) {
+    let mut request = Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", "127.0.0.1:9184")
+        .header("content-type", "application/json");
+    if let Some(t) = token {
+        request = request.header("authorization", format!("Bearer {t}"));
+    }
+    let response = app
+        .clone()
+        .oneshot(request.body(Body::from(body.to_string())).unwrap())
+        .await
+        .unwrap();
+    let code = response.status();
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    (code, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn silences_and_maintenance_are_made_listed_and_ended_with_the_token_only() {
+    let app = app(snapshot());
+    let silence = json!({"target": "camera", "for": "2h", "reason": "lens cleaning", "by": "budi"});
+    let (code, _) = send_json(&app, "POST", "/api/v1/silences", None, silence.clone()).await;
+    assert_eq!(code, StatusCode::UNAUTHORIZED);
+    let (code, body) = send_json(&app, "POST", "/api/v1/silences", Some(TOKEN), silence).await;
+    assert_eq!(code, StatusCode::CREATED, "{body}");
+    let id = body["silence"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(body["silence"]["matcher"]["target"], "camera");
+    let (code, _, text) = call(&app, "GET", "/api/v1/silences", None).await;
+    assert_eq!(code, StatusCode::OK);
+    assert_eq!(json(&text)["silences"][0]["id"], id.as_str());
+    // Bad ones name what is wrong.
+    for (bad, says) in [
+        (json!({"target": "camera"}), "needs `for`"),
+        (json!({"for": "soon"}), "`for` \"soon\""),
+        (
+            json!({"for": "1h", "severity": "urgent"}),
+            "severity \"urgent\"",
+        ),
+        (json!({"for": "1h", "until": 5}), "not both"),
+    ] {
+        let (code, body) = send_json(&app, "POST", "/api/v1/silences", Some(TOKEN), bad).await;
+        assert_eq!(code, StatusCode::BAD_REQUEST, "{body}");
+        assert!(body["message"].as_str().unwrap().contains(says), "{body}");
+    }
+    let (code, _, _) = call(&app, "DELETE", &format!("/api/v1/silences/{id}"), None).await;
+    assert_eq!(code, StatusCode::UNAUTHORIZED);
+    let (code, _, _) = call(
+        &app,
+        "DELETE",
+        &format!("/api/v1/silences/{id}"),
+        Some(TOKEN),
+    )
+    .await;
+    assert_eq!(code, StatusCode::OK);
+    let (code, _, text) = call(
+        &app,
+        "DELETE",
+        &format!("/api/v1/silences/{id}"),
+        Some(TOKEN),
+    )
+    .await;
+    assert_eq!(code, StatusCode::NOT_FOUND, "{text}");
+
+    let weekly = json!({"every": "sun 02:00-03:00", "reason": "weekly reboot"});
+    let (code, body) = send_json(&app, "POST", "/api/v1/maintenance", Some(TOKEN), weekly).await;
+    assert_eq!(code, StatusCode::CREATED, "{body}");
+    let (code, body) = send_json(
+        &app,
+        "POST",
+        "/api/v1/maintenance",
+        Some(TOKEN),
+        json!({"every": "funday 02:00-03:00"}),
+    )
+    .await;
+    assert_eq!(code, StatusCode::BAD_REQUEST);
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("\"funday\" is not a day"),
+        "{body}"
+    );
+    let (code, _, text) = call(&app, "GET", "/api/v1/maintenance", None).await;
+    assert_eq!(code, StatusCode::OK);
+    assert_eq!(
+        json(&text)["maintenance"][0]["window"]["schedule"]["every"],
+        "sun 02:00-03:00"
+    );
+}
+
+#[tokio::test]
+async fn alert_routes_answer_not_found_for_unknown_alerts_and_say_there_is_no_store() {
+    let app = app(snapshot());
+    let (code, _, text) = call(&app, "GET", "/api/v1/alerts", None).await;
+    assert_eq!(code, StatusCode::OK, "{text}");
+    assert_eq!(json(&text)["alerts"], json!([]));
+    let (code, _, text) = call(&app, "GET", "/api/v1/alerts?state=bogus", None).await;
+    assert_eq!(code, StatusCode::BAD_REQUEST, "{text}");
+    let (code, _, text) = call(&app, "GET", "/api/v1/alerts/0123456789abcdef", None).await;
+    assert_eq!(code, StatusCode::NOT_FOUND, "{text}");
+    let (code, body) = send_json(
+        &app,
+        "POST",
+        "/api/v1/alerts/0123456789abcdef/ack",
+        Some(TOKEN),
+        json!({"comment": "on it"}),
+    )
+    .await;
+    assert_eq!(code, StatusCode::NOT_FOUND, "{body}");
+    let (code, _, _) = call(&app, "POST", "/api/v1/alerts/0123456789abcdef/ack", None).await;
+    assert_eq!(code, StatusCode::UNAUTHORIZED);
+    // This engine runs without a state store: the outbox and the records say so.
+    let (code, _, text) = call(&app, "GET", "/api/v1/incidents", None).await;
+    assert_eq!(code, StatusCode::BAD_REQUEST, "{text}");
+    assert!(text.contains("state store"), "{text}");
+}
