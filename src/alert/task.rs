@@ -8,7 +8,9 @@
 //!
 //! Crash safety: a notification and what its channels were told are
 //! written together, so a restart neither loses nor repeats one that was
-//! written; other alert changes are saved within a second.
+//! written; an operator's change is saved at once; other alert changes
+//! (a count, a pending alert firing) within [`SAVE_EVERY`] seconds, so that
+//! a flapping target does not write its alert to the flash every second.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -41,8 +43,13 @@ const VERSION_KEY: &str = "watchdog-version";
 const TICK: Duration = Duration::from_secs(1);
 /// How often the figures go to the recorder.
 const FIGURES_EVERY: u64 = 10;
+/// How often, in ticks, alert changes not written yet are saved.
+pub const SAVE_EVERY: u64 = 10;
 /// Outbox rows and closed incident records are kept this long.
 const KEEP_MS: Ms = 90 * 86_400_000;
+/// At most this many notifications are kept (nothing drains the outbox in
+/// this version: it is the record of what was decided).
+const KEEP_NOTIFICATIONS: usize = 100_000;
 
 /// Which alerts a list asks for.
 #[derive(Debug, Clone, Default)]
@@ -300,12 +307,14 @@ async fn run(start: Start, mut requests: mpsc::Receiver<Request>) {
                 }
                 let out = task.engine.tick(now);
                 task.perform(out);
-                task.save_dirty();
                 ticks += 1;
+                if ticks.is_multiple_of(SAVE_EVERY) {
+                    task.save_dirty();
+                }
                 if ticks.is_multiple_of(FIGURES_EVERY) {
                     task.figures(now).await;
                 }
-                if ticks.is_multiple_of(3600) {
+                if ticks % 3600 == 60 {
                     task.prune(now);
                 }
             }
@@ -511,7 +520,7 @@ impl Task {
         let Some(store) = &self.store else { return };
         let before = now.saturating_sub(KEEP_MS) as i64;
         store.write("prune the outbox and incident records", move |s| {
-            s.prune_alerts(before)
+            s.prune_alerts(before, KEEP_NOTIFICATIONS)
         });
     }
 

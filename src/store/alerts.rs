@@ -213,20 +213,24 @@ impl Store {
         rows.collect::<Result<_, _>>().map_err(sql(WHAT))
     }
 
-    /// Drops outbox rows and closed incident records older than `before_ms`.
-    pub fn prune_alerts(&self, before_ms: i64) -> Result<(), StoreError> {
+    /// Drops outbox rows older than `before_ms` or beyond the newest
+    /// `keep_rows`, and closed incident records older than `before_ms`.
+    pub fn prune_alerts(&self, before_ms: i64, keep_rows: usize) -> Result<(), StoreError> {
         const WHAT: &str = "prune the outbox and incident records";
+        let keep = saturating_i64(keep_rows);
         self.conn
             .execute(
                 "DELETE FROM outbox_alerts WHERE key IN
-                   (SELECT key FROM outbox WHERE created_ms < ?1 AND state != 'queued')",
-                [before_ms],
+                   (SELECT key FROM outbox WHERE created_ms < ?1
+                      OR id <= (SELECT id FROM outbox ORDER BY id DESC LIMIT 1 OFFSET ?2))",
+                params![before_ms, keep],
             )
             .map_err(sql(WHAT))?;
         self.conn
             .execute(
-                "DELETE FROM outbox WHERE created_ms < ?1 AND state != 'queued'",
-                [before_ms],
+                "DELETE FROM outbox WHERE created_ms < ?1
+                   OR id <= (SELECT id FROM outbox ORDER BY id DESC LIMIT 1 OFFSET ?2)",
+                params![before_ms, keep],
             )
             .map_err(sql(WHAT))?;
         self.conn
@@ -279,6 +283,22 @@ mod tests {
         assert_eq!(store.outbox(Some("b"), None, 10).unwrap().len(), 2);
         assert_eq!(store.outbox(None, Some("sms"), 10).unwrap().len(), 0);
         assert_eq!(store.outbox_depth().unwrap(), 2);
+        // Pruned by count (and by age), the newest kept, with their alerts.
+        store.enqueue(&row("k3", &["c"])).unwrap();
+        store.prune_alerts(0, 2).unwrap();
+        let left: Vec<String> = store
+            .outbox(None, None, 10)
+            .unwrap()
+            .into_iter()
+            .map(|r| r.key)
+            .collect();
+        assert_eq!(left, vec!["k3", "k2"]);
+        assert!(store.outbox(Some("a"), None, 10).unwrap().is_empty());
+        store.prune_alerts(2, 100).unwrap();
+        assert!(
+            store.outbox(None, None, 10).unwrap().is_empty(),
+            "all older than 2 ms"
+        );
     }
 
     #[test]
@@ -336,7 +356,7 @@ mod tests {
                 .iter()
                 .all(|r| r.id == "gpu-2")
         );
-        store.prune_alerts(10).unwrap();
+        store.prune_alerts(10, 100).unwrap();
         assert!(store.incident("camera-1").unwrap().is_none());
     }
 }
