@@ -38,6 +38,7 @@ TOML
 cat > "$dir/policies/crasher.toml" <<TOML
 [target]
 name = "crasher"
+reset-after = "10s"
 
 [target.process]
 command = ["/bin/sh", "-c", "sleep $EVERY; exit 1"]
@@ -47,7 +48,6 @@ action = "restart"
 attempts = 100
 backoff = { initial = "1s", factor = 1.0, jitter = 0.0 }
 healthy-for = "2s"
-reset-after = "5s"
 
 [alert]
 severity = "critical"
@@ -83,8 +83,9 @@ PY
 curl -sf "http://127.0.0.1:$port/api/v1/alerts?state=all" | python3 -c '
 import json, sys
 for a in json.load(sys.stdin)["alerts"]:
-    print(f"  alert {a[\"name\"]} {a.get(\"target\")}: {a[\"state\"]}, flapping={a[\"flapping\"]}, raised {a[\"occurrences\"]}x this time")'
+    print("  alert", a["name"], a.get("target"), a["state"], "flapping" if a["flapping"] else "")'
 curl -sf "http://127.0.0.1:$port/api/v1/notifications?limit=1000" | python3 -c '
 import json, sys
 n = json.load(sys.stdin)["notifications"]
-print(f"  {len(n)} notifications:", ", ".join(sorted({i["name"] + "/" + i["why"]["kind"] for x in n for i in x["notification"]["items"]})))'
+kinds = sorted({i["name"] + "/" + i["why"]["kind"] for x in n for i in x["notification"]["items"]})
+print("  notifications:", len(n), ", ".join(kinds))'

@@ -12,6 +12,7 @@ pub mod cli;
 pub mod command;
 pub mod config;
 pub mod daemon;
+pub mod delivery;
 pub mod event;
 pub mod hook;
 pub mod logging;

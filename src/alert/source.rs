@@ -13,7 +13,7 @@
 //! | the bus lost / regained | `bus-lost` raised (critical) / cleared |
 //! | a lossless queue full / caught up | `queue-full` raised / cleared |
 //! | the store unwritable | notice `store-unwritable` (critical) |
-//! | a reload applied / refused | notice `config-reloaded` / `config-refused` (warning) |
+//! | a reload applied / refused | notice `config-reloaded` (and a removed target's alerts cleared) / `config-refused` (warning) |
 //! | the daemon started | notice `watchdog-started`, and `previous-boot-unexpected` (warning) when the last boot ended without a shutdown |
 
 use std::collections::BTreeMap;
@@ -223,7 +223,7 @@ pub fn signals(event: &Event, config: &Config) -> Vec<Signal> {
             .into_iter()
             .flatten()
             .collect();
-            vec![notice(
+            let mut out = vec![notice(
                 "config-reloaded",
                 None,
                 Severity::Info,
@@ -235,7 +235,14 @@ pub fn signals(event: &Event, config: &Config) -> Vec<Signal> {
                         changes.join("; ")
                     }
                 ),
-            )]
+            )];
+            // A target no longer watched has no alert open.
+            for t in removed {
+                for name in [TARGET_FAILING, RECOVERY_FAILED, GAVE_UP] {
+                    out.push(clear(name, Some(t)));
+                }
+            }
+            out
         }
         Event::ReloadRefused { problems, .. } => vec![notice(
             "config-refused",
@@ -350,6 +357,25 @@ mod tests {
         assert_eq!(
             find("reload-applied"),
             vec![("notice", "config-reloaded".into())]
+        );
+        let removed = Event::ReloadApplied {
+            generation: 3,
+            targets: 1,
+            added: vec![],
+            removed: vec!["gpu".into()],
+            changed: vec![],
+        };
+        assert_eq!(
+            signals(&removed, &config)
+                .iter()
+                .map(shape)
+                .collect::<Vec<_>>(),
+            vec![
+                ("notice", "config-reloaded".into()),
+                ("clear", TARGET_FAILING.into()),
+                ("clear", RECOVERY_FAILED.into()),
+                ("clear", GAVE_UP.into())
+            ]
         );
         assert_eq!(
             find("reload-refused"),

@@ -65,12 +65,15 @@ pub struct Filter {
     pub severity: Option<Severity>,
 }
 
+/// A notification and its delivery attempts.
+pub type Delivered = (OutboxRow, Vec<crate::store::Attempt>);
+
 /// What the API asks the alert task.
 pub enum Request {
     /// The alerts a filter picks, newest first.
     List(Filter, oneshot::Sender<Vec<Alert>>),
-    /// One alert and its notifications.
-    Get(String, oneshot::Sender<Option<(Alert, Vec<OutboxRow>)>>),
+    /// One alert, its notifications and their delivery attempts.
+    Get(String, oneshot::Sender<Option<(Alert, Vec<Delivered>)>>),
     /// Acknowledge: fingerprint, who, comment.
     Ack(
         String,
@@ -145,6 +148,8 @@ pub struct Start {
     pub safe_mode: bool,
     /// Targets whose saved ladder has an open incident.
     pub failing: BTreeSet<String>,
+    /// Woken when a notification was written to the outbox.
+    pub delivery: Option<Arc<tokio::sync::Notify>>,
     /// Stops the task.
     pub stop: CancellationToken,
 }
@@ -167,6 +172,7 @@ struct Task {
     incidents: Incidents,
     store: Option<StoreThread>,
     metrics: mpsc::Sender<crate::metrics::recorder::Request>,
+    delivery: Option<Arc<tokio::sync::Notify>>,
     /// Alerts changed and not yet saved.
     dirty: BTreeSet<String>,
     /// Messages the stages dropped, by stage.
@@ -206,6 +212,7 @@ async fn run(start: Start, mut requests: mpsc::Receiver<Request>) {
         metrics,
         safe_mode,
         failing,
+        delivery,
         stop,
     } = start;
     let now = now_ms();
@@ -242,6 +249,7 @@ async fn run(start: Start, mut requests: mpsc::Receiver<Request>) {
         config,
         store,
         metrics,
+        delivery,
         dirty: BTreeSet::new(),
         dropped: BTreeMap::new(),
         notified: BTreeMap::new(),
@@ -493,6 +501,9 @@ impl Task {
             }
             Ok(())
         });
+        if let Some(wake) = &self.delivery {
+            wake.notify_one();
+        }
     }
 
     fn save_dirty(&mut self) {
@@ -642,9 +653,17 @@ impl Task {
                 let log = match &self.store {
                     Some(s) => {
                         let key = fp.clone();
-                        s.query(move |s| s.outbox(Some(&key), None, 500))
-                            .await
-                            .unwrap_or_default()
+                        s.query(move |s| {
+                            let rows = s.outbox(Some(&key), None, 500)?;
+                            rows.into_iter()
+                                .map(|r| {
+                                    let attempts = s.attempts(&r.key)?;
+                                    Ok((r, attempts))
+                                })
+                                .collect()
+                        })
+                        .await
+                        .unwrap_or_default()
                     }
                     None => Vec::new(),
                 };

@@ -107,6 +107,8 @@ struct NotificationView {
     attempts: i64,
     alerts: Vec<String>,
     notification: serde_json::Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    delivery: Option<Vec<crate::store::Attempt>>,
 }
 
 fn view(row: OutboxRow) -> NotificationView {
@@ -119,6 +121,7 @@ fn view(row: OutboxRow) -> NotificationView {
         state: row.state,
         attempts: row.attempts,
         alerts: row.fingerprints,
+        delivery: None,
     }
 }
 
@@ -131,7 +134,13 @@ pub(super) async fn one(
     match ask(&state, |r| Request::Get(key, r)).await? {
         Some((alert, log)) => Ok(Json(json!({
             "alert": alert,
-            "notifications": log.into_iter().map(view).collect::<Vec<_>>(),
+            "notifications": log
+                .into_iter()
+                .map(|(row, attempts)| NotificationView {
+                    delivery: Some(attempts),
+                    ..view(row)
+                })
+                .collect::<Vec<_>>(),
         }))
         .into_response()),
         None => Err(ApiError::NotFound(format!("no alert {fp}"))),

@@ -169,6 +169,7 @@ fn alerts() -> crate::alert::task::Handle {
         metrics,
         safe_mode: false,
         failing: Default::default(),
+        delivery: None,
         stop: tokio_util::sync::CancellationToken::new(),
     })
 }

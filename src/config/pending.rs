@@ -28,36 +28,44 @@ pub struct NotInEffect {
     pub path: &'static [&'static str],
     /// Why it does nothing, for the operator.
     pub why: &'static str,
+    /// Only tables whose `kind` is one of these (all when empty).
+    pub kinds: &'static [&'static str],
 }
 
-const DELIVERY: &str = "notifications are decided and kept in the outbox, but this version delivers none (`rvm-watchdog alerts` and the API show them)";
+const DELIVERY: &str = "the outbox is kept 90 days and 100,000 notifications in this version (`rvm-watchdog notifications` shows it)";
+const CHANNEL: &str = "this version delivers to webhook channels only: this channel's notifications are decided and kept in the outbox, not sent (`rvm-watchdog notifications` shows them)";
 
 /// Every key and table that is accepted but not in effect yet.
 pub const NOT_IN_EFFECT: &[NotInEffect] = &[
     NotInEffect {
         file: FileKind::Daemon,
         path: &["channels", "*"],
-        why: DELIVERY,
+        why: CHANNEL,
+        kinds: &["email", "sms", "alertmanager"],
     },
     NotInEffect {
         file: FileKind::Daemon,
         path: &["alerts", "outbox-max"],
         why: DELIVERY,
+        kinds: &[],
     },
     NotInEffect {
         file: FileKind::Daemon,
         path: &["alerts", "outbox-max-age"],
         why: DELIVERY,
+        kinds: &[],
     },
     NotInEffect {
         file: FileKind::Daemon,
         path: &["api", "dashboard"],
         why: "there is no dashboard in this version (`/` answers 404)",
+        kinds: &[],
     },
     NotInEffect {
         file: FileKind::Daemon,
         path: &["platform", "legacy-endpoints"],
         why: "the earlier platform's endpoints are not served in this version",
+        kinds: &[],
     },
 ];
 
@@ -65,6 +73,13 @@ pub const NOT_IN_EFFECT: &[NotInEffect] = &[
 pub fn warn(src: &SourceFile, file: FileKind, out: &mut Vec<Diagnostic>) {
     for entry in NOT_IN_EFFECT.iter().filter(|e| e.file == file) {
         for path in expand(src, entry.path) {
+            if !entry.kinds.is_empty()
+                && !src
+                    .written(&path.key("kind"))
+                    .is_some_and(|k| entry.kinds.contains(&k.trim_matches(['"', '\''])))
+            {
+                continue;
+            }
             let message = format!(
                 "{} is accepted but not in effect yet: {}",
                 describe(src, entry.path, &path),

@@ -252,7 +252,19 @@ pub(super) fn start_api(
     let mut events = crate::event::Events::new(boot.store.clone());
     let (access_tx, access) = guard_api(config, state_dir)?;
     let metrics = start_metrics(config, state_dir, snapshot.clone(), shutdown);
+    let wake = std::sync::Arc::new(tokio::sync::Notify::new());
+    if let Some(store) = &boot.store {
+        let http = crate::probe::Context::new(config.daemon.host_root.clone()).http;
+        crate::delivery::task::spawn(crate::delivery::task::Start {
+            store: store.clone(),
+            notifiers: crate::delivery::task::notifiers(config, &http),
+            identity: identity_view(config),
+            wake: wake.clone(),
+            stop: shutdown.clone(),
+        });
+    }
     let alerts = crate::alert::task::spawn(crate::alert::task::Start {
+        delivery: Some(wake),
         config: config.clone(),
         store: boot.store.clone(),
         events: events.subscribe_lossless("alerts", ALERT_QUEUE),

@@ -29,6 +29,22 @@ pub struct OutboxRow {
     pub fingerprints: Vec<String>,
 }
 
+/// One delivery attempt of a notification.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Attempt {
+    /// The notification's key.
+    pub key: String,
+    /// When it was made (ms).
+    pub at_ms: i64,
+    /// `delivered`, `retry` or `failed`.
+    pub result: String,
+    /// How long the receiver took to answer.
+    pub latency_ms: i64,
+    /// What the receiver answered, or why there was no answer.
+    pub answer: String,
+}
+
 /// One incident record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IncidentRow {
@@ -153,6 +169,108 @@ impl Store {
             .map_err(sql("count the outbox"))
     }
 
+    /// Notifications waiting for delivery whose next attempt is due at
+    /// `now_ms`, oldest first.
+    pub fn due(&self, now_ms: i64, limit: usize) -> Result<Vec<OutboxRow>, StoreError> {
+        const WHAT: &str = "read the outbox";
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT key, channel, created_ms, severity, body, state, attempts FROM outbox
+                 WHERE state = 'queued' AND (next_ms IS NULL OR next_ms <= ?1)
+                 ORDER BY id LIMIT ?2",
+            )
+            .map_err(sql(WHAT))?;
+        let rows = stmt
+            .query_map(params![now_ms, saturating_i64(limit)], |r| {
+                Ok(OutboxRow {
+                    key: r.get(0)?,
+                    channel: r.get(1)?,
+                    created_ms: r.get(2)?,
+                    severity: r.get(3)?,
+                    body: r.get(4)?,
+                    state: r.get(5)?,
+                    attempts: r.get(6)?,
+                    fingerprints: Vec::new(),
+                })
+            })
+            .map_err(sql(WHAT))?;
+        rows.collect::<Result<_, _>>().map_err(sql(WHAT))
+    }
+
+    /// The earliest next attempt of a queued notification, if any.
+    pub fn next_due(&self) -> Result<Option<i64>, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT min(coalesce(next_ms, 0)) FROM outbox WHERE state = 'queued'",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(sql("read the outbox"))
+    }
+
+    /// Records an attempt and its consequence: delivered (`sent`), to be
+    /// retried at `next_ms`, or failed for good.
+    pub fn record_attempt(
+        &self,
+        attempt: &Attempt,
+        next_ms: Option<i64>,
+    ) -> Result<(), StoreError> {
+        const WHAT: &str = "record a delivery attempt";
+        self.conn
+            .execute(
+                "INSERT INTO deliveries (key, at_ms, result, latency_ms, answer)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![
+                    attempt.key,
+                    attempt.at_ms,
+                    attempt.result,
+                    attempt.latency_ms,
+                    attempt.answer
+                ],
+            )
+            .map_err(sql(WHAT))?;
+        let (state, sent) = match attempt.result.as_str() {
+            "delivered" => ("sent", Some(attempt.at_ms)),
+            "failed" => ("failed", None),
+            _ => ("queued", None),
+        };
+        self.conn
+            .execute(
+                "UPDATE outbox SET state = ?2, attempts = attempts + 1, next_ms = ?3,
+                   last_error = CASE WHEN ?2 = 'sent' THEN NULL ELSE ?4 END,
+                   sent_ms = coalesce(?5, sent_ms)
+                 WHERE key = ?1",
+                params![attempt.key, state, next_ms, attempt.answer, sent],
+            )
+            .map_err(sql(WHAT))?;
+        Ok(())
+    }
+
+    /// The attempts of a notification, oldest first.
+    pub fn attempts(&self, key: &str) -> Result<Vec<Attempt>, StoreError> {
+        const WHAT: &str = "read delivery attempts";
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT key, at_ms, result, latency_ms, answer FROM deliveries
+                 WHERE key = ?1 ORDER BY id",
+            )
+            .map_err(sql(WHAT))?;
+        let rows = stmt
+            .query_map([key], |r| {
+                Ok(Attempt {
+                    key: r.get(0)?,
+                    at_ms: r.get(1)?,
+                    result: r.get(2)?,
+                    latency_ms: r.get(3)?,
+                    answer: r.get(4)?,
+                })
+            })
+            .map_err(sql(WHAT))?;
+        rows.collect::<Result<_, _>>().map_err(sql(WHAT))
+    }
+
     /// Writes an incident record, replacing the one of the same id.
     pub fn put_incident(&self, row: &IncidentRow) -> Result<(), StoreError> {
         self.conn
@@ -221,6 +339,14 @@ impl Store {
         self.conn
             .execute(
                 "DELETE FROM outbox_alerts WHERE key IN
+                   (SELECT key FROM outbox WHERE created_ms < ?1
+                      OR id <= (SELECT id FROM outbox ORDER BY id DESC LIMIT 1 OFFSET ?2))",
+                params![before_ms, keep],
+            )
+            .map_err(sql(WHAT))?;
+        self.conn
+            .execute(
+                "DELETE FROM deliveries WHERE key IN
                    (SELECT key FROM outbox WHERE created_ms < ?1
                       OR id <= (SELECT id FROM outbox ORDER BY id DESC LIMIT 1 OFFSET ?2))",
                 params![before_ms, keep],
@@ -299,6 +425,55 @@ mod tests {
             store.outbox(None, None, 10).unwrap().is_empty(),
             "all older than 2 ms"
         );
+    }
+
+    #[test]
+    fn an_attempt_moves_a_notification_on_and_is_logged() {
+        let store = Store::open_in_memory().unwrap();
+        store.enqueue(&row("k1", &["a"])).unwrap();
+        store.enqueue(&row("k2", &["a"])).unwrap();
+        assert_eq!(store.due(0, 10).unwrap().len(), 2);
+        let attempt = |key: &str, result: &str| Attempt {
+            key: key.into(),
+            at_ms: 100,
+            result: result.into(),
+            latency_ms: 3,
+            answer: "HTTP 500".into(),
+        };
+        store
+            .record_attempt(&attempt("k1", "retry"), Some(1000))
+            .unwrap();
+        let due: Vec<String> = store
+            .due(500, 10)
+            .unwrap()
+            .into_iter()
+            .map(|r| r.key)
+            .collect();
+        assert_eq!(due, vec!["k2"], "k1 waits for its next attempt");
+        assert_eq!(store.next_due().unwrap(), Some(0));
+        store
+            .record_attempt(&attempt("k2", "failed"), None)
+            .unwrap();
+        assert_eq!(store.next_due().unwrap(), Some(1000));
+        assert_eq!(store.due(1000, 10).unwrap().len(), 1);
+        store
+            .record_attempt(&attempt("k1", "delivered"), None)
+            .unwrap();
+        assert!(store.due(i64::MAX, 10).unwrap().is_empty());
+        assert_eq!(store.next_due().unwrap(), None);
+        let log = store.attempts("k1").unwrap();
+        assert_eq!(
+            log.iter().map(|a| a.result.as_str()).collect::<Vec<_>>(),
+            vec!["retry", "delivered"]
+        );
+        let states: Vec<(String, i64)> = store
+            .outbox(None, None, 10)
+            .unwrap()
+            .into_iter()
+            .map(|r| (r.state, r.attempts))
+            .collect();
+        assert_eq!(states, vec![("failed".into(), 1), ("sent".into(), 2)]);
+        assert_eq!(store.outbox_depth().unwrap(), 0);
     }
 
     #[test]

@@ -114,6 +114,17 @@ const MIGRATIONS: &[&str] = &[
          doc       TEXT NOT NULL
      ) WITHOUT ROWID;
      CREATE INDEX incidents_opened ON incidents (opened_ms);",
+    // 3: delivery: when a notification was delivered, and every attempt.
+    "ALTER TABLE outbox ADD COLUMN sent_ms INTEGER;
+     CREATE TABLE deliveries (
+         id         INTEGER PRIMARY KEY AUTOINCREMENT,
+         key        TEXT NOT NULL,
+         at_ms      INTEGER NOT NULL,
+         result     TEXT NOT NULL,
+         latency_ms INTEGER NOT NULL,
+         answer     TEXT NOT NULL
+     );
+     CREATE INDEX deliveries_key ON deliveries (key);",
 ];
 
 /// How long a call waits for another connection's lock before failing.
@@ -1039,5 +1050,5 @@ mod tests {
 
 mod alerts;
 mod writer;
-pub use alerts::{IncidentRow, OutboxRow};
+pub use alerts::{Attempt, IncidentRow, OutboxRow};
 pub use writer::{QUEUE, StoreThread, WriterReport};

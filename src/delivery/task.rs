@@ -1,0 +1,195 @@
+//! The delivery task: takes the notifications due from the outbox, sends
+//! each over its channel, and records every attempt. Attempts on one
+//! channel are made one at a time, oldest first; a channel whose receiver
+//! is down holds up no other.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use super::webhook::Webhook;
+use super::{Notifier, Outcome, backoff};
+use crate::alert::Notification;
+use crate::config::{ChannelKind, Config};
+use crate::status::IdentityView;
+use crate::store::{Attempt, StoreThread};
+
+/// How often the outbox is looked at when nothing wakes the task.
+const POLL: Duration = Duration::from_secs(1);
+/// Notifications taken from the outbox at a time.
+const BATCH: usize = 50;
+
+/// The notifiers of a configuration's channels, by name (the kinds this
+/// version delivers).
+pub fn notifiers(config: &Config, http: &reqwest::Client) -> BTreeMap<String, Arc<dyn Notifier>> {
+    let mut out: BTreeMap<String, Arc<dyn Notifier>> = BTreeMap::new();
+    for (name, ch) in &config.channels {
+        if let ChannelKind::Webhook { url, secret_file } = &ch.kind {
+            out.insert(
+                name.clone(),
+                Arc::new(Webhook {
+                    url: url.clone(),
+                    secret_file: secret_file.clone(),
+                    timeout: ch.timeout,
+                    http: http.clone(),
+                }),
+            );
+        }
+    }
+    out
+}
+
+/// What the task starts from.
+pub struct Start {
+    /// The state store (no store, no outbox: the task does not start).
+    pub store: StoreThread,
+    /// The channels it sends on.
+    pub notifiers: BTreeMap<String, Arc<dyn Notifier>>,
+    /// Who the machine is, for the receivers.
+    pub identity: IdentityView,
+    /// Wakes the task when a notification was written.
+    pub wake: Arc<Notify>,
+    /// Stops it.
+    pub stop: CancellationToken,
+}
+
+fn now_ms() -> i64 {
+    crate::metrics::collect::now_ms() as i64
+}
+
+/// Starts the delivery task.
+pub fn spawn(start: Start) {
+    tokio::spawn(run(start));
+}
+
+async fn run(start: Start) {
+    let Start {
+        store,
+        notifiers,
+        identity,
+        wake,
+        stop,
+    } = start;
+    if notifiers.is_empty() {
+        return;
+    }
+    let mut seed = now_ms() as u64 | 1;
+    loop {
+        let due = match store.query(|s| s.due(now_ms(), BATCH)).await {
+            Ok(rows) => rows,
+            Err(e) => {
+                warn!(error = %e, "cannot read the outbox");
+                Vec::new()
+            }
+        };
+        // One attempt at a time per channel; channels side by side.
+        let mut by_channel: BTreeMap<String, Vec<crate::store::OutboxRow>> = BTreeMap::new();
+        for row in due {
+            if notifiers.contains_key(&row.channel) {
+                by_channel.entry(row.channel.clone()).or_default().push(row);
+            }
+        }
+        let mut sends = Vec::new();
+        for (channel, rows) in by_channel {
+            let notifier = notifiers[&channel].clone();
+            let (store, identity) = (store.clone(), identity.clone());
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let noise = (seed % 1000) as f64 / 1000.0;
+            sends.push(tokio::spawn(async move {
+                for row in rows {
+                    attempt(&store, notifier.as_ref(), &identity, row, noise).await;
+                }
+            }));
+        }
+        for s in sends {
+            let _ = s.await;
+        }
+        tokio::select! {
+            _ = stop.cancelled() => break,
+            _ = wake.notified() => {}
+            _ = tokio::time::sleep(POLL) => {}
+        }
+    }
+}
+
+/// One attempt of one notification, recorded.
+async fn attempt(
+    store: &StoreThread,
+    notifier: &dyn Notifier,
+    identity: &IdentityView,
+    row: crate::store::OutboxRow,
+    noise: f64,
+) {
+    let n: Notification = match serde_json::from_str(&row.body) {
+        Ok(n) => n,
+        Err(e) => {
+            let a = Attempt {
+                key: row.key.clone(),
+                at_ms: now_ms(),
+                result: "failed".into(),
+                latency_ms: 0,
+                answer: format!("the notification in the outbox cannot be read: {e}"),
+            };
+            store.write("record a delivery attempt", move |s| {
+                s.record_attempt(&a, None)
+            });
+            return;
+        }
+    };
+    let started = Instant::now();
+    let outcome = notifier.send(&n, identity).await;
+    let latency = started.elapsed();
+    let at = now_ms();
+    let next = match &outcome {
+        Outcome::Retry { after, .. } => {
+            let wait = after.unwrap_or_else(|| backoff(row.attempts.max(0) as u32, noise));
+            Some(at + wait.as_millis() as i64)
+        }
+        _ => None,
+    };
+    let items: Vec<String> = n
+        .items
+        .iter()
+        .map(|i| format!("{} {}", i.name, i.why.as_str()))
+        .collect();
+    match &outcome {
+        Outcome::Delivered(answer) => info!(
+            channel = %row.channel,
+            key = %row.key,
+            latency_ms = latency.as_millis() as u64,
+            "delivered to {}: {} ({answer})",
+            row.channel,
+            items.join(", ")
+        ),
+        Outcome::Retry { why, .. } => warn!(
+            channel = %row.channel,
+            key = %row.key,
+            attempt = row.attempts + 1,
+            "delivery to {} failed, retried in {}s: {why}",
+            row.channel,
+            next.map_or(0, |n| (n - at) / 1000)
+        ),
+        Outcome::Failed(why) => warn!(
+            channel = %row.channel,
+            key = %row.key,
+            "delivery to {} failed for good: {why}",
+            row.channel
+        ),
+    }
+    let a = Attempt {
+        key: row.key,
+        at_ms: at,
+        result: outcome.as_str().into(),
+        latency_ms: latency.as_millis() as i64,
+        answer: outcome.answer().to_owned(),
+    };
+    store.write("record a delivery attempt", move |s| {
+        s.record_attempt(&a, next)
+    });
+}

@@ -1,0 +1,194 @@
+//! Webhook delivery in the running daemon, to a receiver on loopback: the
+//! body is signed with the channel's secret and keeps its idempotency key
+//! across retries; a 500 is retried after a backoff, a 429 after its
+//! Retry-After, a 400 not at all; every attempt is in the alert's log.
+
+mod support;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::os::unix::fs::PermissionsExt;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::Value;
+use support::daemon::TestDaemon;
+use support::systemd::wait_until;
+
+const WAIT: Duration = Duration::from_secs(30);
+const SECRET: &str = "s3cret-shared-with-the-receiver";
+
+/// A request the receiver got: its headers (lowercase names) and body.
+#[derive(Clone, Debug)]
+struct Got {
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+impl Got {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A webhook receiver on loopback. The start notice gets a 400; the
+/// camera's alert a 500, then a 429 (Retry-After: 1), then a 200.
+fn receiver() -> (String, Arc<Mutex<Vec<Got>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/hooks/rvm", listener.local_addr().unwrap());
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let seen = got.clone();
+    std::thread::spawn(move || {
+        let mut camera = 0;
+        for stream in listener.incoming().take(50) {
+            let Ok(mut stream) = stream else { break };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut headers = Vec::new();
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            loop {
+                line.clear();
+                reader.read_line(&mut line).unwrap();
+                let l = line.trim_end();
+                if l.is_empty() {
+                    break;
+                }
+                if let Some((n, v)) = l.split_once(':') {
+                    headers.push((n.trim().to_ascii_lowercase(), v.trim().to_owned()));
+                }
+            }
+            let length: usize = headers
+                .iter()
+                .find(|(n, _)| n == "content-length")
+                .map(|(_, v)| v.parse().unwrap())
+                .unwrap_or(0);
+            let mut body = vec![0; length];
+            reader.read_exact(&mut body).unwrap();
+            let body = String::from_utf8(body).unwrap();
+            let name = serde_json::from_str::<Value>(&body).unwrap()["items"][0]["name"]
+                .as_str()
+                .unwrap_or("")
+                .to_owned();
+            let answer = if name == "target-failing" {
+                camera += 1;
+                match camera {
+                    1 => "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 4\r\n\r\noops",
+                    2 => {
+                        "HTTP/1.1 429 Too Many Requests\r\nRetry-After: 1\r\nContent-Length: 0\r\n\r\n"
+                    }
+                    _ => "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+                }
+            } else {
+                "HTTP/1.1 400 Bad Request\r\nContent-Length: 11\r\n\r\nunknown kind"
+            };
+            seen.lock().unwrap().push(Got { headers, body });
+            let _ = stream.write_all(answer.as_bytes());
+        }
+    });
+    (url, got)
+}
+
+#[test]
+fn a_webhook_is_signed_retried_on_500_and_429_and_not_on_400() {
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path();
+    let (url, got) = receiver();
+    let secret = dir.join("hook.secret");
+    std::fs::write(&secret, format!("{SECRET}\n")).unwrap();
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::fs::create_dir_all(dir.join("policies")).unwrap();
+    std::fs::write(
+        dir.join("watchdog.toml"),
+        format!(
+            "[log]\noutput = \"stderr\"\n\n[alerts]\ndefault-escalation = \"ops\"\ngroup-wait = \"0s\"\n\n\
+             [channels.hook]\nkind = \"webhook\"\nurl = \"{url}\"\nsecret-file = \"{}\"\n\n\
+             [escalation.ops]\nlevels = [{{ after = \"0s\", channels = [\"hook\"] }}]\n",
+            secret.display()
+        ),
+    )
+    .unwrap();
+    // A process that fails at once, with no ladder: alerted, not healed.
+    std::fs::write(
+        dir.join("policies/camera.toml"),
+        "[target]\nname = \"camera\"\n\n[target.process]\ncommand = [\"/bin/sh\", \"-c\", \"exit 1\"]\n\n[alert]\nseverity = \"critical\"\n",
+    )
+    .unwrap();
+    let daemon = TestDaemon::start(dir);
+
+    // The camera's alert: 500, then 429 (Retry-After 1 s), then delivered.
+    let alert = wait_until("the camera's alert delivered", WAIT, || {
+        let (_, _, body) = support::daemon::http_get(daemon.addr, "/api/v1/alerts?state=all");
+        let list: Value = serde_json::from_str(&body).ok()?;
+        let a = list["alerts"]
+            .as_array()?
+            .iter()
+            .find(|a| a["name"] == "target-failing")?
+            .clone();
+        let fp = a["fingerprint"].as_str()?.to_owned();
+        let (_, _, body) = support::daemon::http_get(daemon.addr, &format!("/api/v1/alerts/{fp}"));
+        let one: Value = serde_json::from_str(&body).ok()?;
+        let n = one["notifications"].as_array()?.first()?.clone();
+        (n["state"] == "sent").then_some(n)
+    })
+    .unwrap();
+    let attempts: Vec<&str> = alert["delivery"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["result"].as_str().unwrap())
+        .collect();
+    assert_eq!(attempts, vec!["retry", "retry", "delivered"], "{alert:#}");
+    let log = alert["delivery"].as_array().unwrap();
+    assert_eq!(log[0]["answer"], "HTTP 500: oops");
+    let gap = |i: usize| log[i + 1]["atMs"].as_i64().unwrap() - log[i]["atMs"].as_i64().unwrap();
+    assert!(
+        gap(0) >= 4000,
+        "the 500 waited its backoff (5 s ± 20 %): {alert:#}"
+    );
+    assert!(
+        (1000..4000).contains(&gap(1)),
+        "the 429 waited its Retry-After of 1 s: {alert:#}"
+    );
+
+    // What the receiver got: one key for the three tries, each signed.
+    let got = got.lock().unwrap().clone();
+    let camera: Vec<&Got> = got
+        .iter()
+        .filter(|g| g.body.contains("\"target-failing\""))
+        .collect();
+    assert_eq!(camera.len(), 3);
+    let key = alert["key"].as_str().unwrap();
+    for g in &camera {
+        assert_eq!(g.header("idempotency-key"), Some(key));
+        let expected = rvm_watchdog::delivery::webhook::sign(SECRET.as_bytes(), g.body.as_bytes());
+        assert_eq!(g.header("x-rvm-signature"), Some(expected.as_str()));
+        let body: Value = serde_json::from_str(&g.body).unwrap();
+        assert_eq!(body["version"], 1);
+        assert_eq!(body["items"][0]["target"], "camera");
+        assert_eq!(body["items"][0]["why"]["kind"], "firing");
+        assert!(body["machine"]["name"].is_string());
+    }
+
+    // The start notice was refused with a 400: tried once, failed for good.
+    let (_, _, body) = support::daemon::http_get(daemon.addr, "/api/v1/notifications?limit=50");
+    let list: Value = serde_json::from_str(&body).unwrap();
+    let started = list["notifications"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["notification"]["items"][0]["name"] == "watchdog-started")
+        .expect("the start notice")
+        .clone();
+    assert_eq!(started["state"], "failed", "{started:#}");
+    assert_eq!(started["attempts"], 1);
+    assert_eq!(
+        got.iter()
+            .filter(|g| g.body.contains("\"watchdog-started\""))
+            .count(),
+        1,
+        "a 400 is not retried"
+    );
+}
