@@ -33,7 +33,7 @@ pub struct NotInEffect {
 }
 
 const DELIVERY: &str = "the outbox is kept 90 days and 100,000 notifications in this version (`rvm-watchdog notifications` shows it)";
-const CHANNEL: &str = "this version delivers to webhook channels only: this channel's notifications are decided and kept in the outbox, not sent (`rvm-watchdog notifications` shows them)";
+const CHANNEL: &str = "this version delivers to webhook and email channels only: this channel's notifications are decided and kept in the outbox, not sent (`rvm-watchdog notifications` shows them)";
 
 /// Every key and table that is accepted but not in effect yet.
 pub const NOT_IN_EFFECT: &[NotInEffect] = &[
@@ -41,7 +41,7 @@ pub const NOT_IN_EFFECT: &[NotInEffect] = &[
         file: FileKind::Daemon,
         path: &["channels", "*"],
         why: CHANNEL,
-        kinds: &["email", "sms", "alertmanager"],
+        kinds: &["sms", "alertmanager"],
     },
     NotInEffect {
         file: FileKind::Daemon,

@@ -14,10 +14,11 @@
 //!   notification on: `sent`, `failed`, or queued again after a backoff
 //!   (exponential from 5 s, doubling to 30 min, ±20 % jitter).
 //!
-//! In this version only `webhook` channels are delivered; notifications
-//! for the other kinds stay queued in the outbox (shown by
+//! In this version `webhook` and `email` channels are delivered;
+//! notifications for the other kinds stay queued in the outbox (shown by
 //! `rvm-watchdog notifications`).
 
+pub mod email;
 pub mod task;
 pub mod webhook;
 

@@ -28,17 +28,32 @@ const BATCH: usize = 50;
 pub fn notifiers(config: &Config, http: &reqwest::Client) -> BTreeMap<String, Arc<dyn Notifier>> {
     let mut out: BTreeMap<String, Arc<dyn Notifier>> = BTreeMap::new();
     for (name, ch) in &config.channels {
-        if let ChannelKind::Webhook { url, secret_file } = &ch.kind {
-            out.insert(
-                name.clone(),
-                Arc::new(Webhook {
-                    url: url.clone(),
-                    secret_file: secret_file.clone(),
-                    timeout: ch.timeout,
-                    http: http.clone(),
-                }),
-            );
-        }
+        let notifier: Arc<dyn Notifier> = match &ch.kind {
+            ChannelKind::Webhook { url, secret_file } => Arc::new(Webhook {
+                url: url.clone(),
+                secret_file: secret_file.clone(),
+                timeout: ch.timeout,
+                http: http.clone(),
+            }),
+            ChannelKind::Email {
+                smtp,
+                tls,
+                username,
+                password_file,
+                from,
+                to,
+            } => Arc::new(super::email::Email {
+                smtp: smtp.clone(),
+                tls: *tls,
+                username: username.clone(),
+                password_file: password_file.clone(),
+                from: from.clone(),
+                to: to.clone(),
+                timeout: ch.timeout,
+            }),
+            _ => continue,
+        };
+        out.insert(name.clone(), notifier);
     }
     out
 }

@@ -1,0 +1,141 @@
+//! Email delivery in the running daemon, to a real SMTP server on loopback
+//! (Debian's python3-aiosmtpd storing each message in a maildir): the
+//! server is down when the alert is first sent; once it is up, the alert
+//! arrives once, with the subject, bodies and Message-ID it should have.
+
+mod support;
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+use support::daemon::TestDaemon;
+use support::systemd::wait_until;
+
+const WAIT: Duration = Duration::from_secs(40);
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// aiosmtpd on `port`, storing messages in `maildir`; killed (by pid) on drop.
+struct Smtp(Child);
+
+impl Smtp {
+    fn start(port: u16, maildir: &Path) -> Option<Smtp> {
+        let child = Command::new("/usr/bin/python3")
+            .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}")])
+            .args(["-c", "aiosmtpd.handlers.Mailbox"])
+            .arg(maildir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .ok()?;
+        let up = wait_until("the SMTP server listening", WAIT, || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).ok()
+        });
+        up.ok().map(|_| Smtp(child))
+    }
+}
+
+impl Drop for Smtp {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn messages(maildir: &Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(maildir.join("new")) else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| std::fs::read_to_string(e.ok()?.path()).ok())
+        .collect()
+}
+
+#[test]
+fn an_alert_sent_while_the_smtp_server_is_down_arrives_once_it_is_up() {
+    if !Path::new("/usr/bin/python3").exists()
+        || !Command::new("/usr/bin/python3")
+            .args(["-c", "import aiosmtpd"])
+            .status()
+            .is_ok_and(|s| s.success())
+    {
+        eprintln!("skipped: python3-aiosmtpd is not installed (tests/run installs it)");
+        return;
+    }
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path();
+    let maildir = dir.join("maildir");
+    let port = free_port();
+    std::fs::create_dir_all(dir.join("policies")).unwrap();
+    std::fs::write(
+        dir.join("watchdog.toml"),
+        format!(
+            "[log]\noutput = \"stderr\"\n\n[identity]\nname = \"RVM-017 Mall Kelapa Gading\"\n\n\
+             [alerts]\ndefault-escalation = \"ops\"\ngroup-wait = \"0s\"\n\n\
+             [channels.ops-email]\nkind = \"email\"\nsmtp = \"127.0.0.1:{port}\"\ntls = \"none\"\n\
+             from = \"rvm-017@example.com\"\nto = [\"field-ops@example.com\"]\ntimeout = \"5s\"\n\n\
+             [escalation.ops]\nlevels = [{{ after = \"0s\", channels = [\"ops-email\"] }}]\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("policies/camera.toml"),
+        "[target]\nname = \"camera\"\n\n[target.process]\ncommand = [\"/bin/sh\", \"-c\", \"exit 1\"]\n\n[alert]\nseverity = \"critical\"\n",
+    )
+    .unwrap();
+    let daemon = TestDaemon::start(dir);
+    let notification = |daemon: &TestDaemon| -> Option<Value> {
+        let (_, _, body) = support::daemon::http_get(daemon.addr, "/api/v1/notifications?limit=50");
+        let list: Value = serde_json::from_str(&body).ok()?;
+        list["notifications"]
+            .as_array()?
+            .iter()
+            .find(|n| n["notification"]["items"][0]["name"] == "target-failing")
+            .cloned()
+    };
+    // The server is down: the first attempt is to be retried.
+    wait_until("a failed first attempt", WAIT, || {
+        let n = notification(&daemon)?;
+        (n["attempts"].as_i64()? >= 1 && n["state"] == "queued").then_some(())
+    })
+    .unwrap();
+    assert!(messages(&maildir).is_empty());
+
+    let _smtp = Smtp::start(port, &maildir).expect("aiosmtpd starts");
+    let sent = wait_until("the alert delivered", WAIT, || {
+        let n = notification(&daemon)?;
+        (n["state"] == "sent").then_some(n)
+    })
+    .unwrap();
+    let key = sent["key"].as_str().unwrap().to_owned();
+    let mail: Vec<String> = wait_until("the message in the maildir", WAIT, || {
+        let m: Vec<String> = messages(&maildir)
+            .into_iter()
+            .filter(|m| m.contains(&key))
+            .collect();
+        (!m.is_empty()).then_some(m)
+    })
+    .unwrap();
+    assert_eq!(mail.len(), 1, "once");
+    let m = &mail[0];
+    assert!(
+        m.contains("Subject: [CRITICAL] RVM-017 Mall Kelapa Gading: camera target-failing"),
+        "{m}"
+    );
+    assert!(
+        m.contains(&format!("Message-ID: <{key}@rvm-watchdog>")),
+        "{m}"
+    );
+    assert!(m.contains("To: field-ops@example.com"), "{m}");
+    assert!(m.contains("text/plain") && m.contains("text/html"), "{m}");
+    assert!(m.contains("camera is failing"), "{m}");
+}
