@@ -8,9 +8,11 @@
 //!
 //! Crash safety: a notification and what its channels were told are
 //! written together, so a restart neither loses nor repeats one that was
-//! written; an operator's change is saved at once; other alert changes
-//! (a count, a pending alert firing) within [`SAVE_EVERY`] seconds, so that
-//! a flapping target does not write its alert to the flash every second.
+//! written; an operator's change is saved at once, and so is an incident
+//! record when it opens and when it closes; other changes (a count, a
+//! pending alert firing, an incident's actions) within [`SAVE_EVERY`]
+//! seconds, so that a flapping target does not write to the flash every
+//! second.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -175,6 +177,8 @@ struct Task {
     delivery: Option<Arc<tokio::sync::Notify>>,
     /// Alerts changed and not yet saved.
     dirty: BTreeSet<String>,
+    /// Incident records changed and not yet saved, by id.
+    dirty_incidents: BTreeMap<String, Record>,
     /// Messages the stages dropped, by stage.
     dropped: BTreeMap<&'static str, u64>,
     /// Notifications handed to the outbox, by channel.
@@ -251,6 +255,7 @@ async fn run(start: Start, mut requests: mpsc::Receiver<Request>) {
         metrics,
         delivery,
         dirty: BTreeSet::new(),
+        dirty_incidents: BTreeMap::new(),
         dropped: BTreeMap::new(),
         notified: BTreeMap::new(),
     };
@@ -338,8 +343,19 @@ impl Task {
             let out = self.engine.signal(s, now);
             self.perform(out);
         }
+        // An incident's opening and closing are written at once; what
+        // happens in between with the other alert changes.
+        let now_too = matches!(
+            e.event,
+            crate::event::Event::IncidentOpened { .. } | crate::event::Event::IncidentClosed { .. }
+        );
         for r in self.incidents.on_event(e) {
-            self.save_incident(&r);
+            if now_too {
+                self.dirty_incidents.remove(&r.id);
+                self.save_incident(&r);
+            } else {
+                self.dirty_incidents.insert(r.id.clone(), r);
+            }
         }
     }
 
@@ -476,7 +492,7 @@ impl Task {
             .incidents
             .on_notification(&n, |fp| engine.alert(fp).and_then(|a| a.target.clone()));
         for r in records {
-            self.save_incident(&r);
+            self.dirty_incidents.insert(r.id.clone(), r);
         }
         let Some(store) = &self.store else { return };
         let row = OutboxRow {
@@ -512,6 +528,9 @@ impl Task {
             if let Some(a) = self.engine.alert(&fp) {
                 self.put(format!("{ALERT_KEY}{fp}"), a);
             }
+        }
+        for (_, r) in std::mem::take(&mut self.dirty_incidents) {
+            self.save_incident(&r);
         }
     }
 
