@@ -191,4 +191,21 @@ fn a_webhook_is_signed_retried_on_500_and_429_and_not_on_400() {
         1,
         "a 400 is not retried"
     );
+
+    // The attempts are counted on /metrics, by channel and result.
+    let mut last = String::new();
+    wait_until("the delivery counters on /metrics", WAIT, || {
+        let (_, _, text) = support::daemon::http_get(daemon.addr, "/metrics");
+        last = text
+            .lines()
+            .filter(|l| l.contains("deliver") || l.contains("notifications_total"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let has = |line: &str| text.lines().any(|l| l == line);
+        (has(r#"rvm_watchdog_deliveries_total{channel="hook",result="retry"} 2.0"#)
+            && has(r#"rvm_watchdog_deliveries_total{channel="hook",result="delivered"} 1.0"#)
+            && has(r#"rvm_watchdog_deliveries_total{channel="hook",result="failed"} 1.0"#))
+        .then_some(())
+    })
+    .unwrap_or_else(|e| panic!("{e}:\n{last}"));
 }

@@ -260,6 +260,7 @@ pub(super) fn start_api(
             notifiers: crate::delivery::task::notifiers(config, &http),
             identity: identity_view(config),
             wake: wake.clone(),
+            metrics: metrics.requests.clone(),
             stop: shutdown.clone(),
         });
     }

@@ -68,6 +68,8 @@ pub struct Start {
     pub identity: IdentityView,
     /// Wakes the task when a notification was written.
     pub wake: Arc<Notify>,
+    /// The recorder, for the delivery counters.
+    pub metrics: tokio::sync::mpsc::Sender<crate::metrics::recorder::Request>,
     /// Stops it.
     pub stop: CancellationToken,
 }
@@ -87,11 +89,14 @@ async fn run(start: Start) {
         notifiers,
         identity,
         wake,
+        metrics,
         stop,
     } = start;
     if notifiers.is_empty() {
         return;
     }
+    // Attempts by (channel, result): `rvm_watchdog_deliveries_total`.
+    let counts: Arc<std::sync::Mutex<BTreeMap<(String, &'static str), u64>>> = Arc::default();
     let mut seed = now_ms() as u64 | 1;
     loop {
         let due = match store.query(|s| s.due(now_ms(), BATCH)).await {
@@ -111,19 +116,27 @@ async fn run(start: Start) {
         let mut sends = Vec::new();
         for (channel, rows) in by_channel {
             let notifier = notifiers[&channel].clone();
-            let (store, identity) = (store.clone(), identity.clone());
+            let (store, identity, counts) = (store.clone(), identity.clone(), counts.clone());
             seed ^= seed << 13;
             seed ^= seed >> 7;
             seed ^= seed << 17;
             let noise = (seed % 1000) as f64 / 1000.0;
             sends.push(tokio::spawn(async move {
                 for row in rows {
-                    attempt(&store, notifier.as_ref(), &identity, row, noise).await;
+                    let channel = row.channel.clone();
+                    let result = attempt(&store, notifier.as_ref(), &identity, row, noise).await;
+                    if let Ok(mut c) = counts.lock() {
+                        *c.entry((channel, result)).or_default() += 1;
+                    }
                 }
             }));
         }
+        let sent = !sends.is_empty();
         for s in sends {
             let _ = s.await;
+        }
+        if sent {
+            publish(&metrics, &counts);
         }
         tokio::select! {
             _ = stop.cancelled() => break,
@@ -133,14 +146,37 @@ async fn run(start: Start) {
     }
 }
 
-/// One attempt of one notification, recorded.
+/// The delivery counters, as series in the recorder.
+fn publish(
+    metrics: &tokio::sync::mpsc::Sender<crate::metrics::recorder::Request>,
+    counts: &std::sync::Mutex<BTreeMap<(String, &'static str), u64>>,
+) {
+    let Ok(counts) = counts.lock() else { return };
+    let at_ms = crate::metrics::collect::now_ms();
+    let samples = counts
+        .iter()
+        .map(|((channel, result), n)| crate::metrics::Sample {
+            key: crate::metrics::SeriesKey::new(
+                "rvm_watchdog_deliveries_total",
+                [("channel", channel.as_str()), ("result", *result)],
+            ),
+            kind: crate::metrics::Kind::Counter,
+            at_ms,
+            value: *n as f64,
+        })
+        .collect();
+    let (reply, _) = tokio::sync::oneshot::channel();
+    let _ = metrics.try_send(crate::metrics::recorder::Request::Ingest { samples, reply });
+}
+
+/// One attempt of one notification, recorded: its result.
 async fn attempt(
     store: &StoreThread,
     notifier: &dyn Notifier,
     identity: &IdentityView,
     row: crate::store::OutboxRow,
     noise: f64,
-) {
+) -> &'static str {
     let n: Notification = match serde_json::from_str(&row.body) {
         Ok(n) => n,
         Err(e) => {
@@ -154,7 +190,7 @@ async fn attempt(
             store.write("record a delivery attempt", move |s| {
                 s.record_attempt(&a, None)
             });
-            return;
+            return "failed";
         }
     };
     let started = Instant::now();
@@ -207,4 +243,5 @@ async fn attempt(
     store.write("record a delivery attempt", move |s| {
         s.record_attempt(&a, next)
     });
+    outcome.as_str()
 }
