@@ -7,7 +7,7 @@
 //! Run with `cargo bench --bench alerts`.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use rvm_watchdog::alert::incident::Incidents;
 use rvm_watchdog::alert::{Engine, Settings, source};
@@ -212,7 +212,6 @@ fn main() {
     }
     let cpu = thread_cpu_ms() - cpu0;
     let wall = wall.elapsed();
-    let _ = SystemTime::now();
     latencies.sort_unstable();
     let pct = |p: f64| latencies[((latencies.len() - 1) as f64 * p) as usize] as f64 / 1000.0;
     println!(

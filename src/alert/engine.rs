@@ -209,58 +209,6 @@ impl Engine {
         &self.maintenance
     }
 
-    /// Messages waiting in the group.
-    pub fn waiting(&self) -> usize {
-        self.group.items.len()
-    }
-
-    /// When the engine next has something to do by itself (a group to
-    /// send, a delay or a level to reach, a silence to expire), if ever.
-    pub fn next_due(&self, now: Ms) -> Option<Ms> {
-        let mut due: Option<Ms> = None;
-        let mut at = |t: Ms| due = Some(due.map_or(t, |d| d.min(t)));
-        if let Some(s) = self.group.since {
-            at(s + self.settings.group_wait_ms);
-        }
-        for a in self.alerts.values() {
-            match a.state {
-                AlertState::Pending => at(a.fire_at),
-                AlertState::Firing => {
-                    if let (Some(since), Some(chain)) = (
-                        a.counting_since,
-                        a.escalation
-                            .as_ref()
-                            .and_then(|c| self.settings.chains.get(c)),
-                    ) {
-                        let next = a.level.map_or(0, |l| l + 1);
-                        if let Some(l) = chain.levels.get(next) {
-                            at(since + l.after_ms.saturating_sub(a.counted_ms));
-                        }
-                        if let (Some(r), Some(last)) =
-                            (chain.repeat_ms, a.told.values().map(|t| t.at).max())
-                        {
-                            at(last + r);
-                        }
-                    }
-                }
-                _ => {}
-            }
-            if a.flapping
-                && let Some(last) = a.raises.last()
-            {
-                at(last + self.settings.flap_window_ms);
-            }
-        }
-        for s in self.silences.values() {
-            at(s.ends_at.max(now));
-        }
-        if !self.maintenance.is_empty() {
-            // Recurring windows are looked at every minute.
-            at(now - now % 60_000 + 60_000);
-        }
-        due
-    }
-
     /// Feeds one signal.
     pub fn signal(&mut self, signal: Signal, now: Ms) -> Vec<Effect> {
         let mut out = Vec::new();

@@ -151,16 +151,6 @@ impl Incidents {
         i
     }
 
-    /// The open record of a target.
-    pub fn open(&self, target: &str) -> Option<&Record> {
-        self.open.get(target)
-    }
-
-    /// Every open record.
-    pub fn all_open(&self) -> impl Iterator<Item = &Record> {
-        self.open.values()
-    }
-
     /// (opened, open, closed, mean time to recover in ms).
     pub fn figures(&self) -> (u64, u64, u64, Option<f64>) {
         let mean = (self.closed > 0).then(|| self.recover_ms_total as f64 / self.closed as f64);

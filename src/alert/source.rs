@@ -96,8 +96,7 @@ pub fn signals(event: &Event, config: &Config) -> Vec<Signal> {
                 Signal::Raise(r),
             ]
         }
-        Event::IncidentClosed { target, lasted, .. } => {
-            let _ = lasted;
+        Event::IncidentClosed { target, .. } => {
             vec![
                 clear(TARGET_FAILING, Some(target)),
                 clear(RECOVERY_FAILED, Some(target)),

@@ -26,14 +26,7 @@ async fn ask<T>(
     state: &ApiState,
     request: impl FnOnce(oneshot::Sender<T>) -> Request,
 ) -> Result<T, ApiError> {
-    let (reply, answer) = oneshot::channel();
-    state
-        .alerts
-        .requests
-        .send(request(reply))
-        .await
-        .map_err(|_| ApiError::Unavailable)?;
-    answer.await.map_err(|_| ApiError::Unavailable)
+    super::ask(&state.alerts.requests, request).await
 }
 
 fn refused(e: Refused) -> ApiError {

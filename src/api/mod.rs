@@ -160,6 +160,20 @@ async fn health(State(state): State<ApiState>) -> Response {
     health_response(code, &report)
 }
 
+/// Sends a request to a task (the recorder, the alert engine) and waits
+/// for its answer; a task that is gone means the daemon is stopping.
+pub(crate) async fn ask<R, T>(
+    tasks: &mpsc::Sender<R>,
+    request: impl FnOnce(tokio::sync::oneshot::Sender<T>) -> R,
+) -> Result<T, ApiError> {
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    tasks
+        .send(request(reply))
+        .await
+        .map_err(|_| ApiError::Unavailable)?;
+    answer.await.map_err(|_| ApiError::Unavailable)
+}
+
 fn health_response(code: StatusCode, body: &impl Serialize) -> Response {
     let text = serde_json::to_string(body).unwrap_or_else(|e| {
         tracing::error!(error = %e, "cannot render a health document");

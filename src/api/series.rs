@@ -32,14 +32,7 @@ async fn ask<T>(
     state: &ApiState,
     request: impl FnOnce(oneshot::Sender<T>) -> Request,
 ) -> Result<T, ApiError> {
-    let (reply, answer) = oneshot::channel();
-    state
-        .metrics
-        .requests
-        .send(request(reply))
-        .await
-        .map_err(|_| ApiError::Unavailable)?;
-    answer.await.map_err(|_| ApiError::Unavailable)
+    super::ask(&state.metrics.requests, request).await
 }
 
 /// `POST /api/v1/ingest`: Prometheus text or JSON, taken whole or not at all.

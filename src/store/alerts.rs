@@ -129,18 +129,10 @@ impl Store {
             )
             .map_err(sql(WHAT))?;
         let rows = stmt
-            .query_map(params![fingerprint, channel, saturating_i64(limit)], |r| {
-                Ok(OutboxRow {
-                    key: r.get(0)?,
-                    channel: r.get(1)?,
-                    created_ms: r.get(2)?,
-                    severity: r.get(3)?,
-                    body: r.get(4)?,
-                    state: r.get(5)?,
-                    attempts: r.get(6)?,
-                    fingerprints: Vec::new(),
-                })
-            })
+            .query_map(
+                params![fingerprint, channel, saturating_i64(limit)],
+                outbox_row,
+            )
             .map_err(sql(WHAT))?;
         let mut out: Vec<OutboxRow> = rows.collect::<Result<_, _>>().map_err(sql(WHAT))?;
         let mut fps = self
@@ -182,18 +174,7 @@ impl Store {
             )
             .map_err(sql(WHAT))?;
         let rows = stmt
-            .query_map(params![now_ms, saturating_i64(limit)], |r| {
-                Ok(OutboxRow {
-                    key: r.get(0)?,
-                    channel: r.get(1)?,
-                    created_ms: r.get(2)?,
-                    severity: r.get(3)?,
-                    body: r.get(4)?,
-                    state: r.get(5)?,
-                    attempts: r.get(6)?,
-                    fingerprints: Vec::new(),
-                })
-            })
+            .query_map(params![now_ms, saturating_i64(limit)], outbox_row)
             .map_err(sql(WHAT))?;
         rows.collect::<Result<_, _>>().map_err(sql(WHAT))
     }
@@ -367,6 +348,21 @@ impl Store {
             .map_err(sql(WHAT))?;
         Ok(())
     }
+}
+
+/// An outbox row from `key, channel, created_ms, severity, body, state,
+/// attempts` (its fingerprints are read apart).
+fn outbox_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<OutboxRow> {
+    Ok(OutboxRow {
+        key: r.get(0)?,
+        channel: r.get(1)?,
+        created_ms: r.get(2)?,
+        severity: r.get(3)?,
+        body: r.get(4)?,
+        state: r.get(5)?,
+        attempts: r.get(6)?,
+        fingerprints: Vec::new(),
+    })
 }
 
 fn incident_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<IncidentRow> {
