@@ -30,7 +30,7 @@ fn main() {
         // On disk (not tmpfs), where write_bytes counts.
         let dir = tempfile::tempdir_in("/var/tmp").expect("a directory under /var/tmp");
         let thread = StoreThread::spawn(Store::open(dir.path()).expect("open the store"));
-        rt.block_on(thread.query(|_| Ok(())))
+        rt.block_on(thread.query_committed(|_| Ok(())))
             .expect("the store answers");
         sync();
         let before = written();
@@ -50,8 +50,8 @@ fn main() {
             }
             std::thread::sleep(Duration::from_millis(5));
         }
-        // A query commits what is open.
-        rt.block_on(thread.query(|_| Ok(())))
+        // A committed query commits what is open.
+        rt.block_on(thread.query_committed(|_| Ok(())))
             .expect("the store answers");
         sync();
         let bytes = written() - before;

@@ -975,7 +975,7 @@ impl Core {
         }
         if let Some(store) = &self.store {
             let boot_id = self.boot_id.clone();
-            let done = store.query(move |s| s.mark_shutdown(&boot_id, SystemTime::now()));
+            let done = store.query_committed(move |s| s.mark_shutdown(&boot_id, SystemTime::now()));
             if tokio::time::timeout(Duration::from_secs(5), done)
                 .await
                 .is_err()

@@ -18,8 +18,8 @@ use crate::config::{ChannelKind, Config};
 use crate::status::IdentityView;
 use crate::store::{Attempt, StoreThread};
 
-/// How often the outbox is looked at when nothing wakes the task.
-const POLL: Duration = Duration::from_secs(1);
+/// The longest the task sleeps when nothing wakes it and no retry is due.
+const POLL: Duration = Duration::from_secs(30);
 /// Notifications taken from the outbox at a time.
 const BATCH: usize = 50;
 
@@ -99,7 +99,10 @@ async fn run(start: Start) {
     let counts: Arc<std::sync::Mutex<BTreeMap<(String, &'static str), u64>>> = Arc::default();
     let mut seed = now_ms() as u64 | 1;
     loop {
-        let due = match store.query(|s| s.due(now_ms(), BATCH)).await {
+        // Only what is on disk is sent: the notification was written
+        // before any attempt, so a crash after a send repeats it at most
+        // once, with its idempotency key.
+        let due = match store.query_committed(|s| s.due(now_ms(), BATCH)).await {
             Ok(rows) => rows,
             Err(e) => {
                 warn!(error = %e, "cannot read the outbox");
@@ -138,10 +141,23 @@ async fn run(start: Start) {
         if sent {
             publish(&metrics, &counts);
         }
+        // Until the next retry is due (read without a commit), woken
+        // sooner by a new notification. A round that sent nothing waits at
+        // least a second (rows of a channel no longer configured stay due).
+        let next = store.query(|s| s.next_due()).await.ok().flatten();
+        let floor = if sent {
+            Duration::ZERO
+        } else {
+            Duration::from_secs(1)
+        };
+        let wait = next
+            .map(|at| Duration::from_millis((at - now_ms()).max(0) as u64))
+            .unwrap_or(POLL)
+            .clamp(floor, POLL);
         tokio::select! {
             _ = stop.cancelled() => break,
             _ = wake.notified() => {}
-            _ = tokio::time::sleep(POLL) => {}
+            _ = tokio::time::sleep(wait) => {}
         }
     }
 }
@@ -187,7 +203,7 @@ async fn attempt(
                 latency_ms: 0,
                 answer: format!("the notification in the outbox cannot be read: {e}"),
             };
-            store.write("record a delivery attempt", move |s| {
+            store.write_batched("record a delivery attempt", move |s| {
                 s.record_attempt(&a, None)
             });
             return "failed";
@@ -240,7 +256,7 @@ async fn attempt(
         latency_ms: latency.as_millis() as i64,
         answer: outcome.answer().to_owned(),
     };
-    store.write("record a delivery attempt", move |s| {
+    store.write_batched("record a delivery attempt", move |s| {
         s.record_attempt(&a, next)
     });
     outcome.as_str()

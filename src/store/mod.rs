@@ -127,8 +127,11 @@ const MIGRATIONS: &[&str] = &[
      CREATE INDEX deliveries_key ON deliveries (key);",
 ];
 
-/// How long a call waits for another connection's lock before failing.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a call waits for another connection's lock before failing:
+/// longer than the store thread holds a batch open (10 s), so a second
+/// connection (a tool reading the file, a second daemon being refused)
+/// waits for that commit instead of failing.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Why the store failed.
 #[derive(Debug, thiserror::Error)]
@@ -784,6 +787,10 @@ impl Store {
         what: &'static str,
         write: impl FnOnce(&Connection) -> rusqlite::Result<T>,
     ) -> Result<T, StoreError> {
+        debug_assert!(
+            self.conn.is_autocommit(),
+            "{what}: synchronous cannot change inside a batch (use query_committed)"
+        );
         self.conn
             .pragma_update(None, "synchronous", 2)
             .map_err(sql(what))?;

@@ -31,14 +31,19 @@ enum Job {
     Alone(StoreJob),
     /// Joins the open batch (one row appended or upserted).
     Batched(StoreJob),
+    /// A read: runs inside the open batch, if there is one, and sees its
+    /// rows (one connection), without committing it. Readers polling the
+    /// API do not cost the flash a commit each.
+    Read(StoreJob),
 }
 
-/// A batch is committed once no batched job came for this long …
-const LINGER: std::time::Duration = std::time::Duration::from_millis(200);
-/// … or once it is this old …
-const MAX_AGE: std::time::Duration = std::time::Duration::from_secs(1);
+/// A batch is committed once it is this old (each commit writes every page
+/// it touched, a few per table and index, whatever the rows: a
+/// crash-looping target's events, ladder, alerts and incident record in
+/// one commit cost a fraction of what they cost apart) …
+const MAX_AGE: std::time::Duration = std::time::Duration::from_secs(10);
 /// … or this large.
-const MAX_BATCH: usize = 256;
+const MAX_BATCH: usize = 1024;
 
 #[derive(Default)]
 struct Health {
@@ -102,7 +107,8 @@ impl StoreThread {
 
     /// Queues a write that may share a transaction with the writes around
     /// it (an event appended, a ladder saved): a burst of them is
-    /// committed once, within a second, which spares the flash. Like
+    /// committed once, within [`MAX_AGE`], which spares the flash. A SIGKILL loses at most that
+    /// much of them; the journal has every event. Like
     /// [`StoreThread::write`], never waits.
     pub fn write_batched(
         &self,
@@ -143,14 +149,40 @@ impl StoreThread {
         self.health.commits.load(Ordering::Relaxed)
     }
 
+    /// Runs `job` on the store's thread and answers its result. It sees
+    /// every write queued before it, committed or not; it commits nothing
+    /// itself (a read, or a write that may wait for the next commit).
     pub async fn query<T: Send + 'static>(
         &self,
         job: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
+        self.ask(job, false).await
+    }
+
+    /// [`StoreThread::query`] after the open batch is committed, run on its
+    /// own: for a job that must only act on what is on disk (the outbox
+    /// read before a send) or that syncs fully (a reboot recorded).
+    pub async fn query_committed<T: Send + 'static>(
+        &self,
+        job: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        self.ask(job, true).await
+    }
+
+    async fn ask<T: Send + 'static>(
+        &self,
+        job: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
+        committed: bool,
+    ) -> Result<T, StoreError> {
         let (tx, rx) = tokio::sync::oneshot::channel();
-        let sent = self.jobs.try_send(Job::Alone(Box::new(move |store| {
+        let job: StoreJob = Box::new(move |store| {
             let _ = tx.send(job(store));
-        })));
+        });
+        let sent = self.jobs.try_send(if committed {
+            Job::Alone(job)
+        } else {
+            Job::Read(job)
+        });
         match sent {
             Ok(()) => rx.await.unwrap_or(Err(StoreError::Stopped)),
             Err(TrySendError::Full(_)) => Err(StoreError::Busy(self.capacity)),
@@ -169,9 +201,8 @@ impl StoreThread {
 }
 
 /// The store thread: runs jobs in order; batched ones share a transaction
-/// until a lone job, a pause of [`LINGER`], [`MAX_AGE`] or [`MAX_BATCH`]
-/// ends it. A lone job (a query, a fully synced write) sees every batched
-/// write before it committed.
+/// until a lone job, [`MAX_AGE`] or [`MAX_BATCH`] ends it. A lone job (a committed query, a fully synced write) sees
+/// every batched write before it committed; a read runs inside the batch.
 fn run(store: &Store, rx: &std::sync::mpsc::Receiver<Job>, health: &Health) {
     use std::sync::mpsc::RecvTimeoutError;
     let mut open: Option<(std::time::Instant, usize)> = None;
@@ -189,7 +220,7 @@ fn run(store: &Store, rx: &std::sync::mpsc::Receiver<Job>, health: &Health) {
         let next = match open {
             None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
             Some((since, _)) => {
-                let left = MAX_AGE.saturating_sub(since.elapsed()).min(LINGER);
+                let left = MAX_AGE.saturating_sub(since.elapsed());
                 rx.recv_timeout(left)
             }
         };
@@ -212,6 +243,13 @@ fn run(store: &Store, rx: &std::sync::mpsc::Receiver<Job>, health: &Health) {
             Ok(Job::Alone(job)) => {
                 commit(&mut open);
                 job(store);
+            }
+            Ok(Job::Read(job)) => {
+                job(store);
+                // A long read inside a batch still ends it in time.
+                if open.is_some_and(|(since, _)| since.elapsed() >= MAX_AGE) {
+                    commit(&mut open);
+                }
             }
             Err(RecvTimeoutError::Timeout) => commit(&mut open),
             Err(RecvTimeoutError::Disconnected) => {
@@ -313,7 +351,7 @@ mod tests {
         let rt = tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap();
-        // A query commits the open batch first and sees all of it.
+        // A query sees the open batch, inside it: nothing is committed for it.
         let events = rt
             .block_on(thread.query(|s| {
                 s.events(&super::super::EventQuery {
@@ -323,17 +361,26 @@ mod tests {
             }))
             .unwrap();
         assert_eq!(events.len(), 50);
+        assert_eq!(thread.batch_commits(), 0, "a read commits nothing");
+        // A committed query ends the batch first: fifty appends, one commit.
+        let on_disk = rt
+            .block_on(thread.query_committed(|s| {
+                s.events(&super::super::EventQuery {
+                    limit: 100,
+                    ..Default::default()
+                })
+            }))
+            .unwrap();
+        assert_eq!(on_disk.len(), 50);
         assert_eq!(thread.batch_commits(), 1, "fifty appends, one commit");
         // A fully synced write right after a batched one: the batch is
         // committed first (synchronous cannot change inside a transaction).
         thread.write_batched("save a ladder's state", |s| {
             s.put_state("ladder:x", &serde_json::json!({"step": 1}))
         });
-        rt.block_on(
-            thread.query(|s| {
-                s.record_reboot(std::time::SystemTime::now(), Some("x"), "test", "boot-1")
-            }),
-        )
+        rt.block_on(thread.query_committed(|s| {
+            s.record_reboot(std::time::SystemTime::now(), Some("x"), "test", "boot-1")
+        }))
         .unwrap();
         assert_eq!(thread.batch_commits(), 2);
         let report = thread.report();
@@ -342,7 +389,7 @@ mod tests {
         thread.write_batched("save a ladder's state", |s| {
             s.put_state("ladder:y", &serde_json::json!({"step": 2}))
         });
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let deadline = Instant::now() + MAX_AGE * 3;
         while thread.batch_commits() < 3 {
             assert!(Instant::now() < deadline, "the batch was never committed");
             std::thread::sleep(Duration::from_millis(20));

@@ -274,7 +274,7 @@ async fn reboot(
     let reason = format!("{} (incident {})", attempt.reason, attempt.incident);
     let record = reason.clone();
     if let Err(e) = store
-        .query(move |s| s.record_reboot(now, Some(&name), &record, &boot_id))
+        .query_committed(move |s| s.record_reboot(now, Some(&name), &record, &boot_id))
         .await
     {
         return Performed::failed(format!("cannot record the reboot, so none is made: {e}"));
