@@ -49,6 +49,15 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::TestChannel(args) => {
+            match rvm_watchdog::cli::channel::test_channel(&args, &mut std::io::stdout().lock()) {
+                Ok(code) => ExitCode::from(code),
+                Err(e) => {
+                    eprintln!("rvm-watchdog: {e}");
+                    ExitCode::from(3)
+                }
+            }
+        }
         Command::Query(args) => {
             use std::io::IsTerminal as _;
             let tty = std::io::stdout().is_terminal();

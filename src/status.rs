@@ -104,6 +104,28 @@ pub struct IdentityView {
     pub site: Option<String>,
 }
 
+impl IdentityView {
+    /// The identity a configuration gives: `[identity]`, the hardware id
+    /// read from `hardware-id-file` when it is not given inline.
+    pub fn of(config: &Config) -> IdentityView {
+        let hardware_id = config.identity.hardware_id.clone().or_else(|| {
+            let file = config.identity.hardware_id_file.as_ref()?;
+            match std::fs::read_to_string(file) {
+                Ok(text) => Some(text.trim().to_owned()).filter(|s| !s.is_empty()),
+                Err(e) => {
+                    tracing::warn!(file = %file.display(), error = %e, "cannot read the hardware id");
+                    None
+                }
+            }
+        });
+        IdentityView {
+            name: config.identity.name.clone(),
+            hardware_id,
+            site: config.identity.site.clone(),
+        }
+    }
+}
+
 /// The configuration in force, for display.
 #[derive(Debug, Clone)]
 pub struct ConfigView {

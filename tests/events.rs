@@ -31,8 +31,8 @@ fn emit_every_example_as_a_unit() {
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();
-    // The store's thread runs jobs in order: once this answers, every row is in.
-    rt.block_on(store.query(|_| Ok(()))).unwrap();
+    // The store's thread runs jobs in order: once this answers, every row is on disk.
+    rt.block_on(store.query_committed(|_| Ok(()))).unwrap();
     let counters = events.counters().borrow().clone();
     std::fs::write(
         dir.join("metrics.txt"),

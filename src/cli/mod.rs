@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand, ValueEnum};
 
 pub mod alerts;
+pub mod channel;
 
 use crate::config::{self, Bus, Sources};
 
@@ -69,6 +70,10 @@ pub enum Command {
     Incidents(alerts::IncidentArgs),
     /// The notifications decided, newest first (the outbox).
     Notifications(alerts::NotificationArgs),
+    /// Send a test notification over one channel of the configuration on
+    /// disk and print the receiver's answer (exit code: 0 delivered, 1 not,
+    /// 3 no such channel).
+    TestChannel(channel::TestChannelArgs),
 }
 
 /// `query SERIES [--since 1h] [--step 1m]`

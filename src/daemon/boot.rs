@@ -151,21 +151,7 @@ fn writable_dir(dir: &Path) -> bool {
 }
 
 pub(super) fn identity_view(config: &Config) -> IdentityView {
-    let hardware_id = config.identity.hardware_id.clone().or_else(|| {
-        let file = config.identity.hardware_id_file.as_ref()?;
-        match std::fs::read_to_string(file) {
-            Ok(text) => Some(text.trim().to_owned()).filter(|s| !s.is_empty()),
-            Err(e) => {
-                warn!(file = %file.display(), error = %e, "cannot read the hardware id");
-                None
-            }
-        }
-    });
-    IdentityView {
-        name: config.identity.name.clone(),
-        hardware_id,
-        site: config.identity.site.clone(),
-    }
+    IdentityView::of(config)
 }
 
 pub(super) fn config_source(loaded: &Loaded) -> String {
