@@ -107,7 +107,7 @@ impl StoreThread {
 
     /// Queues a write that may share a transaction with the writes around
     /// it (an event appended, a ladder saved): a burst of them is
-    /// committed once, within [`MAX_AGE`], which spares the flash. A SIGKILL loses at most that
+    /// committed once, within 10 s, which spares the flash. A SIGKILL loses at most that
     /// much of them; the journal has every event. Like
     /// [`StoreThread::write`], never waits.
     pub fn write_batched(
