@@ -209,3 +209,105 @@ fn a_webhook_is_signed_retried_on_500_and_429_and_not_on_400() {
     })
     .unwrap_or_else(|e| panic!("{e}:\n{last}"));
 }
+
+/// Twelve targets fail one after another while the only channel's receiver
+/// is down, with `outbox-max = 10`: the backlog is an alert of its own, and
+/// what went past the bound is given up saying so, in the notification log
+/// and on `/metrics`, never dropped silently.
+#[test]
+fn the_outbox_at_its_bound_raises_an_alert_and_says_what_it_gave_up() {
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path();
+    // A port nobody listens on: every attempt is refused, and retried.
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    std::fs::create_dir_all(dir.join("policies")).unwrap();
+    std::fs::write(
+        dir.join("watchdog.toml"),
+        format!(
+            "[log]\noutput = \"stderr\"\n\n[alerts]\ndefault-escalation = \"ops\"\ngroup-wait = \"0s\"\noutbox-max = 10\n\n\
+             [channels.hook]\nkind = \"webhook\"\nurl = \"http://127.0.0.1:{port}/hook\"\n\n\
+             [escalation.ops]\nlevels = [{{ after = \"0s\", channels = [\"hook\"] }}]\n"
+        ),
+    )
+    .unwrap();
+    for i in 0..12 {
+        std::fs::write(
+            dir.join(format!("policies/t{i:02}.toml")),
+            format!(
+                "[target]\nname = \"t{i:02}\"\n\n[target.process]\ncommand = [\"/bin/sh\", \"-c\", \"sleep {}; exit 1\"]\n",
+                f64::from(i) * 1.2
+            ),
+        )
+        .unwrap();
+    }
+    let daemon = TestDaemon::start(dir);
+    let list = |path: &str, key: &str| -> Vec<Value> {
+        let (_, _, body) = support::daemon::http_get(daemon.addr, path);
+        serde_json::from_str::<Value>(&body)
+            .ok()
+            .and_then(|v| v[key].as_array().cloned())
+            .unwrap_or_default()
+    };
+
+    let backlog = wait_until("the outbox-backlog alert", Duration::from_secs(60), || {
+        list("/api/v1/alerts", "alerts")
+            .into_iter()
+            .find(|a| a["name"] == "outbox-backlog")
+    })
+    .unwrap();
+    assert_eq!(backlog["state"], "firing", "{backlog:#}");
+    assert!(
+        backlog["summary"].as_str().unwrap().contains("(bound 10)"),
+        "{backlog:#}"
+    );
+
+    // Past the bound, the oldest are given up, each saying why.
+    let given_up = wait_until("a notification given up", Duration::from_secs(60), || {
+        let expired: Vec<Value> = list("/api/v1/notifications?limit=100", "notifications")
+            .into_iter()
+            .filter(|n| {
+                n["state"] == "expired" && n["notification"]["items"][0]["name"] == "target-failing"
+            })
+            .collect();
+        (!expired.is_empty()).then_some(expired)
+    })
+    .unwrap();
+    let fp = given_up[0]["alerts"][0].as_str().unwrap().to_owned();
+    let (_, _, body) = support::daemon::http_get(daemon.addr, &format!("/api/v1/alerts/{fp}"));
+    let one: Value = serde_json::from_str(&body).unwrap();
+    let answers: Vec<String> = one["notifications"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|n| n["delivery"].as_array().cloned().unwrap_or_default())
+        .map(|a| a["answer"].as_str().unwrap_or("").to_owned())
+        .collect();
+    assert!(
+        answers
+            .iter()
+            .any(|a| a.contains("more than `[alerts] outbox-max` (10)")),
+        "{one:#}"
+    );
+    let queued = list("/api/v1/notifications?limit=100", "notifications")
+        .into_iter()
+        .filter(|n| n["state"] == "queued")
+        .count();
+    assert!(queued <= 10, "the bound holds: {queued} waiting");
+    let metrics = wait_until("the given-up count on /metrics", WAIT, || {
+        let (_, _, text) = support::daemon::http_get(daemon.addr, "/metrics");
+        text.lines()
+            .find(|l| l.starts_with("rvm_watchdog_outbox_given_up_total"))
+            .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .filter(|n| *n >= 1.0)
+    })
+    .unwrap();
+    assert!(
+        metrics >= given_up.len() as f64 - 0.5,
+        "{metrics} {}",
+        given_up.len()
+    );
+}

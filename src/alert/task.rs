@@ -183,7 +183,14 @@ struct Task {
     dropped: BTreeMap<&'static str, u64>,
     /// Notifications handed to the outbox, by channel.
     notified: BTreeMap<String, u64>,
+    /// Notifications given up by the outbox's bounds, this run.
+    given_up: u64,
+    /// Notifications waiting in the outbox, at the last look.
+    depth: Option<u64>,
 }
+
+/// The alert the outbox's backlog raises.
+pub const OUTBOX_BACKLOG: &str = "outbox-backlog";
 
 async fn load<T: serde::de::DeserializeOwned + Send + 'static>(
     store: &StoreThread,
@@ -258,6 +265,8 @@ async fn run(start: Start, mut requests: mpsc::Receiver<Request>) {
         dirty_incidents: BTreeMap::new(),
         dropped: BTreeMap::new(),
         notified: BTreeMap::new(),
+        given_up: 0,
+        depth: None,
     };
     info!(
         open = restored.len(),
@@ -325,6 +334,7 @@ async fn run(start: Start, mut requests: mpsc::Receiver<Request>) {
                     task.save_dirty();
                 }
                 if ticks.is_multiple_of(FIGURES_EVERY) {
+                    task.bound_outbox(now).await;
                     task.figures(now).await;
                 }
                 if ticks % 3600 == 60 {
@@ -546,6 +556,76 @@ impl Task {
         store.write_batched("write an incident record", move |s| s.put_incident(&row));
     }
 
+    /// Keeps the outbox inside `[alerts] outbox-max` and `outbox-max-age`:
+    /// what waited longer, then the oldest beyond the bound, is given up,
+    /// each with a line in its delivery log saying why, and counted. A
+    /// backlog is an alert of its own: raised once the outbox is 80 % full
+    /// or gave anything up, cleared under half full.
+    async fn bound_outbox(&mut self, now: Ms) {
+        let Some(store) = &self.store else { return };
+        let max = self.config.alerts.outbox_max;
+        let age = self.config.alerts.outbox_max_age;
+        let before = now.saturating_sub(age.as_millis() as u64) as i64;
+        let why_age = format!(
+            "given up: it waited longer than `[alerts] outbox-max-age` ({})",
+            humantime::format_duration(age)
+        );
+        let why_max =
+            format!("given up: more than `[alerts] outbox-max` ({max}) notifications waited");
+        let answer = store
+            .query(move |s| s.give_up_queued(before, max as usize, now as i64, &why_age, &why_max))
+            .await;
+        let (given_up, depth) = match answer {
+            Ok(a) => a,
+            Err(e) => {
+                warn!(error = %e, "cannot bound the outbox");
+                return;
+            }
+        };
+        self.depth = Some(depth);
+        if given_up > 0 {
+            self.given_up += given_up as u64;
+            warn!(
+                given_up,
+                waiting = depth,
+                "the outbox gave up {given_up} notification{} that could not be delivered in time (see `rvm-watchdog notifications`)",
+                if given_up == 1 { "" } else { "s" }
+            );
+        }
+        let open = self
+            .engine
+            .alerts()
+            .values()
+            .any(|a| a.name == OUTBOX_BACKLOG && a.state.is_open());
+        let signal = if given_up > 0 || depth * 10 >= max * 8 {
+            Some(Signal::Raise(super::Raise {
+                name: OUTBOX_BACKLOG.into(),
+                target: None,
+                labels: BTreeMap::new(),
+                severity: Severity::Warning,
+                summary: format!(
+                    "the outbox holds {depth} notifications waiting for delivery (bound {max}); {} given up",
+                    self.given_up
+                ),
+                escalation: None,
+                delay_ms: 0,
+                root_cause: None,
+            }))
+        } else if open && depth * 2 < max {
+            Some(Signal::Clear {
+                name: OUTBOX_BACKLOG.into(),
+                target: None,
+                labels: BTreeMap::new(),
+            })
+        } else {
+            None
+        };
+        if let Some(signal) = signal {
+            let out = self.engine.signal(signal, now);
+            self.perform(out);
+        }
+    }
+
     fn prune(&self, now: Ms) {
         let Some(store) = &self.store else { return };
         let before = now.saturating_sub(KEEP_MS) as i64;
@@ -629,10 +709,14 @@ impl Task {
                 Kind::Gauge,
             );
         }
-        if let Some(store) = &self.store
-            && let Ok(depth) = store.query(|s| s.outbox_depth()).await
-        {
+        if let Some(depth) = self.depth {
             gauge("rvm_watchdog_outbox_queued", &[], depth as f64, Kind::Gauge);
+            gauge(
+                "rvm_watchdog_outbox_given_up_total",
+                &[],
+                self.given_up as f64,
+                Kind::Counter,
+            );
         }
         let (reply, _) = oneshot::channel();
         let _ = self

@@ -32,7 +32,6 @@ pub struct NotInEffect {
     pub kinds: &'static [&'static str],
 }
 
-const DELIVERY: &str = "the outbox is kept 90 days and 100,000 notifications in this version (`rvm-watchdog notifications` shows it)";
 const CHANNEL: &str = "this version delivers to webhook and email channels only: this channel's notifications are decided and kept in the outbox, not sent (`rvm-watchdog notifications` shows them)";
 
 /// Every key and table that is accepted but not in effect yet.
@@ -42,18 +41,6 @@ pub const NOT_IN_EFFECT: &[NotInEffect] = &[
         path: &["channels", "*"],
         why: CHANNEL,
         kinds: &["sms", "alertmanager"],
-    },
-    NotInEffect {
-        file: FileKind::Daemon,
-        path: &["alerts", "outbox-max"],
-        why: DELIVERY,
-        kinds: &[],
-    },
-    NotInEffect {
-        file: FileKind::Daemon,
-        path: &["alerts", "outbox-max-age"],
-        why: DELIVERY,
-        kinds: &[],
     },
     NotInEffect {
         file: FileKind::Daemon,

@@ -228,6 +228,64 @@ impl Store {
         Ok(())
     }
 
+    /// Keeps the queued notifications inside their bounds: those made
+    /// before `before_ms`, then the oldest beyond the newest `max`, are
+    /// given up (state `expired`), each with a line in its delivery log
+    /// saying why. Answers how many were given up, and how many still wait.
+    pub fn give_up_queued(
+        &self,
+        before_ms: i64,
+        max: usize,
+        now_ms: i64,
+        why_age: &str,
+        why_max: &str,
+    ) -> Result<(usize, u64), StoreError> {
+        const WHAT: &str = "bound the outbox";
+        let mut given_up = 0;
+        for (select, why) in [
+            (
+                "SELECT key FROM outbox WHERE state = 'queued' AND created_ms < ?1",
+                why_age,
+            ),
+            (
+                "SELECT key FROM outbox WHERE state = 'queued'
+                 ORDER BY id DESC LIMIT -1 OFFSET ?2",
+                why_max,
+            ),
+        ] {
+            let keys: Vec<String> = {
+                let mut stmt = self.conn.prepare(select).map_err(sql(WHAT))?;
+                let params: &[&dyn rusqlite::ToSql] = if select.contains("?1") {
+                    &[&before_ms]
+                } else {
+                    &[&rusqlite::types::Null, &saturating_i64(max)]
+                };
+                stmt.query_map(params, |r| r.get(0))
+                    .map_err(sql(WHAT))?
+                    .collect::<Result<_, _>>()
+                    .map_err(sql(WHAT))?
+            };
+            for key in keys {
+                self.conn
+                    .execute(
+                        "INSERT INTO deliveries (key, at_ms, result, latency_ms, answer)
+                         VALUES (?1, ?2, 'expired', 0, ?3)",
+                        params![key, now_ms, why],
+                    )
+                    .map_err(sql(WHAT))?;
+                self.conn
+                    .execute(
+                        "UPDATE outbox SET state = 'expired', next_ms = NULL, last_error = ?2
+                         WHERE key = ?1",
+                        params![key, why],
+                    )
+                    .map_err(sql(WHAT))?;
+                given_up += 1;
+            }
+        }
+        Ok((given_up, self.outbox_depth()?))
+    }
+
     /// The attempts of a notification, oldest first.
     pub fn attempts(&self, key: &str) -> Result<Vec<Attempt>, StoreError> {
         const WHAT: &str = "read delivery attempts";
@@ -390,6 +448,63 @@ mod tests {
             attempts: 0,
             fingerprints: fps.iter().map(|s| s.to_string()).collect(),
         }
+    }
+
+    #[test]
+    fn the_outbox_gives_up_what_waited_too_long_then_the_oldest_beyond_its_bound() {
+        let store = Store::open_in_memory().unwrap();
+        for (i, key) in ["k1", "k2", "k3", "k4", "k5"].iter().enumerate() {
+            let mut r = row(key, &["a"]);
+            r.created_ms = 1000 * (i as i64 + 1);
+            store.enqueue(&r).unwrap();
+        }
+        let sent = Attempt {
+            key: "k5".into(),
+            at_ms: 6000,
+            result: "delivered".into(),
+            latency_ms: 3,
+            answer: "HTTP 200".into(),
+        };
+        store.record_attempt(&sent, None).unwrap();
+        // k1 is older than 1500; of k2..k4 (k5 was sent) two may wait.
+        let (given_up, depth) = store
+            .give_up_queued(1500, 2, 9000, "too old", "too many")
+            .unwrap();
+        assert_eq!((given_up, depth), (2, 2));
+        let states: Vec<(String, String)> = store
+            .outbox(None, None, 10)
+            .unwrap()
+            .into_iter()
+            .map(|r| (r.key, r.state))
+            .collect();
+        assert!(
+            states.contains(&("k1".into(), "expired".into())),
+            "{states:?}"
+        );
+        assert!(
+            states.contains(&("k2".into(), "expired".into())),
+            "{states:?}"
+        );
+        assert!(
+            states.contains(&("k3".into(), "queued".into())),
+            "{states:?}"
+        );
+        assert!(states.contains(&("k5".into(), "sent".into())), "{states:?}");
+        let log = store.attempts("k1").unwrap();
+        assert_eq!(
+            (log[0].result.as_str(), log[0].answer.as_str()),
+            ("expired", "too old")
+        );
+        assert_eq!(store.attempts("k2").unwrap()[0].answer, "too many");
+        assert!(
+            store
+                .due(i64::MAX, 10)
+                .unwrap()
+                .iter()
+                .all(|r| r.key == "k3" || r.key == "k4")
+        );
+        // Inside its bounds, nothing more is given up.
+        assert_eq!(store.give_up_queued(1500, 2, 9000, "", "").unwrap(), (0, 2));
     }
 
     #[test]
