@@ -35,7 +35,8 @@ impl Got {
 }
 
 /// A webhook receiver on loopback. The start notice gets a 400; the
-/// camera's alert a 500, then a 429 (Retry-After: 1), then a 200.
+/// camera's alert a 500, then a 429 (Retry-After: 1), then a 200; an
+/// offline summary a 200.
 fn receiver() -> (String, Arc<Mutex<Vec<Got>>>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}/hooks/rvm", listener.local_addr().unwrap());
@@ -81,6 +82,8 @@ fn receiver() -> (String, Arc<Mutex<Vec<Got>>>) {
                     }
                     _ => "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
                 }
+            } else if name == "delivery-summary" {
+                "HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nsummed u"
             } else {
                 "HTTP/1.1 400 Bad Request\r\nContent-Length: 11\r\n\r\nunknown kind"
             };
@@ -310,4 +313,135 @@ fn the_outbox_at_its_bound_raises_an_alert_and_says_what_it_gave_up() {
         "{metrics} {}",
         given_up.len()
     );
+}
+
+/// A day's backlog in the outbox (written there before the daemon starts,
+/// as a day offline would have left it): it leaves as one summary listing
+/// every notification, and each one's log says it went out in it.
+#[test]
+fn a_day_of_backlog_leaves_as_one_summary() {
+    use rvm_watchdog::alert::{Item, Notification, Severity, Why};
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path();
+    let (url, got) = receiver();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let day_ago = now - 24 * 3_600_000;
+    {
+        let store = rvm_watchdog::store::Store::open(&dir.join("state")).unwrap();
+        for h in 0..6i64 {
+            let key = format!("backlog-{h}");
+            let at = day_ago + h * 3_600_000;
+            let n = Notification {
+                key: key.clone(),
+                channel: "hook".into(),
+                created_at: at as u64,
+                severity: Severity::Warning,
+                items: vec![Item {
+                    fingerprint: format!("fp{h}"),
+                    why: Why::Firing,
+                    name: "gpu-hot".into(),
+                    target: Some("gpu".into()),
+                    labels: Default::default(),
+                    severity: Severity::Warning,
+                    summary: format!("hot, hour {h}"),
+                    started_at: at as u64,
+                    resolved_at: None,
+                    incident: None,
+                    suppressed_by: None,
+                }],
+            };
+            store
+                .enqueue(&rvm_watchdog::store::OutboxRow {
+                    key,
+                    channel: "hook".into(),
+                    created_ms: at,
+                    severity: "warning".into(),
+                    body: serde_json::to_string(&n).unwrap(),
+                    state: "queued".into(),
+                    attempts: 0,
+                    fingerprints: vec![format!("fp{h}")],
+                })
+                .unwrap();
+        }
+    }
+    std::fs::create_dir_all(dir.join("policies")).unwrap();
+    std::fs::write(
+        dir.join("watchdog.toml"),
+        format!(
+            "[log]\noutput = \"stderr\"\n\n[alerts]\ndefault-escalation = \"ops\"\n\n\
+             [channels.hook]\nkind = \"webhook\"\nurl = \"{url}\"\n\n\
+             [escalation.ops]\nlevels = [{{ after = \"0s\", channels = [\"hook\"] }}]\n"
+        ),
+    )
+    .unwrap();
+    let daemon = TestDaemon::start(dir);
+    let summaries = wait_until("the summary received", WAIT, || {
+        let got = got.lock().unwrap().clone();
+        let s: Vec<Value> = got
+            .iter()
+            .filter_map(|g| serde_json::from_str::<Value>(&g.body).ok())
+            .filter(|b| b["items"][0]["name"] == "delivery-summary")
+            .collect();
+        (!s.is_empty()).then_some(s)
+    })
+    .unwrap();
+    assert_eq!(summaries.len(), 1, "{summaries:#?}");
+    let items = summaries[0]["items"].as_array().unwrap();
+    assert_eq!(items.len(), 7, "the notice and the six: {items:#?}");
+    assert!(
+        items[0]["summary"]
+            .as_str()
+            .unwrap()
+            .starts_with("6 notifications (6 alerts and notices) waited for hook for 1d"),
+        "{items:#?}"
+    );
+    let hours: Vec<&str> = items[1..]
+        .iter()
+        .map(|i| i["summary"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        hours,
+        (0..6).map(|h| format!("hot, hour {h}")).collect::<Vec<_>>()
+    );
+    // None of the six was sent on its own; each says where it went.
+    let got = got.lock().unwrap().clone();
+    assert!(
+        !got.iter().any(|g| g.body.contains("\"key\":\"backlog-")),
+        "no notification of the backlog was sent on its own"
+    );
+    let rows = wait_until("the backlog marked sent", WAIT, || {
+        let (_, _, body) =
+            support::daemon::http_get(daemon.addr, "/api/v1/notifications?channel=hook&limit=100");
+        let list: Value = serde_json::from_str(&body).ok()?;
+        let backlog: Vec<Value> = list["notifications"]
+            .as_array()?
+            .iter()
+            .filter(|n| n["key"].as_str().is_some_and(|k| k.starts_with("backlog-")))
+            .cloned()
+            .collect();
+        (backlog.len() == 6 && backlog.iter().all(|n| n["state"] == "sent")).then_some(backlog)
+    })
+    .unwrap();
+    let key = summaries[0]["key"].as_str().unwrap().to_owned();
+    assert!(
+        rows.iter().all(|n| n["attempts"] == 1),
+        "one attempt each, the summary: {rows:#?}"
+    );
+    // Each one's delivery log names the summary it went out in.
+    let store_dir = dir.join("state");
+    for h in 0..6 {
+        let last = wait_until("the attempt on disk", WAIT, || {
+            let store = rvm_watchdog::store::Store::open(&store_dir).ok()?;
+            store.attempts(&format!("backlog-{h}")).ok()?.pop()
+        })
+        .unwrap();
+        assert_eq!(last.result, "delivered");
+        assert_eq!(
+            last.answer,
+            format!("in the summary {key}: HTTP 200: summed u")
+        );
+    }
 }

@@ -19,6 +19,7 @@
 //! `rvm-watchdog notifications`).
 
 pub mod email;
+pub mod summary;
 pub mod task;
 pub mod webhook;
 

@@ -20,8 +20,9 @@ use crate::store::{Attempt, StoreThread};
 
 /// The longest the task sleeps when nothing wakes it and no retry is due.
 const POLL: Duration = Duration::from_secs(30);
-/// Notifications taken from the outbox at a time.
-const BATCH: usize = 50;
+/// Notifications taken from the outbox at a time (enough for a day's
+/// backlog to leave in one summary).
+const BATCH: usize = 1000;
 
 /// The notifiers of a configuration's channels, by name (the kinds this
 /// version delivers).
@@ -125,6 +126,15 @@ async fn run(start: Start) {
             seed ^= seed << 17;
             let noise = (seed % 1000) as f64 / 1000.0;
             sends.push(tokio::spawn(async move {
+                if let Some(summary) = super::summary::summarize(&channel, &rows, now_ms()) {
+                    let result =
+                        send_summary(&store, notifier.as_ref(), &identity, summary, rows, noise)
+                            .await;
+                    if let Ok(mut c) = counts.lock() {
+                        *c.entry((channel, result)).or_default() += 1;
+                    }
+                    return;
+                }
                 for row in rows {
                     let channel = row.channel.clone();
                     let result = attempt(&store, notifier.as_ref(), &identity, row, noise).await;
@@ -183,6 +193,68 @@ fn publish(
         .collect();
     let (reply, _) = tokio::sync::oneshot::channel();
     let _ = metrics.try_send(crate::metrics::recorder::Request::Ingest { samples, reply });
+}
+
+/// One attempt of a summary of `rows`, recorded in each row's log.
+async fn send_summary(
+    store: &StoreThread,
+    notifier: &dyn Notifier,
+    identity: &IdentityView,
+    summary: Notification,
+    rows: Vec<crate::store::OutboxRow>,
+    noise: f64,
+) -> &'static str {
+    let started = Instant::now();
+    let outcome = notifier.send(&summary, identity).await;
+    let latency = started.elapsed().as_millis() as i64;
+    let at = now_ms();
+    let attempts = rows.iter().map(|r| r.attempts).max().unwrap_or(0);
+    let next = match &outcome {
+        Outcome::Retry { after, .. } => {
+            let wait = after.unwrap_or_else(|| backoff(attempts.max(0) as u32, noise));
+            Some(at + wait.as_millis() as i64)
+        }
+        _ => None,
+    };
+    let channel = summary.channel.as_str();
+    match &outcome {
+        Outcome::Delivered(answer) => info!(
+            channel,
+            key = %summary.key,
+            notifications = rows.len(),
+            "delivered to {channel}: a summary of the {} notifications that waited ({answer})",
+            rows.len()
+        ),
+        Outcome::Retry { why, .. } => warn!(
+            channel,
+            key = %summary.key,
+            "delivery of a summary of {} notifications to {channel} failed, retried in {}s: {why}",
+            rows.len(),
+            next.map_or(0, |n| (n - at) / 1000)
+        ),
+        Outcome::Failed(why) => warn!(
+            channel,
+            key = %summary.key,
+            "delivery of a summary of {} notifications to {channel} failed for good: {why}",
+            rows.len()
+        ),
+    }
+    let answer = format!("in the summary {}: {}", summary.key, outcome.answer());
+    let result = outcome.as_str();
+    let logged: Vec<Attempt> = rows
+        .into_iter()
+        .map(|r| Attempt {
+            key: r.key,
+            at_ms: at,
+            result: result.into(),
+            latency_ms: latency,
+            answer: answer.clone(),
+        })
+        .collect();
+    store.write_batched("record a delivery attempt", move |s| {
+        logged.iter().try_for_each(|a| s.record_attempt(a, next))
+    });
+    result
 }
 
 /// One attempt of one notification, recorded: its result.
