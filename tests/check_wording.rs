@@ -290,3 +290,18 @@ fn no_parser_jargon_reaches_the_operator() {
         assert!(found.is_empty(), "{jargon:?} in {found:#?}");
     }
 }
+
+#[test]
+fn a_fallback_names_another_channel_that_exists() {
+    let lines = daemon(
+        "[channels.primary]\nkind = \"webhook\"\nurl = \"http://127.0.0.1:9/a\"\nfallback = \"bakup\"\n\n\
+         [channels.backup]\nkind = \"webhook\"\nurl = \"http://127.0.0.1:9/b\"\nfallback = \"backup\"\n",
+    );
+    assert_eq!(
+        lines,
+        [
+            "$DIR/watchdog.toml:4:12: error: channel \"bakup\" is not defined; did you mean \"backup\"?",
+            "$DIR/watchdog.toml:9:12: error: channel \"backup\" cannot be its own fallback",
+        ]
+    );
+}

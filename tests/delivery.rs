@@ -445,3 +445,118 @@ fn a_day_of_backlog_leaves_as_one_summary() {
         );
     }
 }
+
+/// A receiver on loopback that answers every request with `answer`.
+fn answering(answer: &'static str) -> (String, Arc<Mutex<Vec<Got>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let seen = got.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(20) {
+            let Ok(mut stream) = stream else { break };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let (mut headers, mut line) = (Vec::new(), String::new());
+            reader.read_line(&mut line).unwrap();
+            loop {
+                line.clear();
+                reader.read_line(&mut line).unwrap();
+                let l = line.trim_end();
+                if l.is_empty() {
+                    break;
+                }
+                if let Some((n, v)) = l.split_once(':') {
+                    headers.push((n.trim().to_ascii_lowercase(), v.trim().to_owned()));
+                }
+            }
+            let length: usize = headers
+                .iter()
+                .find(|(n, _)| n == "content-length")
+                .map_or(0, |(_, v)| v.parse().unwrap());
+            let mut body = vec![0; length];
+            reader.read_exact(&mut body).unwrap();
+            let body = String::from_utf8(body).unwrap();
+            seen.lock().unwrap().push(Got { headers, body });
+            let _ = stream.write_all(answer.as_bytes());
+        }
+    });
+    (url, got)
+}
+
+/// A channel that refuses a notification for good hands it to its
+/// `fallback`: the fallback gets a copy under a key of its own, once, and
+/// both logs say what happened.
+#[test]
+fn a_notification_the_channel_refuses_goes_to_its_fallback() {
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path();
+    let (primary, refused) =
+        answering("HTTP/1.1 400 Bad Request\r\nContent-Length: 8\r\n\r\nno thank");
+    let (backup, taken) = answering("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+    std::fs::create_dir_all(dir.join("policies")).unwrap();
+    std::fs::write(
+        dir.join("watchdog.toml"),
+        format!(
+            "[log]\noutput = \"stderr\"\n\n[alerts]\ndefault-escalation = \"ops\"\ngroup-wait = \"0s\"\n\n\
+             [channels.primary]\nkind = \"webhook\"\nurl = \"{primary}\"\nfallback = \"backup\"\n\n\
+             [channels.backup]\nkind = \"webhook\"\nurl = \"{backup}\"\n\n\
+             [escalation.ops]\nlevels = [{{ after = \"0s\", channels = [\"primary\"] }}]\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("policies/camera.toml"),
+        "[target]\nname = \"camera\"\n\n[target.process]\ncommand = [\"/bin/sh\", \"-c\", \"exit 1\"]\n",
+    )
+    .unwrap();
+    let daemon = TestDaemon::start(dir);
+    let copy = wait_until("the camera's alert at the fallback", WAIT, || {
+        taken
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|g| g.body.contains("\"target-failing\""))
+            .cloned()
+    })
+    .unwrap();
+    let body: Value = serde_json::from_str(&copy.body).unwrap();
+    assert_eq!(body["channel"], "backup");
+    let original = refused
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|g| g.body.contains("\"target-failing\""))
+        .cloned()
+        .expect("the primary was tried first");
+    let first: Value = serde_json::from_str(&original.body).unwrap();
+    let key = first["key"].as_str().unwrap();
+    assert_eq!(body["key"], format!("{key}~backup"));
+    assert_eq!(
+        copy.header("idempotency-key"),
+        Some(format!("{key}~backup").as_str())
+    );
+    // Both in the outbox: the primary's failed, the fallback's sent.
+    let states = wait_until("both notifications settled", WAIT, || {
+        let (_, _, text) =
+            support::daemon::http_get(daemon.addr, "/api/v1/notifications?limit=100");
+        let list: Value = serde_json::from_str(&text).ok()?;
+        let of = |k: &str| {
+            list["notifications"]
+                .as_array()?
+                .iter()
+                .find(|n| n["key"] == k)
+                .map(|n| n["state"].as_str().unwrap_or("").to_owned())
+        };
+        let pair = (of(key)?, of(&format!("{key}~backup"))?);
+        (pair.1 == "sent").then_some(pair)
+    })
+    .unwrap();
+    assert_eq!(states, ("failed".to_owned(), "sent".to_owned()));
+    let copies = taken
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|g| g.body.contains("\"target-failing\""))
+        .count();
+    assert_eq!(copies, 1, "the fallback is told once");
+}

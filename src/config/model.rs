@@ -297,6 +297,8 @@ pub struct Channel {
     pub min_severity: Severity,
     /// Delivery timeout.
     pub timeout: Duration,
+    /// The channel a notification goes to when this one keeps failing.
+    pub fallback: Option<String>,
 }
 
 /// A channel's kind.

@@ -274,6 +274,9 @@ pub struct RawChannel {
     pub min_severity: Option<Checked<Severity>>,
     /// Per-delivery timeout. Default `"10s"`.
     pub timeout: Option<HumanDuration>,
+    /// Another channel that gets a notification this one failed for good
+    /// or could not deliver in three attempts.
+    pub fallback: Option<String>,
 }
 
 /// `[escalation.NAME]`: who is told, and when, while an incident stays open and unacknowledged.

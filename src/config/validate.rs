@@ -717,6 +717,26 @@ pub fn config(src: &SourceFile, raw: RawConfig, out: &mut Vec<Diagnostic>) -> Co
         if let Some(channel) = channel(&mut c, &path, name, ch) {
             channels.insert(name.clone(), channel);
         }
+        if let Some(f) = &ch.fallback {
+            let at = path.key("fallback");
+            if f == name {
+                c.error(
+                    &at,
+                    format!("channel {} cannot be its own fallback", quoted(name)),
+                );
+            } else if !raw.channels.contains_key(f) {
+                let mut msg = format!("channel {} is not defined", quoted(f));
+                if let Some(s) = did_you_mean(f, raw.channels.keys().map(String::as_str)) {
+                    msg.push_str(&format!("; did you mean \"{s}\"?"));
+                } else {
+                    msg.push_str(&format!(
+                        "; define it as [{}]",
+                        KeyPath::root().key("channels").key(f)
+                    ));
+                }
+                c.error(&at, msg);
+            }
+        }
     }
 
     let mut escalations = BTreeMap::new();
@@ -1051,7 +1071,7 @@ fn channel(c: &mut Checker<'_>, path: &KeyPath, name: &str, ch: &RawChannel) -> 
         kind,
         &["webhook", "email", "sms", "alertmanager"],
     )?;
-    const COMMON: [&str; 3] = ["kind", "min-severity", "timeout"];
+    const COMMON: [&str; 4] = ["kind", "min-severity", "timeout", "fallback"];
     let specific: &[&str] = match kind {
         "webhook" => &["url", "secret-file"],
         "email" => &["smtp", "tls", "username", "password-file", "from", "to"],
@@ -1153,6 +1173,7 @@ fn channel(c: &mut Checker<'_>, path: &KeyPath, name: &str, ch: &RawChannel) -> 
             SECOND,
             5 * MINUTE,
         ),
+        fallback: ch.fallback.clone(),
     })
 }
 

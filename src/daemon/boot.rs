@@ -244,6 +244,7 @@ pub(super) fn start_api(
         crate::delivery::task::spawn(crate::delivery::task::Start {
             store: store.clone(),
             notifiers: crate::delivery::task::notifiers(config, &http),
+            fallbacks: crate::delivery::task::fallbacks(config),
             identity: identity_view(config),
             wake: wake.clone(),
             metrics: metrics.requests.clone(),

@@ -24,6 +24,19 @@ const POLL: Duration = Duration::from_secs(30);
 /// backlog to leave in one summary).
 const BATCH: usize = 1000;
 
+/// A notification that failed this many attempts on a channel goes to its
+/// fallback too (one that fails for good, at once).
+pub const FALLBACK_AFTER: i64 = 3;
+
+/// Each channel's `fallback`, by channel.
+pub fn fallbacks(config: &Config) -> BTreeMap<String, String> {
+    config
+        .channels
+        .iter()
+        .filter_map(|(name, ch)| Some((name.clone(), ch.fallback.clone()?)))
+        .collect()
+}
+
 /// The notifiers of a configuration's channels, by name (the kinds this
 /// version delivers).
 pub fn notifiers(config: &Config, http: &reqwest::Client) -> BTreeMap<String, Arc<dyn Notifier>> {
@@ -65,6 +78,8 @@ pub struct Start {
     pub store: StoreThread,
     /// The channels it sends on.
     pub notifiers: BTreeMap<String, Arc<dyn Notifier>>,
+    /// Each channel's fallback, where it has one.
+    pub fallbacks: BTreeMap<String, String>,
     /// Who the machine is, for the receivers.
     pub identity: IdentityView,
     /// Wakes the task when a notification was written.
@@ -88,11 +103,13 @@ async fn run(start: Start) {
     let Start {
         store,
         notifiers,
+        fallbacks,
         identity,
         wake,
         metrics,
         stop,
     } = start;
+    let fallbacks = Arc::new(fallbacks);
     if notifiers.is_empty() {
         return;
     }
@@ -121,6 +138,7 @@ async fn run(start: Start) {
         for (channel, rows) in by_channel {
             let notifier = notifiers[&channel].clone();
             let (store, identity, counts) = (store.clone(), identity.clone(), counts.clone());
+            let fallback = fallbacks.get(&channel).cloned();
             seed ^= seed << 13;
             seed ^= seed >> 7;
             seed ^= seed << 17;
@@ -137,7 +155,15 @@ async fn run(start: Start) {
                 }
                 for row in rows {
                     let channel = row.channel.clone();
-                    let result = attempt(&store, notifier.as_ref(), &identity, row, noise).await;
+                    let result = attempt(
+                        &store,
+                        notifier.as_ref(),
+                        &identity,
+                        row,
+                        noise,
+                        fallback.as_deref(),
+                    )
+                    .await;
                     if let Ok(mut c) = counts.lock() {
                         *c.entry((channel, result)).or_default() += 1;
                     }
@@ -264,6 +290,7 @@ async fn attempt(
     identity: &IdentityView,
     row: crate::store::OutboxRow,
     noise: f64,
+    fallback: Option<&str>,
 ) -> &'static str {
     let n: Notification = match serde_json::from_str(&row.body) {
         Ok(n) => n,
@@ -320,6 +347,38 @@ async fn attempt(
             "delivery to {} failed for good: {why}",
             row.channel
         ),
+    }
+    let gave_out = match &outcome {
+        Outcome::Failed(_) => true,
+        Outcome::Retry { .. } => row.attempts + 1 == FALLBACK_AFTER,
+        Outcome::Delivered(_) => false,
+    };
+    if let Some(to) = fallback.filter(|_| gave_out) {
+        // A copy of its own for the fallback: its own key, its own log.
+        let mut copy = n.clone();
+        copy.key = format!("{}~{to}", row.key);
+        copy.channel = to.to_owned();
+        warn!(
+            channel = %row.channel,
+            key = %row.key,
+            fallback = to,
+            "{} could not deliver {}: sent to its fallback {to} too",
+            row.channel,
+            items.join(", ")
+        );
+        let queued = crate::store::OutboxRow {
+            key: copy.key.clone(),
+            channel: to.to_owned(),
+            created_ms: at,
+            severity: row.severity.clone(),
+            body: serde_json::to_string(&copy).unwrap_or_default(),
+            state: "queued".into(),
+            attempts: 0,
+            fingerprints: row.fingerprints.clone(),
+        };
+        store.write_batched("write a notification to the outbox", move |s| {
+            s.enqueue(&queued)
+        });
     }
     let a = Attempt {
         key: row.key,
