@@ -305,3 +305,24 @@ fn a_fallback_names_another_channel_that_exists() {
         ]
     );
 }
+
+#[test]
+fn an_sms_template_names_only_placeholders_it_has_values_for() {
+    let lines = daemon(
+        "[channels.sms]\nkind = \"sms\"\nurl = \"http://127.0.0.1:9/send\"\nto = [\"+6281234567890\"]\n\
+         style = \"template\"\ntemplate = '{\"n\": \"{to}\", \"t\": \"{mesage}\", \"u\": \"{username}\"}'\n\n\
+         [channels.twilio]\nkind = \"sms\"\nurl = \"http://127.0.0.1:9/send\"\nto = [\"+6281234567890\"]\n\
+         content-type = \"text/plain\"\n\n\
+         [channels.fleet]\nkind = \"alertmanager\"\nurl = \"http://127.0.0.1:9\"\nresend-every = \"1s\"\n",
+    );
+    assert_eq!(
+        lines,
+        [
+            "$DIR/watchdog.toml:6:12: error: unknown placeholder \"{mesage}\" in `template`; did you mean \"{message}\"?",
+            "$DIR/watchdog.toml:6:12: error: `template` uses {username} but the channel has no `username`",
+            "$DIR/watchdog.toml:6:12: error: `template` has no {message}: the gateway would get no text",
+            "$DIR/watchdog.toml:12:1: error: `content-type` applies only with style = \"template\"; a \"twilio\" channel sends a form with To, From and Body",
+            "$DIR/watchdog.toml:17:16: error: `resend-every` = \"1s\" is out of range; expected \"10s\" to \"1h\"",
+        ]
+    );
+}

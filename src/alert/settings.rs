@@ -63,6 +63,10 @@ pub struct Settings {
     pub notify_resolved: bool,
     /// Targets whose policy says `notify-resolved = false`.
     pub quiet_resolutions: Vec<String>,
+    /// Channels told of every resolution whatever `notify-resolved` says
+    /// (Alertmanager: an alert it is not told has ended stays firing until
+    /// its `endsAt`).
+    pub always_resolved: Vec<String>,
     /// Local time, for routes and recurring maintenance.
     pub zone: jiff::tz::TimeZone,
 }
@@ -81,6 +85,7 @@ impl Default for Settings {
             default_escalation: None,
             notify_resolved: true,
             quiet_resolutions: Vec::new(),
+            always_resolved: Vec::new(),
             zone: jiff::tz::TimeZone::UTC,
         }
     }
@@ -144,6 +149,12 @@ impl Settings {
                 .iter()
                 .filter(|t| !t.alert.notify_resolved)
                 .map(|t| t.name.clone())
+                .collect(),
+            always_resolved: config
+                .channels
+                .iter()
+                .filter(|(_, c)| matches!(c.kind, crate::config::ChannelKind::Alertmanager { .. }))
+                .map(|(name, _)| name.clone())
                 .collect(),
             zone: match &a.time_zone {
                 Some(name) => jiff::tz::TimeZone::get(name).unwrap_or(jiff::tz::TimeZone::UTC),

@@ -186,21 +186,22 @@ impl Stage for Route {
         let reached = alert.and_then(|a| a.level).unwrap_or(0);
         let mut channels = match c.item.why {
             Why::Resolved => {
-                if !ctx.settings.resolutions_for(c.item.target.as_deref()) {
-                    return Err("resolutions are not sent for it (notify-resolved = false)");
-                }
+                let quiet = !ctx.settings.resolutions_for(c.item.target.as_deref());
                 let told = alert.map(|a| &a.told);
                 let channels: Vec<String> = told
                     .into_iter()
                     .flatten()
                     .filter(|(_, t)| !t.resolved)
                     .map(|(ch, _)| ch.clone())
+                    .filter(|ch| !quiet || ctx.settings.always_resolved.contains(ch))
                     .collect();
                 c.channels = channels;
-                return if c.channels.is_empty() {
-                    Err("no channel was told of it")
-                } else {
+                return if !c.channels.is_empty() {
                     Ok(c)
+                } else if quiet {
+                    Err("resolutions are not sent for it (notify-resolved = false)")
+                } else {
+                    Err("no channel was told of it")
                 };
             }
             Why::Firing | Why::Flapping | Why::Suppressed => levels(reached),

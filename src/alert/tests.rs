@@ -817,3 +817,31 @@ fn the_same_notice_again_within_the_flap_window_is_folded_into_the_next() {
     let summary = &sim.sent[1].items[0].summary;
     assert!(summary.contains("and 4 more like it"), "{summary}");
 }
+
+#[test]
+fn an_alertmanager_channel_hears_every_resolution_even_with_notify_resolved_off() {
+    let mut s = settings();
+    s.notify_resolved = false;
+    s.chains.get_mut("field-ops").unwrap().levels[0]
+        .channels
+        .push("fleet".into());
+    s.channels.insert("fleet".into(), Severity::Info);
+    s.always_resolved = vec!["fleet".into()];
+    let mut sim = Sim::new(s);
+    sim.signal(failing("camera", None));
+    sim.pass(10 * S);
+    assert_eq!(
+        sim.log(),
+        vec![
+            row("fleet", "firing", "camera"),
+            row("ops-webhook", "firing", "camera")
+        ]
+    );
+    sim.signal(clear("camera"));
+    sim.pass(10 * S);
+    assert_eq!(
+        sim.log()[2..],
+        [row("fleet", "resolved", "camera")],
+        "the webhook is not told (notify-resolved = false); Alertmanager is"
+    );
+}

@@ -338,11 +338,31 @@ pub enum ChannelKind {
         from: Option<String>,
         /// Phone numbers.
         to: Vec<String>,
+        /// How each request is shaped.
+        style: SmsStyle,
     },
     /// Prometheus Alertmanager's v2 API.
     Alertmanager {
         /// Base URL, e.g. `http://am:9093`.
         url: String,
+        /// Firing alerts are posted again this often.
+        resend_every: Duration,
+        /// The `generatorURL` base; default: the API's listen address.
+        external_url: Option<String>,
+    },
+}
+
+/// How an SMS channel shapes its requests.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SmsStyle {
+    /// A form POST with `To`, `From` and `Body`.
+    Twilio,
+    /// A body of the channel's own.
+    Template {
+        /// With `{to}`, `{from}`, `{message}`, `{username}`, `{password}`.
+        body: String,
+        /// Sent as `Content-Type`; decides the escaping.
+        content_type: String,
     },
 }
 

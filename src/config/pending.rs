@@ -32,16 +32,8 @@ pub struct NotInEffect {
     pub kinds: &'static [&'static str],
 }
 
-const CHANNEL: &str = "this version delivers to webhook and email channels only: this channel's notifications are decided and kept in the outbox, not sent (`rvm-watchdog notifications` shows them)";
-
 /// Every key and table that is accepted but not in effect yet.
 pub const NOT_IN_EFFECT: &[NotInEffect] = &[
-    NotInEffect {
-        file: FileKind::Daemon,
-        path: &["channels", "*"],
-        why: CHANNEL,
-        kinds: &["sms", "alertmanager"],
-    },
     NotInEffect {
         file: FileKind::Daemon,
         path: &["api", "dashboard"],

@@ -270,6 +270,17 @@ pub struct RawChannel {
     pub from: Option<String>,
     /// email: recipient addresses; sms: phone numbers (E.164, `+62…`).
     pub to: Option<Vec<String>>,
+    /// sms: `twilio` (default: a form with To, From, Body) or `template`.
+    pub style: Option<String>,
+    /// sms with style `template`: the request body, with `{to}`, `{from}`,
+    /// `{message}`, `{username}`, `{password}`.
+    pub template: Option<String>,
+    /// sms with style `template`: the body's type. Default `application/json`.
+    pub content_type: Option<String>,
+    /// alertmanager: firing alerts are posted again this often. Default `"1m"`.
+    pub resend_every: Option<HumanDuration>,
+    /// alertmanager: the base of each alert's `generatorURL`. Default: the API's address.
+    pub external_url: Option<String>,
     /// Only alerts at least this severe go to this channel. Default `info`.
     pub min_severity: Option<Checked<Severity>>,
     /// Per-delivery timeout. Default `"10s"`.

@@ -1075,8 +1075,17 @@ fn channel(c: &mut Checker<'_>, path: &KeyPath, name: &str, ch: &RawChannel) -> 
     let specific: &[&str] = match kind {
         "webhook" => &["url", "secret-file"],
         "email" => &["smtp", "tls", "username", "password-file", "from", "to"],
-        "sms" => &["url", "username", "password-file", "from", "to"],
-        _ => &["url"],
+        "sms" => &[
+            "url",
+            "username",
+            "password-file",
+            "from",
+            "to",
+            "style",
+            "template",
+            "content-type",
+        ],
+        _ => &["url", "resend-every", "external-url"],
     };
     let allowed: Vec<&str> = COMMON.iter().chain(specific).copied().collect();
     let article = if kind.starts_with(['a', 'e']) {
@@ -1108,7 +1117,24 @@ fn channel(c: &mut Checker<'_>, path: &KeyPath, name: &str, ch: &RawChannel) -> 
             url: url(c)?,
             secret_file: secret(c, "secret-file", &ch.secret_file),
         },
-        "alertmanager" => ChannelKind::Alertmanager { url: url(c)? },
+        "alertmanager" => {
+            let url = url(c)?;
+            let external_url = ch.external_url.clone();
+            if let Some(u) = &external_url {
+                c.url(&path.key("external-url"), u);
+            }
+            ChannelKind::Alertmanager {
+                url,
+                resend_every: c.duration(
+                    &path.key("resend-every"),
+                    &ch.resend_every,
+                    MINUTE,
+                    10 * SECOND,
+                    HOUR,
+                ),
+                external_url,
+            }
+        }
         "email" => {
             let smtp = match &ch.smtp {
                 Some(s) => {
@@ -1151,12 +1177,14 @@ fn channel(c: &mut Checker<'_>, path: &KeyPath, name: &str, ch: &RawChannel) -> 
                 |n| n.starts_with('+') && n.len() > 4 && n[1..].chars().all(|d| d.is_ascii_digit()),
                 "a phone number in E.164 form, like \"+6281234567890\"",
             )?;
+            let style = sms_style(c, path, ch);
             ChannelKind::Sms {
                 url,
                 username: ch.username.clone(),
                 password_file: secret(c, "password-file", &ch.password_file),
                 from: ch.from.clone(),
                 to,
+                style,
             }
         }
     };
@@ -1175,6 +1203,78 @@ fn channel(c: &mut Checker<'_>, path: &KeyPath, name: &str, ch: &RawChannel) -> 
         ),
         fallback: ch.fallback.clone(),
     })
+}
+
+/// An SMS channel's `style`, `template` and `content-type`: a template
+/// only with style `template`, naming only placeholders that have a value.
+fn sms_style(c: &mut Checker<'_>, path: &KeyPath, ch: &RawChannel) -> SmsStyle {
+    let style = match ch.style.as_deref() {
+        None => "twilio",
+        Some(s) => c
+            .choice(&path.key("style"), s, &["twilio", "template"])
+            .unwrap_or("twilio"),
+    };
+    if style == "twilio" {
+        for (key, v) in [
+            ("template", &ch.template),
+            ("content-type", &ch.content_type),
+        ] {
+            if v.is_some() {
+                c.error_at_key(
+                    &path.key(key),
+                    format!(
+                        "`{key}` applies only with style = \"template\"; a \"twilio\" channel sends a form with To, From and Body"
+                    ),
+                );
+            }
+        }
+        return SmsStyle::Twilio;
+    }
+    let Some(body) = ch.template.clone() else {
+        c.missing(
+            path,
+            "template",
+            ", the request body, like template = '{\"number\": \"{to}\", \"text\": \"{message}\"}'",
+        );
+        return SmsStyle::Twilio;
+    };
+    for p in crate::delivery::sms::placeholders(&body) {
+        let unset = match p.as_str() {
+            "username" => ch.username.is_none().then_some("username"),
+            "password" => ch.password_file.is_none().then_some("password-file"),
+            "from" => ch.from.is_none().then_some("from"),
+            _ => None,
+        };
+        if !crate::delivery::sms::PLACEHOLDERS.contains(&p.as_str()) {
+            let mut msg = format!(
+                "unknown placeholder {} in `template`",
+                quoted(&format!("{{{p}}}"))
+            );
+            match did_you_mean(&p, crate::delivery::sms::PLACEHOLDERS.iter().copied()) {
+                Some(s) => msg.push_str(&format!("; did you mean \"{{{s}}}\"?")),
+                None => msg.push_str(
+                    "; a template may use {to}, {from}, {message}, {username}, {password}",
+                ),
+            }
+            c.error(&path.key("template"), msg);
+        } else if let Some(key) = unset {
+            c.error(
+                &path.key("template"),
+                format!("`template` uses {{{p}}} but the channel has no `{key}`"),
+            );
+        }
+    }
+    if !body.contains("{message}") {
+        c.error(
+            &path.key("template"),
+            "`template` has no {message}: the gateway would get no text",
+        );
+    }
+    let content_type = ch
+        .content_type
+        .clone()
+        .unwrap_or_else(|| "application/json".to_owned());
+    SmsStyle::Template { body, content_type }
 }
 
 fn recipients(

@@ -14,11 +14,16 @@
 //!   notification on: `sent`, `failed`, or queued again after a backoff
 //!   (exponential from 5 s, doubling to 30 min, ±20 % jitter).
 //!
-//! In this version `webhook` and `email` channels are delivered;
-//! notifications for the other kinds stay queued in the outbox (shown by
-//! `rvm-watchdog notifications`).
+//! - A channel may have work of its own on a schedule, a **tick**: the
+//!   Alertmanager channel posts what is still firing again, so that
+//!   Alertmanager does not let it end; and a **memory** it keeps in the
+//!   state store across restarts.
+//!
+//! Channels: [`webhook`], [`email`], [`sms`] and [`alertmanager`].
 
+pub mod alertmanager;
 pub mod email;
+pub mod sms;
 pub mod summary;
 pub mod task;
 pub mod webhook;
@@ -71,6 +76,24 @@ pub type Sending<'a> = Pin<Box<dyn Future<Output = Outcome> + Send + 'a>>;
 pub trait Notifier: Send + Sync {
     /// Sends `n`, on behalf of the machine `who`.
     fn send<'a>(&'a self, n: &'a Notification, who: &'a IdentityView) -> Sending<'a>;
+
+    /// When its [`tick`](Notifier::tick) is next due; never by default.
+    fn next_tick(&self) -> Option<std::time::Instant> {
+        None
+    }
+
+    /// Its scheduled work, done when [`next_tick`](Notifier::next_tick) says.
+    fn tick<'a>(&'a self, _who: &'a IdentityView) -> Sending<'a> {
+        Box::pin(async { Outcome::Delivered(String::new()) })
+    }
+
+    /// What it keeps across restarts; nothing by default.
+    fn memory(&self) -> Option<serde_json::Value> {
+        None
+    }
+
+    /// Takes back what [`memory`](Notifier::memory) gave before a restart.
+    fn recall(&self, _memory: serde_json::Value) {}
 }
 
 /// An HTTP answer as an outcome: 2xx delivered, 408 / 429 / 5xx retried

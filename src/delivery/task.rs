@@ -37,8 +37,7 @@ pub fn fallbacks(config: &Config) -> BTreeMap<String, String> {
         .collect()
 }
 
-/// The notifiers of a configuration's channels, by name (the kinds this
-/// version delivers).
+/// The notifiers of a configuration's channels, by name.
 pub fn notifiers(config: &Config, http: &reqwest::Client) -> BTreeMap<String, Arc<dyn Notifier>> {
     let mut out: BTreeMap<String, Arc<dyn Notifier>> = BTreeMap::new();
     for (name, ch) in &config.channels {
@@ -65,7 +64,36 @@ pub fn notifiers(config: &Config, http: &reqwest::Client) -> BTreeMap<String, Ar
                 to: to.clone(),
                 timeout: ch.timeout,
             }),
-            _ => continue,
+            ChannelKind::Sms {
+                url,
+                username,
+                password_file,
+                from,
+                to,
+                style,
+            } => Arc::new(super::sms::Sms::new(
+                url.clone(),
+                username.clone(),
+                password_file.clone(),
+                from.clone(),
+                to.clone(),
+                style.clone(),
+                ch.timeout,
+                http.clone(),
+            )),
+            ChannelKind::Alertmanager {
+                url,
+                resend_every,
+                external_url,
+            } => Arc::new(super::alertmanager::Alertmanager::new(
+                url,
+                *resend_every,
+                &external_url
+                    .clone()
+                    .unwrap_or_else(|| format!("http://{}", config.api.listen)),
+                ch.timeout,
+                http.clone(),
+            )),
         };
         out.insert(name.clone(), notifier);
     }
@@ -113,10 +141,19 @@ async fn run(start: Start) {
     if notifiers.is_empty() {
         return;
     }
+    // What each channel kept before a restart.
+    for (name, notifier) in &notifiers {
+        let key = memory_key(name);
+        if let Ok(Some(memory)) = store.query(move |s| s.get_state(&key)).await {
+            notifier.recall(memory);
+        }
+    }
     // Attempts by (channel, result): `rvm_watchdog_deliveries_total`.
     let counts: Arc<std::sync::Mutex<BTreeMap<(String, &'static str), u64>>> = Arc::default();
     let mut seed = now_ms() as u64 | 1;
+    let mut remembered: BTreeMap<String, serde_json::Value> = BTreeMap::new();
     loop {
+        ticks(&notifiers, &identity).await;
         // Only what is on disk is sent: the notification was written
         // before any attempt, so a crash after a send repeats it at most
         // once, with its idempotency key.
@@ -177,6 +214,7 @@ async fn run(start: Start) {
         if sent {
             publish(&metrics, &counts);
         }
+        remember(&store, &notifiers, &mut remembered);
         // Until the next retry is due (read without a commit), woken
         // sooner by a new notification. A round that sent nothing waits at
         // least a second (rows of a channel no longer configured stay due).
@@ -186,15 +224,61 @@ async fn run(start: Start) {
         } else {
             Duration::from_secs(1)
         };
+        let tick = notifiers
+            .values()
+            .filter_map(|n| n.next_tick())
+            .min()
+            .map(|at| {
+                at.saturating_duration_since(Instant::now())
+                    .max(Duration::from_secs(1))
+            });
         let wait = next
             .map(|at| Duration::from_millis((at - now_ms()).max(0) as u64))
             .unwrap_or(POLL)
-            .clamp(floor, POLL);
+            .clamp(floor, POLL)
+            .min(tick.unwrap_or(POLL));
         tokio::select! {
             _ = stop.cancelled() => break,
             _ = wake.notified() => {}
             _ = tokio::time::sleep(wait) => {}
         }
+    }
+}
+
+/// The state-store key of a channel's memory.
+fn memory_key(channel: &str) -> String {
+    format!("delivery.channel.{channel}")
+}
+
+/// Each channel's scheduled work that is due, side by side.
+async fn ticks(notifiers: &BTreeMap<String, Arc<dyn Notifier>>, identity: &IdentityView) {
+    let now = Instant::now();
+    let due: Vec<_> = notifiers
+        .values()
+        .filter(|n| n.next_tick().is_some_and(|at| at <= now))
+        .map(|n| n.tick(identity))
+        .collect();
+    futures_util::future::join_all(due).await;
+}
+
+/// Writes each channel's memory that changed since it was last written.
+fn remember(
+    store: &StoreThread,
+    notifiers: &BTreeMap<String, Arc<dyn Notifier>>,
+    remembered: &mut BTreeMap<String, serde_json::Value>,
+) {
+    for (name, notifier) in notifiers {
+        let Some(memory) = notifier.memory() else {
+            continue;
+        };
+        if remembered.get(name) == Some(&memory) {
+            continue;
+        }
+        remembered.insert(name.clone(), memory.clone());
+        let key = memory_key(name);
+        store.write_batched("keep a channel's memory", move |s| {
+            s.put_state(&key, &memory)
+        });
     }
 }
 
