@@ -560,3 +560,131 @@ fn a_notification_the_channel_refuses_goes_to_its_fallback() {
         .count();
     assert_eq!(copies, 1, "the fallback is told once");
 }
+
+/// A listener that takes connections and never answers (bounded: it
+/// stops taking them after 500); what a receiver behind a dead uplink
+/// looks like to a sender, until the sender's timeout.
+fn black_hole() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming().take(500) {
+            held.push(stream);
+        }
+    });
+    port
+}
+
+/// The probe lag histogram on `/metrics`: (runs, runs started within 1 s
+/// of their schedule).
+fn lag(addr: std::net::SocketAddr) -> (f64, f64) {
+    let (_, _, text) = support::daemon::http_get(addr, "/metrics");
+    let value = |prefix: &str| {
+        text.lines()
+            .find(|l| l.starts_with(prefix))
+            .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (
+        value("rvm_watchdog_probe_lag_seconds_count"),
+        value("rvm_watchdog_probe_lag_seconds_bucket{le=\"1.0\"}"),
+    )
+}
+
+/// Every channel's receiver takes the connection and never answers (a
+/// webhook, an SMTP server, an SMS gateway, an Alertmanager), while a
+/// process crashes over and over and another target is probed every
+/// second: the probes keep their schedule and the crashing process keeps
+/// being restarted, measured over 20 s of the outage.
+#[test]
+fn probes_and_recovery_keep_their_schedule_while_every_channel_fails() {
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path();
+    let (hook, smtp, sms, am) = (black_hole(), black_hole(), black_hole(), black_hole());
+    std::fs::create_dir_all(dir.join("policies")).unwrap();
+    std::fs::write(
+        dir.join("watchdog.toml"),
+        format!(
+            "[log]\noutput = \"stderr\"\n\n[alerts]\ndefault-escalation = \"ops\"\ngroup-wait = \"0s\"\n\n\
+             [channels.hook]\nkind = \"webhook\"\nurl = \"http://127.0.0.1:{hook}/hook\"\ntimeout = \"5s\"\n\n\
+             [channels.mail]\nkind = \"email\"\nsmtp = \"127.0.0.1:{smtp}\"\ntls = \"none\"\n\
+             from = \"rvm@example.com\"\nto = [\"ops@example.com\"]\ntimeout = \"5s\"\n\n\
+             [channels.sms]\nkind = \"sms\"\nurl = \"http://127.0.0.1:{sms}/send\"\nto = [\"+6281234567890\"]\ntimeout = \"5s\"\n\n\
+             [channels.am]\nkind = \"alertmanager\"\nurl = \"http://127.0.0.1:{am}\"\ntimeout = \"5s\"\nresend-every = \"10s\"\n\n\
+             [escalation.ops]\nlevels = [{{ after = \"0s\", channels = [\"hook\", \"mail\", \"sms\", \"am\"] }}]\n"
+        ),
+    )
+    .unwrap();
+    let runs = dir.join("runs");
+    std::fs::write(
+        dir.join("policies/crasher.toml"),
+        format!(
+            "[target]\nname = \"crasher\"\n\n[target.process]\ncommand = [\"/bin/sh\", \"-c\", \"echo run >> {}; sleep 1; exit 1\"]\n\n\
+             [[recovery]]\naction = \"restart\"\nattempts = 100\nbackoff = {{ initial = \"1s\", factor = 1.0, jitter = 0.0 }}\n\n\
+             [alert]\nseverity = \"critical\"\n",
+            runs.display()
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("policies/probed.toml"),
+        "[target]\nname = \"probed\"\n\n[target.process]\ncommand = [\"/bin/sleep\", \"300\"]\n\n\
+         [[probe]]\nname = \"alive\"\nkind = \"exec\"\ncommand = [\"/bin/true\"]\ninterval = \"1s\"\ntimeout = \"500ms\"\n",
+    )
+    .unwrap();
+    let daemon = TestDaemon::start(dir);
+
+    // The outage is on: every channel has an attempt in flight or retried.
+    let mut last = Vec::new();
+    wait_until("every channel failing", Duration::from_secs(60), || {
+        let list = daemon.get_json("/api/v1/notifications?limit=100");
+        let rows = list["notifications"].as_array()?.clone();
+        last = rows
+            .iter()
+            .map(|n| format!("{} {} {}", n["channel"], n["state"], n["attempts"]))
+            .collect();
+        let tried = |ch: &str| {
+            rows.iter()
+                .any(|n| n["channel"] == ch && n["attempts"].as_i64().unwrap_or(0) >= 1)
+        };
+        (tried("hook") && tried("mail") && tried("sms") && tried("am")).then_some(())
+    })
+    .unwrap_or_else(|e| panic!("{e}: {last:#?}"));
+    let count_runs = || {
+        std::fs::read_to_string(&runs)
+            .map(|s| s.lines().count())
+            .unwrap_or(0)
+    };
+    let (lag0, on_time0) = lag(daemon.addr);
+    let runs0 = count_runs();
+    std::thread::sleep(Duration::from_secs(20));
+    let (lag1, on_time1) = lag(daemon.addr);
+    let runs1 = count_runs();
+
+    let probed = lag1 - lag0;
+    let on_time = on_time1 - on_time0;
+    eprintln!(
+        "during 20 s of the outage: {probed} probe runs, {on_time} within 1 s of schedule; {} restarts",
+        runs1 - runs0
+    );
+    assert!(probed >= 15.0, "the 1 s probe ran {probed} times in 20 s");
+    assert!(
+        on_time >= probed * 0.95,
+        "{on_time} of {probed} probe runs started within 1 s of schedule"
+    );
+    assert!(
+        runs1 - runs0 >= 5,
+        "the crashing process was restarted {} times in 20 s (each run 1 s, backoff 1 s)",
+        runs1 - runs0
+    );
+    // And nothing was delivered meanwhile: the outage was real.
+    let (_, _, text) = support::daemon::http_get(daemon.addr, "/metrics");
+    assert!(
+        !text
+            .lines()
+            .any(|l| l.starts_with("rvm_watchdog_deliveries_total")
+                && l.contains("result=\"delivered\"")),
+        "{text}"
+    );
+}

@@ -139,3 +139,94 @@ fn an_alert_sent_while_the_smtp_server_is_down_arrives_once_it_is_up() {
     assert!(m.contains("text/plain") && m.contains("text/html"), "{m}");
     assert!(m.contains("camera is failing"), "{m}");
 }
+
+/// The SMTP server is down; two targets' alerts wait in the outbox; the
+/// watchdog is killed (SIGKILL) and started again while the server is
+/// still down. Once it is up, each alert arrives once.
+#[test]
+fn alerts_waiting_across_a_sigkill_arrive_once_when_the_server_is_back() {
+    if !Command::new("/usr/bin/python3")
+        .args(["-c", "import aiosmtpd"])
+        .status()
+        .is_ok_and(|s| s.success())
+    {
+        eprintln!("skipped: python3-aiosmtpd is not installed (tests/run installs it)");
+        return;
+    }
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path();
+    let maildir = dir.join("maildir");
+    let port = free_port();
+    std::fs::create_dir_all(dir.join("policies")).unwrap();
+    std::fs::write(
+        dir.join("watchdog.toml"),
+        format!(
+            "[log]\noutput = \"stderr\"\n\n[alerts]\ndefault-escalation = \"ops\"\ngroup-wait = \"0s\"\n\n\
+             [channels.ops-email]\nkind = \"email\"\nsmtp = \"127.0.0.1:{port}\"\ntls = \"none\"\n\
+             from = \"rvm-017@example.com\"\nto = [\"field-ops@example.com\"]\ntimeout = \"5s\"\n\
+             min-severity = \"critical\"\n\n\
+             [escalation.ops]\nlevels = [{{ after = \"0s\", channels = [\"ops-email\"] }}]\n"
+        ),
+    )
+    .unwrap();
+    for (name, wait) in [("camera", 0), ("vision", 2)] {
+        std::fs::write(
+            dir.join(format!("policies/{name}.toml")),
+            format!(
+                "[target]\nname = \"{name}\"\n\n[target.process]\ncommand = [\"/bin/sh\", \"-c\", \"sleep {wait}; exit 1\"]\n\n\
+                 [alert]\nseverity = \"critical\"\n"
+            ),
+        )
+        .unwrap();
+    }
+    let mut daemon = TestDaemon::start(dir);
+    // Both alerts written to the outbox and committed (read from another
+    // connection), each tried at least once against the dead server.
+    let store_dir = dir.join("state");
+    wait_until(
+        "both alerts waiting on disk, tried",
+        Duration::from_secs(60),
+        || {
+            let store = rvm_watchdog::store::Store::open(&store_dir).ok()?;
+            let rows = store.outbox(None, Some("ops-email"), 50).ok()?;
+            let waiting = |t: &str| {
+                rows.iter().any(|r| {
+                    r.state == "queued"
+                        && r.attempts >= 1
+                        && r.body.contains(&format!("{t} is failing"))
+                })
+            };
+            (waiting("camera") && waiting("vision")).then_some(())
+        },
+    )
+    .unwrap();
+    daemon.signal(nix::sys::signal::Signal::SIGKILL);
+    daemon.wait_exit(WAIT);
+    let daemon = TestDaemon::start(dir);
+    // Still down for a while after the restart.
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(messages(&maildir).is_empty());
+
+    let _smtp = Smtp::start(port, &maildir).expect("aiosmtpd starts");
+    wait_until("every alert delivered", Duration::from_secs(90), || {
+        let list = daemon.get_json("/api/v1/notifications?limit=50");
+        let rows = list["notifications"].as_array()?.clone();
+        let open = rows
+            .iter()
+            .filter(|n| n["channel"] == "ops-email" && n["state"] != "sent")
+            .count();
+        let sent = rows.iter().filter(|n| n["state"] == "sent").count();
+        (open == 0 && sent >= 1).then_some(())
+    })
+    .unwrap();
+    // Time for a duplicate to show, were there one (bounded).
+    std::thread::sleep(Duration::from_secs(6));
+    let mail = messages(&maildir);
+    for t in ["camera", "vision"] {
+        let n = mail
+            .iter()
+            .filter(|m| m.contains(&format!("{t} is failing")) && m.contains("text/plain"))
+            .count();
+        assert_eq!(n, 1, "{t}'s alert arrives once: {mail:#?}");
+    }
+}

@@ -95,9 +95,59 @@ pub fn notifiers(config: &Config, http: &reqwest::Client) -> BTreeMap<String, Ar
                 http.clone(),
             )),
         };
-        out.insert(name.clone(), notifier);
+        out.insert(
+            name.clone(),
+            Arc::new(Bounded {
+                inner: notifier,
+                limit: ch.timeout + GRACE,
+            }),
+        );
     }
     out
+}
+
+/// What an attempt may take past its channel's `timeout` before it is
+/// abandoned (a receiver that takes the connection and never answers).
+const GRACE: Duration = Duration::from_secs(2);
+
+/// A notifier whose every attempt ends within `limit`, whatever the
+/// receiver does: one that never answers is retried like a timeout.
+struct Bounded {
+    inner: Arc<dyn Notifier>,
+    limit: Duration,
+}
+
+impl Bounded {
+    fn bound<'a>(&self, sending: super::Sending<'a>) -> super::Sending<'a> {
+        let limit = self.limit;
+        Box::pin(async move {
+            match tokio::time::timeout(limit, sending).await {
+                Ok(outcome) => outcome,
+                Err(_) => Outcome::Retry {
+                    why: format!("no answer within {}", humantime::format_duration(limit)),
+                    after: None,
+                },
+            }
+        })
+    }
+}
+
+impl Notifier for Bounded {
+    fn send<'a>(&'a self, n: &'a Notification, who: &'a IdentityView) -> super::Sending<'a> {
+        self.bound(self.inner.send(n, who))
+    }
+    fn next_tick(&self) -> Option<Instant> {
+        self.inner.next_tick()
+    }
+    fn tick<'a>(&'a self, who: &'a IdentityView) -> super::Sending<'a> {
+        self.bound(self.inner.tick(who))
+    }
+    fn memory(&self) -> Option<serde_json::Value> {
+        self.inner.memory()
+    }
+    fn recall(&self, memory: serde_json::Value) {
+        self.inner.recall(memory)
+    }
 }
 
 /// What the task starts from.
@@ -152,8 +202,22 @@ async fn run(start: Start) {
     let counts: Arc<std::sync::Mutex<BTreeMap<(String, &'static str), u64>>> = Arc::default();
     let mut seed = now_ms() as u64 | 1;
     let mut remembered: BTreeMap<String, serde_json::Value> = BTreeMap::new();
+    // Each channel's attempts run in a task of their own: a channel whose
+    // receiver hangs holds up no other, and the loop never waits on one.
+    let mut running: BTreeMap<String, tokio::task::JoinHandle<()>> = BTreeMap::new();
     loop {
-        ticks(&notifiers, &identity).await;
+        ticks(&notifiers, &identity);
+        let finished: Vec<String> = running
+            .iter()
+            .filter(|(_, h)| h.is_finished())
+            .map(|(c, _)| c.clone())
+            .collect();
+        for c in &finished {
+            running.remove(c);
+        }
+        if !finished.is_empty() {
+            publish(&metrics, &counts);
+        }
         // Only what is on disk is sent: the notification was written
         // before any attempt, so a crash after a send repeats it at most
         // once, with its idempotency key.
@@ -167,11 +231,10 @@ async fn run(start: Start) {
         // One attempt at a time per channel; channels side by side.
         let mut by_channel: BTreeMap<String, Vec<crate::store::OutboxRow>> = BTreeMap::new();
         for row in due {
-            if notifiers.contains_key(&row.channel) {
+            if notifiers.contains_key(&row.channel) && !running.contains_key(&row.channel) {
                 by_channel.entry(row.channel.clone()).or_default().push(row);
             }
         }
-        let mut sends = Vec::new();
         for (channel, rows) in by_channel {
             let notifier = notifiers[&channel].clone();
             let (store, identity, counts) = (store.clone(), identity.clone(), counts.clone());
@@ -180,50 +243,53 @@ async fn run(start: Start) {
             seed ^= seed >> 7;
             seed ^= seed << 17;
             let noise = (seed % 1000) as f64 / 1000.0;
-            sends.push(tokio::spawn(async move {
-                if let Some(summary) = super::summary::summarize(&channel, &rows, now_ms()) {
-                    let result =
-                        send_summary(&store, notifier.as_ref(), &identity, summary, rows, noise)
-                            .await;
-                    if let Ok(mut c) = counts.lock() {
-                        *c.entry((channel, result)).or_default() += 1;
+            let done = wake.clone();
+            let name = channel.clone();
+            running.insert(
+                name,
+                tokio::spawn(async move {
+                    // The loop hears when this channel is free again.
+                    let _wake = WakeOnDrop(done);
+                    if let Some(summary) = super::summary::summarize(&channel, &rows, now_ms()) {
+                        let result = send_summary(
+                            &store,
+                            notifier.as_ref(),
+                            &identity,
+                            summary,
+                            rows,
+                            noise,
+                        )
+                        .await;
+                        if let Ok(mut c) = counts.lock() {
+                            *c.entry((channel, result)).or_default() += 1;
+                        }
+                        return;
                     }
-                    return;
-                }
-                for row in rows {
-                    let channel = row.channel.clone();
-                    let result = attempt(
-                        &store,
-                        notifier.as_ref(),
-                        &identity,
-                        row,
-                        noise,
-                        fallback.as_deref(),
-                    )
-                    .await;
-                    if let Ok(mut c) = counts.lock() {
-                        *c.entry((channel, result)).or_default() += 1;
+                    for row in rows {
+                        let channel = row.channel.clone();
+                        let result = attempt(
+                            &store,
+                            notifier.as_ref(),
+                            &identity,
+                            row,
+                            noise,
+                            fallback.as_deref(),
+                        )
+                        .await;
+                        if let Ok(mut c) = counts.lock() {
+                            *c.entry((channel, result)).or_default() += 1;
+                        }
                     }
-                }
-            }));
-        }
-        let sent = !sends.is_empty();
-        for s in sends {
-            let _ = s.await;
-        }
-        if sent {
-            publish(&metrics, &counts);
+                }),
+            );
         }
         remember(&store, &notifiers, &mut remembered);
         // Until the next retry is due (read without a commit), woken
-        // sooner by a new notification. A round that sent nothing waits at
-        // least a second (rows of a channel no longer configured stay due).
+        // sooner by a new notification or a channel done with its
+        // attempts. At least a second: rows of a channel still sending, or
+        // no longer configured, stay due meanwhile.
         let next = store.query(|s| s.next_due()).await.ok().flatten();
-        let floor = if sent {
-            Duration::ZERO
-        } else {
-            Duration::from_secs(1)
-        };
+        let floor = Duration::from_secs(1);
         let tick = notifiers
             .values()
             .filter_map(|n| n.next_tick())
@@ -250,15 +316,27 @@ fn memory_key(channel: &str) -> String {
     format!("delivery.channel.{channel}")
 }
 
-/// Each channel's scheduled work that is due, side by side.
-async fn ticks(notifiers: &BTreeMap<String, Arc<dyn Notifier>>, identity: &IdentityView) {
+/// Wakes the delivery loop when dropped: a channel's task, however it ends.
+struct WakeOnDrop(Arc<Notify>);
+
+impl Drop for WakeOnDrop {
+    fn drop(&mut self) {
+        self.0.notify_one();
+    }
+}
+
+/// Starts each channel's scheduled work that is due, each in a task of
+/// its own (a tick moves its channel's next one on when it starts).
+fn ticks(notifiers: &BTreeMap<String, Arc<dyn Notifier>>, identity: &IdentityView) {
     let now = Instant::now();
-    let due: Vec<_> = notifiers
-        .values()
-        .filter(|n| n.next_tick().is_some_and(|at| at <= now))
-        .map(|n| n.tick(identity))
-        .collect();
-    futures_util::future::join_all(due).await;
+    for n in notifiers.values() {
+        if n.next_tick().is_some_and(|at| at <= now) {
+            let (n, identity) = (n.clone(), identity.clone());
+            tokio::spawn(async move {
+                n.tick(&identity).await;
+            });
+        }
+    }
 }
 
 /// Writes each channel's memory that changed since it was last written.
