@@ -326,3 +326,18 @@ fn an_sms_template_names_only_placeholders_it_has_values_for() {
         ]
     );
 }
+
+#[test]
+fn a_relays_ca_file_must_hold_a_certificate_and_needs_tls() {
+    let lines = daemon(
+        "[channels.mail]\nkind = \"email\"\nsmtp = \"127.0.0.1:25\"\ntls = \"none\"\nca-file = \"/proc/version\"\n\
+         from = \"a@example.com\"\nto = [\"b@example.com\"]\n",
+    );
+    assert_eq!(
+        lines,
+        [
+            "$DIR/watchdog.toml:5:1: error: `ca-file` has no use with tls = \"none\"; use \"starttls\" or \"tls\"",
+            "$DIR/watchdog.toml:5:11: error: /proc/version holds no PEM certificate (-----BEGIN CERTIFICATE-----)",
+        ]
+    );
+}

@@ -230,3 +230,151 @@ fn alerts_waiting_across_a_sigkill_arrive_once_when_the_server_is_back() {
         assert_eq!(n, 1, "{t}'s alert arrives once: {mail:#?}");
     }
 }
+
+/// STARTTLS to a relay whose certificate a site's own CA signed
+/// (`ca-file`): the message arrives over the upgraded connection.
+#[test]
+fn an_alert_reaches_a_starttls_relay_signed_by_the_sites_ca() {
+    if !Command::new("/usr/bin/python3")
+        .args(["-c", "import aiosmtpd"])
+        .status()
+        .is_ok_and(|s| s.success())
+        || !Path::new("/usr/bin/openssl").exists()
+    {
+        eprintln!(
+            "skipped: python3-aiosmtpd or openssl is not installed (tests/run installs them)"
+        );
+        return;
+    }
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path();
+    let (ca, cert, key) = (
+        dir.join("ca.pem"),
+        dir.join("relay.pem"),
+        dir.join("relay.key"),
+    );
+    std::fs::write(
+        dir.join("ext"),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n",
+    )
+    .unwrap();
+    let openssl = |args: &[&str]| {
+        let ok = Command::new("/usr/bin/openssl")
+            .args(args)
+            .current_dir(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "openssl {args:?}");
+    };
+    // The site's CA, and the relay's certificate signed by it.
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=site-ca",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+    ]);
+    openssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=localhost",
+        "-keyout",
+        "relay.key",
+        "-out",
+        "relay.csr",
+    ]);
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "relay.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "1",
+        "-extfile",
+        "ext",
+        "-out",
+        "relay.pem",
+    ]);
+    let maildir = dir.join("maildir");
+    let port = free_port();
+    let child = Command::new("/usr/bin/python3")
+        .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}")])
+        .arg("--tlscert")
+        .arg(&cert)
+        .arg("--tlskey")
+        .arg(&key)
+        .args(["-c", "aiosmtpd.handlers.Mailbox"])
+        .arg(&maildir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _smtp = Smtp(child);
+    wait_until("the SMTP server listening", WAIT, || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).ok()
+    })
+    .unwrap();
+    std::fs::create_dir_all(dir.join("policies")).unwrap();
+    std::fs::write(
+        dir.join("watchdog.toml"),
+        format!(
+            "[log]\noutput = \"stderr\"\n\n[alerts]\ndefault-escalation = \"ops\"\ngroup-wait = \"0s\"\n\n\
+             [channels.ops-email]\nkind = \"email\"\nsmtp = \"127.0.0.1:{port}\"\ntls = \"starttls\"\nca-file = \"{}\"\n\
+             from = \"rvm-017@example.com\"\nto = [\"field-ops@example.com\"]\ntimeout = \"5s\"\nmin-severity = \"critical\"\n\n\
+             [escalation.ops]\nlevels = [{{ after = \"0s\", channels = [\"ops-email\"] }}]\n",
+            ca.display()
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("policies/camera.toml"),
+        "[target]\nname = \"camera\"\n\n[target.process]\ncommand = [\"/bin/sh\", \"-c\", \"exit 1\"]\n\n[alert]\nseverity = \"critical\"\n",
+    )
+    .unwrap();
+    let daemon = TestDaemon::start(dir);
+    let mut last = Value::Null;
+    let sent = wait_until("the alert delivered over STARTTLS", WAIT, || {
+        let list = daemon.get_json("/api/v1/notifications?limit=50");
+        last = list.clone();
+        list["notifications"]
+            .as_array()?
+            .iter()
+            .find(|n| n["channel"] == "ops-email" && n["state"] == "sent")
+            .cloned()
+    })
+    .unwrap_or_else(|e| {
+        let fp = last["notifications"][0]["alerts"][0]
+            .as_str()
+            .unwrap_or("")
+            .to_owned();
+        let one = daemon.get_json(&format!("/api/v1/alerts/{fp}"));
+        panic!("{e}: {:#}", one["notifications"])
+    });
+    let key = sent["key"].as_str().unwrap().to_owned();
+    let mail = wait_until("the message in the maildir", WAIT, || {
+        messages(&maildir).into_iter().find(|m| m.contains(&key))
+    })
+    .unwrap();
+    assert!(mail.contains("camera is failing"), "{mail}");
+    // The server requires STARTTLS before MAIL: it was upgraded.
+    assert_eq!(sent["attempts"], 1, "{sent:#}");
+}

@@ -325,6 +325,9 @@ pub enum ChannelKind {
         from: String,
         /// Recipients.
         to: Vec<String>,
+        /// The CA that signed the relay's certificate, trusted instead of
+        /// the system's roots.
+        ca_file: Option<PathBuf>,
     },
     /// Text messages through an HTTP SMS gateway.
     Sms {

@@ -262,6 +262,9 @@ pub struct RawChannel {
     pub smtp: Option<String>,
     /// email: `starttls` (default), `tls` or `none`.
     pub tls: Option<String>,
+    /// email: PEM file of the CA that signed the relay's certificate,
+    /// trusted instead of the system's roots.
+    pub ca_file: Option<String>,
     /// email, sms: account name.
     pub username: Option<String>,
     /// email, sms: file holding the password or API token.

@@ -1074,7 +1074,15 @@ fn channel(c: &mut Checker<'_>, path: &KeyPath, name: &str, ch: &RawChannel) -> 
     const COMMON: [&str; 4] = ["kind", "min-severity", "timeout", "fallback"];
     let specific: &[&str] = match kind {
         "webhook" => &["url", "secret-file"],
-        "email" => &["smtp", "tls", "username", "password-file", "from", "to"],
+        "email" => &[
+            "smtp",
+            "tls",
+            "ca-file",
+            "username",
+            "password-file",
+            "from",
+            "to",
+        ],
         "sms" => &[
             "url",
             "username",
@@ -1166,6 +1174,28 @@ fn channel(c: &mut Checker<'_>, path: &KeyPath, name: &str, ch: &RawChannel) -> 
                 password_file: secret(c, "password-file", &ch.password_file),
                 from,
                 to,
+                ca_file: ch.ca_file.as_deref().map(|f| {
+                    let key = path.key("ca-file");
+                    if tls == SmtpTls::None {
+                        c.error_at_key(
+                            &key,
+                            "`ca-file` has no use with tls = \"none\"; use \"starttls\" or \"tls\"",
+                        );
+                    }
+                    let file = c.abs_path(&key, f);
+                    match std::fs::read_to_string(&file) {
+                        Ok(pem) if pem.contains("-----BEGIN CERTIFICATE-----") => {}
+                        Ok(_) => c.error(
+                            &key,
+                            format!(
+                                "{} holds no PEM certificate (-----BEGIN CERTIFICATE-----)",
+                                file.display()
+                            ),
+                        ),
+                        Err(e) => c.error(&key, format!("cannot read {}: {e}", file.display())),
+                    }
+                    file
+                }),
             }
         }
         _ => {

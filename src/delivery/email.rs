@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use lettre::message::{Mailbox, MultiPart};
 use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, CertificateStore, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
 use super::{Notifier, Outcome, Sending};
@@ -37,6 +38,8 @@ pub struct Email {
     pub to: Vec<String>,
     /// How long an attempt may take.
     pub timeout: Duration,
+    /// The CA trusted for the relay instead of the system's roots.
+    pub ca_file: Option<PathBuf>,
 }
 
 fn what(i: &Item) -> String {
@@ -149,6 +152,22 @@ impl Email {
             SmtpTls::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host),
         };
         let mut builder = builder.port(port).timeout(Some(self.timeout));
+        if let Some(file) = &self.ca_file {
+            // Read at each attempt: a renewed CA takes effect at once.
+            let pem =
+                std::fs::read(file).map_err(|x| format!("cannot read {}: {x}", file.display()))?;
+            let ca = Certificate::from_pem(&pem)
+                .map_err(|x| format!("{} is not a PEM certificate: {x}", file.display()))?;
+            let params = TlsParameters::builder(host.to_owned())
+                .certificate_store(CertificateStore::None)
+                .add_root_certificate(ca)
+                .build_rustls()
+                .map_err(|x| x.to_string())?;
+            builder = builder.tls(match self.tls {
+                SmtpTls::Tls => Tls::Wrapper(params),
+                _ => Tls::Required(params),
+            });
+        }
         if let (Some(user), Some(file)) = (&self.username, &self.password_file) {
             let password = crate::trust::secret_file(file)
                 .and_then(|()| {

@@ -55,7 +55,9 @@ pub fn notifiers(config: &Config, http: &reqwest::Client) -> BTreeMap<String, Ar
                 password_file,
                 from,
                 to,
+                ca_file,
             } => Arc::new(super::email::Email {
+                ca_file: ca_file.clone(),
                 smtp: smtp.clone(),
                 tls: *tls,
                 username: username.clone(),
