@@ -237,3 +237,24 @@ fn a_fifo_among_the_policies_refuses_the_reload_and_the_loop_goes_on() {
     daemon.signal(Signal::SIGHUP);
     daemon.wait_for_line_after(mark, "reload applied", WAIT);
 }
+
+/// A reload that changes a channel applies the rest and says the channels
+/// change only at a restart.
+#[test]
+fn a_reload_that_changes_the_channels_says_they_change_at_restart() {
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path();
+    setup(dir);
+    let mut daemon = TestDaemon::start(dir);
+    write(
+        &dir.join("watchdog.toml"),
+        "[log]\noutput = \"stderr\"\n\n[channels.hook]\nkind = \"webhook\"\nurl = \"http://127.0.0.1:9/hook\"\n",
+    );
+    let mark = daemon.seen.len();
+    daemon.signal(Signal::SIGHUP);
+    let line = daemon.wait_for_line_after(mark, "change only at restart", WAIT);
+    assert!(
+        line.contains("WARN") && line.contains("[channels.*]"),
+        "{line}"
+    );
+}

@@ -305,6 +305,11 @@ impl Core {
         if new.daemon.state_dir != self.config.daemon.state_dir {
             warn!("the state directory changes only at restart");
         }
+        if new.channels != self.config.channels {
+            warn!(
+                "the channels ([channels.*]) change only at restart: delivery goes on over the ones it started with"
+            );
+        }
         if let Some(log) = &self.log
             && new.log.level != self.config.log.level
         {
