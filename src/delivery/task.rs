@@ -206,20 +206,9 @@ async fn run(start: Start) {
     let mut remembered: BTreeMap<String, serde_json::Value> = BTreeMap::new();
     // Each channel's attempts run in a task of their own: a channel whose
     // receiver hangs holds up no other, and the loop never waits on one.
-    let mut running: BTreeMap<String, tokio::task::JoinHandle<()>> = BTreeMap::new();
+    let busy: Arc<std::sync::Mutex<std::collections::BTreeSet<String>>> = Arc::default();
     loop {
         ticks(&notifiers, &identity);
-        let finished: Vec<String> = running
-            .iter()
-            .filter(|(_, h)| h.is_finished())
-            .map(|(c, _)| c.clone())
-            .collect();
-        for c in &finished {
-            running.remove(c);
-        }
-        if !finished.is_empty() {
-            publish(&metrics, &counts);
-        }
         // Only what is on disk is sent: the notification was written
         // before any attempt, so a crash after a send repeats it at most
         // once, with its idempotency key.
@@ -232,8 +221,9 @@ async fn run(start: Start) {
         };
         // One attempt at a time per channel; channels side by side.
         let mut by_channel: BTreeMap<String, Vec<crate::store::OutboxRow>> = BTreeMap::new();
+        let running = busy.lock().map(|b| b.clone()).unwrap_or_default();
         for row in due {
-            if notifiers.contains_key(&row.channel) && !running.contains_key(&row.channel) {
+            if notifiers.contains_key(&row.channel) && !running.contains(&row.channel) {
                 by_channel.entry(row.channel.clone()).or_default().push(row);
             }
         }
@@ -245,45 +235,45 @@ async fn run(start: Start) {
             seed ^= seed >> 7;
             seed ^= seed << 17;
             let noise = (seed % 1000) as f64 / 1000.0;
-            let done = wake.clone();
-            let name = channel.clone();
-            running.insert(
-                name,
-                tokio::spawn(async move {
-                    // The loop hears when this channel is free again.
-                    let _wake = WakeOnDrop(done);
-                    if let Some(summary) = super::summary::summarize(&channel, &rows, now_ms()) {
-                        let result = send_summary(
-                            &store,
-                            notifier.as_ref(),
-                            &identity,
-                            summary,
-                            rows,
-                            noise,
-                        )
-                        .await;
-                        if let Ok(mut c) = counts.lock() {
-                            *c.entry((channel, result)).or_default() += 1;
-                        }
-                        return;
+            if let Ok(mut b) = busy.lock() {
+                b.insert(channel.clone());
+            }
+            let free = Free {
+                busy: busy.clone(),
+                channel: channel.clone(),
+                wake: wake.clone(),
+                metrics: metrics.clone(),
+                counts: counts.clone(),
+            };
+            tokio::spawn(async move {
+                // The counters go out and the loop hears that this
+                // channel is free again, however the task ends.
+                let _free = free;
+                if let Some(summary) = super::summary::summarize(&channel, &rows, now_ms()) {
+                    let result =
+                        send_summary(&store, notifier.as_ref(), &identity, summary, rows, noise)
+                            .await;
+                    if let Ok(mut c) = counts.lock() {
+                        *c.entry((channel, result)).or_default() += 1;
                     }
-                    for row in rows {
-                        let channel = row.channel.clone();
-                        let result = attempt(
-                            &store,
-                            notifier.as_ref(),
-                            &identity,
-                            row,
-                            noise,
-                            fallback.as_deref(),
-                        )
-                        .await;
-                        if let Ok(mut c) = counts.lock() {
-                            *c.entry((channel, result)).or_default() += 1;
-                        }
+                    return;
+                }
+                for row in rows {
+                    let channel = row.channel.clone();
+                    let result = attempt(
+                        &store,
+                        notifier.as_ref(),
+                        &identity,
+                        row,
+                        noise,
+                        fallback.as_deref(),
+                    )
+                    .await;
+                    if let Ok(mut c) = counts.lock() {
+                        *c.entry((channel, result)).or_default() += 1;
                     }
-                }),
-            );
+                }
+            });
         }
         remember(&store, &notifiers, &mut remembered);
         // Until the next retry is due (read without a commit), woken
@@ -318,12 +308,23 @@ fn memory_key(channel: &str) -> String {
     format!("delivery.channel.{channel}")
 }
 
-/// Wakes the delivery loop when dropped: a channel's task, however it ends.
-struct WakeOnDrop(Arc<Notify>);
+/// Dropped when a channel's task ends, however it ends: publishes the
+/// delivery counters, marks the channel free and wakes the loop.
+struct Free {
+    busy: Arc<std::sync::Mutex<std::collections::BTreeSet<String>>>,
+    channel: String,
+    wake: Arc<Notify>,
+    metrics: tokio::sync::mpsc::Sender<crate::metrics::recorder::Request>,
+    counts: Arc<std::sync::Mutex<BTreeMap<(String, &'static str), u64>>>,
+}
 
-impl Drop for WakeOnDrop {
+impl Drop for Free {
     fn drop(&mut self) {
-        self.0.notify_one();
+        publish(&self.metrics, &self.counts);
+        if let Ok(mut b) = self.busy.lock() {
+            b.remove(&self.channel);
+        }
+        self.wake.notify_one();
     }
 }
 
