@@ -457,6 +457,7 @@ fn a_spent_reboot_budget_enters_safe_mode_also_after_a_sigkill_restart() {
     assert_ne!(health["status"], "pass");
 
     // Killed and started once more: still in safe mode.
+    wait_for_safe_mode_on_disk(dir);
     daemon.signal(nix::sys::signal::Signal::SIGKILL);
     daemon.wait_exit(WAIT);
     let mut daemon = TestDaemon::start_with_env(dir, &env);
@@ -466,6 +467,17 @@ fn a_spent_reboot_budget_enters_safe_mode_also_after_a_sigkill_restart() {
     });
     assert!(health["checks"]["recovery:safe-mode"][0]["status"] == "warn");
     sd.systemctl(&["reset-failed", unit]);
+}
+
+/// Waits until safe mode is committed to `dir`'s state store: the daemon
+/// queues it to the store's thread, which a loaded machine may run a moment
+/// after /health shows it.
+fn wait_for_safe_mode_on_disk(dir: &Path) {
+    wait_until("safe mode in the state store", WAIT, || {
+        let store = rvm_watchdog::store::Store::open(&dir.join("state")).ok()?;
+        store.get_state("safe-mode").ok().flatten()
+    })
+    .unwrap();
 }
 
 #[test]

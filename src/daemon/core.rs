@@ -339,6 +339,17 @@ impl Core {
     }
 
     pub(super) fn on_unit_changed(&mut self, event: UnitChanged) {
+        // A unit's state comes over the connection: a connection the loop
+        // has not seen yet is taken first, so /health never shows a live
+        // unit beside "not connected".
+        if let Some(status) = self
+            .supervisor
+            .as_ref()
+            .map(|s| s.status().borrow().clone())
+            && self.bus_up != Some(status.connected)
+        {
+            self.on_bus_status(status);
+        }
         let targets: Vec<String> = self
             .config
             .targets_of_unit(&event.state.unit)
