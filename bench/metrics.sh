@@ -117,6 +117,7 @@ t0=$(ticks); s0=$(date +%s.%N)
 python3 "$dir/push.py" "$port" "$token" live "$filled" "$LOAD"
 t1=$(ticks); s1=$(date +%s.%N)
 held=$(curl -s "http://127.0.0.1:$port/metrics" | awk '$1 == "rvm_watchdog_history_ram_samples" {print $2}')
+ram=$(curl -s "http://127.0.0.1:$port/metrics" | awk '$1 == "rvm_watchdog_history_ram_bytes" {printf "%.1f", $2 / 1048576}')
 python3 - "$t0" "$t1" "$s0" "$s1" "$hz" "$(rss_kib)" "$(( filled + LOAD ))" "${held:-?}" <<'EOF'
 import sys
 t0, t1, s0, s1, hz, rss, held_s = map(float, sys.argv[1:8])
@@ -125,4 +126,5 @@ print(f"1,000 series pushed every second: {(t1 - t0) / hz / secs * 100:.2f} % of
       f"(parsing and recording included), RSS {rss / 1024:.1f} MiB "
       f"with {held_s / 60:.0f} min of them in the RAM ring ({sys.argv[8] if sys.argv[8] == '?' else int(float(sys.argv[8]))} samples held)")
 EOF
+echo "  the rings' own count of their heap: ${ram:-?} MiB"
 grep -E '^(Rss|Anonymous)' "/proc/$pid/smaps_rollup" 2>/dev/null | tr -s ' ' | paste -sd ' ' | sed 's/^/  smaps_rollup: /' || true

@@ -341,3 +341,30 @@ fn a_relays_ca_file_must_hold_a_certificate_and_needs_tls() {
         ]
     );
 }
+
+#[test]
+fn a_channels_secret_file_others_may_read_is_an_error_naming_it() {
+    let case = Case::new("", &[]);
+    let secret = case.dir.join("hook.secret");
+    std::fs::write(&secret, "s3cret\n").unwrap();
+    let mode = |m| std::fs::Permissions::from_mode(m);
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&secret, mode(0o644)).unwrap();
+    std::fs::write(
+        case.dir.join("watchdog.toml"),
+        format!(
+            "[channels.hook]\nkind = \"webhook\"\nurl = \"http://127.0.0.1:9/a\"\nsecret-file = \"{}\"\n",
+            secret.display()
+        ),
+    )
+    .unwrap();
+    assert_eq!(
+        case.report(),
+        [
+            "$DIR/watchdog.toml:4:15: error: secret file $DIR/hook.secret has mode 0644: group or others may read or write it (fix: chmod 600 $DIR/hook.secret)"
+        ]
+    );
+    // Fixed as the message says: nothing to report.
+    std::fs::set_permissions(&secret, mode(0o600)).unwrap();
+    assert!(case.report().is_empty(), "{:?}", case.report());
+}
