@@ -80,6 +80,7 @@ fn main() -> ExitCode {
         Command::Maintenance(args) => done(alerts::maintenance(&args, &mut out())),
         Command::Incidents(args) => done(alerts::incidents(&args, &mut out())),
         Command::Notifications(args) => done(alerts::notifications(&args, &mut out())),
+        Command::Events(args) => done(rvm_watchdog::cli::events::events(&args, &mut out())),
         Command::Run(args) => match rvm_watchdog::daemon::main(args.sources()) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

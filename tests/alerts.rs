@@ -270,6 +270,46 @@ fn an_incident_names_its_failing_dependency_and_tells_the_whole_story() {
     assert!(text.contains("time to recover:"), "{text}");
     assert!(text.contains("restart ok"), "{text}");
 
+    // The event log tells it too, newest first: the uplink's incident
+    // opened before it closed, and nothing of the API's target in a list
+    // asked for the uplink's.
+    let log = get(&daemon, "/api/v1/events?target=uplink&limit=1000")["events"].clone();
+    let kinds: Vec<&str> = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    let position = |k: &str| kinds.iter().position(|x| *x == k);
+    let (opened, closed) = (position("incident-opened"), position("incident-closed"));
+    assert!(
+        opened.is_some() && closed.is_some() && closed < opened,
+        "{kinds:?}"
+    );
+    assert!(
+        log.as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["target"] == "uplink"),
+        "{log:#}"
+    );
+    let (code, text) = daemon.cli(
+        dir,
+        &["events", "--target", "uplink", "--kind", "incident-closed"],
+    );
+    assert_eq!(code, Some(0), "{text}");
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(
+        !lines.is_empty()
+            && lines
+                .iter()
+                .all(|l| l.contains("incident-closed") && l.contains("uplink")),
+        "{text}"
+    );
+    let (code, text) = daemon.cli(dir, &["events", "--target", "nope"]);
+    assert_ne!(code, Some(0), "{text}");
+    assert!(text.contains("no target named \"nope\""), "{text}");
+
     // The figures are series.
     until("the incident figures in /metrics", || {
         let (_, _, body) = support::daemon::http_get(daemon.addr, "/metrics");

@@ -506,3 +506,40 @@ fn the_boot_id_comes_from_the_host_root() {
         assert_ne!(current_boot_id(Path::new("/")), "unknown-boot");
     }
 }
+
+#[test]
+fn a_new_file_has_small_pages_and_an_old_one_keeps_its_own() {
+    let page_size = |path: &Path| -> i64 {
+        rusqlite::Connection::open(path)
+            .unwrap()
+            .query_row("PRAGMA page_size", [], |row| row.get(0))
+            .unwrap()
+    };
+    // A new file: 1 KiB pages, so a commit's few pages a table write little.
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    store
+        .append_event(&event(t(0), "decision", None, "x"))
+        .unwrap();
+    drop(store);
+    assert_eq!(page_size(&dir.path().join("state.db")), 1024);
+    // A file made with 4 KiB pages opens as it is, its rows intact.
+    let old = tempfile::tempdir().unwrap();
+    let path = old.path().join("state.db");
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.pragma_update(None, "page_size", 4096).unwrap();
+        conn.execute_batch("CREATE TABLE t (x); DROP TABLE t;")
+            .unwrap();
+    }
+    let store = Store::open(old.path()).unwrap();
+    store
+        .append_event(&event(t(0), "decision", None, "kept"))
+        .unwrap();
+    drop(store);
+    assert_eq!(page_size(&path), 4096);
+    let store = Store::open(old.path()).unwrap();
+    let rows = store.events(&Default::default()).unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].message, "kept");
+}

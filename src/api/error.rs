@@ -23,6 +23,10 @@ pub enum ApiError {
     Conflict(String),
     /// The daemon is stopping.
     Unavailable,
+    /// The state store did not open: nothing is kept to read.
+    NoStore,
+    /// The state store failed to answer (busy, or an error it names).
+    Store(String),
 }
 
 impl IntoResponse for ApiError {
@@ -42,6 +46,12 @@ impl IntoResponse for ApiError {
                 "stopping",
                 "the watchdog is stopping".to_owned(),
             ),
+            ApiError::NoStore => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "no-store",
+                "the state store did not open, so no event log is kept; the journal has every event (journalctl -u rvm-watchdog)".to_owned(),
+            ),
+            ApiError::Store(m) => (StatusCode::SERVICE_UNAVAILABLE, "store-busy", m),
         };
         (
             code,

@@ -10,6 +10,7 @@ pub mod access;
 mod alerts;
 mod control;
 mod error;
+mod events;
 mod series;
 pub mod serve;
 pub mod views;
@@ -50,6 +51,8 @@ pub struct ApiState {
     /// The metrics recorder: pushes, queries, the latest values.
     pub metrics: crate::metrics::recorder::Handle,
     pub alerts: crate::alert::task::Handle,
+    /// The state store, for the event log; `None` when it did not open.
+    pub store: Option<crate::store::StoreThread>,
 }
 
 /// All routes, behind the [`access`] guard.
@@ -59,6 +62,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/health", get(health))
         .route("/metrics", get(metrics))
         .route("/api/v1/targets", get(targets))
+        .route("/api/v1/events", get(events::list))
         .route("/api/v1/ingest", post(series::push))
         .route("/api/v1/query", get(series::query))
         .route("/api/v1/series", get(series::list))

@@ -105,7 +105,7 @@ pub(super) struct QueryParams {
 }
 
 /// A time: milliseconds since 1970, or RFC 3339.
-fn time(name: &str, text: &str) -> Result<u64, ApiError> {
+pub(super) fn time(name: &str, text: &str) -> Result<u64, ApiError> {
     if let Ok(ms) = text.parse::<u64>() {
         return Ok(ms);
     }
@@ -120,7 +120,7 @@ fn time(name: &str, text: &str) -> Result<u64, ApiError> {
         })
 }
 
-fn duration(name: &str, text: &str) -> Result<u64, ApiError> {
+pub(super) fn duration(name: &str, text: &str) -> Result<u64, ApiError> {
     humantime::parse_duration(text)
         .map(|d| d.as_millis() as u64)
         .map_err(|_| {

@@ -68,6 +68,15 @@ fn app(snapshot: Snapshot) -> Router {
 /// stand-in core loop answering commands. The token file lives as long as
 /// the stand-in.
 fn app_with(snapshot: Snapshot, change: impl FnOnce(&mut Access)) -> Router {
+    app_on(snapshot, change, None)
+}
+
+/// [`app_with`] over a state store.
+fn app_on(
+    snapshot: Snapshot,
+    change: impl FnOnce(&mut Access),
+    store: Option<crate::store::StoreThread>,
+) -> Router {
     let dir = tempfile::tempdir().unwrap();
     let token_file = dir.path().join("api.token");
     std::fs::write(&token_file, format!("{TOKEN}\n")).unwrap();
@@ -145,6 +154,7 @@ fn app_with(snapshot: Snapshot, change: impl FnOnce(&mut Access)) -> Router {
         access: watch::Sender::new(access).subscribe(),
         metrics: recorder(),
         alerts: alerts(),
+        store,
     })
 }
 
@@ -1018,4 +1028,124 @@ async fn alert_routes_answer_not_found_for_unknown_alerts_and_say_there_is_no_st
     let (code, _, text) = call(&app, "GET", "/api/v1/incidents", None).await;
     assert_eq!(code, StatusCode::BAD_REQUEST, "{text}");
     assert!(text.contains("state store"), "{text}");
+}
+
+#[tokio::test]
+async fn events_are_listed_newest_first_filtered_and_paged() {
+    use crate::store::{NewEvent, Store, StoreThread};
+    let store = Store::open_in_memory().unwrap();
+    let t0 = SystemTime::now() - Duration::from_secs(7200);
+    for i in 0..5u64 {
+        let mut e = NewEvent::new(
+            t0 + Duration::from_secs(i * 1200),
+            if i % 2 == 0 {
+                "unit-failed"
+            } else {
+                "decision"
+            },
+            format!("event {i}"),
+        );
+        e.target = Some(if i == 4 { "other" } else { "edge" }.into());
+        e.result = (i == 1).then(|| "done".into());
+        store.append_event(&e).unwrap();
+    }
+    let thread = StoreThread::spawn(store);
+    let app = app_on(snapshot(), |_| {}, Some(thread));
+    let list = |v: &Value| -> Vec<String> {
+        v["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["message"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let (code, _, text) = call(&app, "GET", "/api/v1/events", None).await;
+    assert_eq!(code, StatusCode::OK, "{text}");
+    let all = json(&text);
+    assert_eq!(
+        list(&all),
+        ["event 4", "event 3", "event 2", "event 1", "event 0"]
+    );
+    assert_eq!(all["next"], Value::Null);
+    let one = &all["events"][3];
+    assert_eq!(one["kind"], "decision");
+    assert_eq!(one["target"], "edge");
+    assert_eq!(one["result"], "done");
+    assert!(one["at"].as_str().unwrap().ends_with('Z'), "{one}");
+    assert!(one["atMs"].is_u64(), "{one}");
+
+    // By target and kind, and by time: 70 minutes back holds the last two
+    // (40 and 60 minutes ago).
+    let (_, _, text) = call(
+        &app,
+        "GET",
+        "/api/v1/events?target=edge&kind=unit-failed",
+        None,
+    )
+    .await;
+    assert_eq!(list(&json(&text)), ["event 2", "event 0"]);
+    let (_, _, text) = call(&app, "GET", "/api/v1/events?since=70m", None).await;
+    assert_eq!(list(&json(&text)), ["event 4", "event 3"]);
+
+    // Paged: two a page, `next` leads to the rest, none lost or repeated.
+    let mut seen = Vec::new();
+    let mut path = "/api/v1/events?limit=2".to_owned();
+    loop {
+        let (code, _, text) = call(&app, "GET", &path, None).await;
+        assert_eq!(code, StatusCode::OK, "{text}");
+        let page = json(&text);
+        seen.extend(list(&page));
+        match page["next"].as_i64() {
+            Some(id) => path = format!("/api/v1/events?limit=2&before={id}"),
+            None => break,
+        }
+    }
+    assert_eq!(
+        seen,
+        ["event 4", "event 3", "event 2", "event 1", "event 0"]
+    );
+
+    // Wrong asks get the one error shape.
+    for (path, code, words) in [
+        (
+            "/api/v1/events?target=nope",
+            StatusCode::NOT_FOUND,
+            "no target named \"nope\"",
+        ),
+        (
+            "/api/v1/events?target=..%2F..%2Fetc",
+            StatusCode::NOT_FOUND,
+            "no target",
+        ),
+        (
+            "/api/v1/events?limit=0",
+            StatusCode::BAD_REQUEST,
+            "`limit` = 0",
+        ),
+        (
+            "/api/v1/events?limit=5000",
+            StatusCode::BAD_REQUEST,
+            "expected 1 to 1000",
+        ),
+        (
+            "/api/v1/events?since=yesterday",
+            StatusCode::BAD_REQUEST,
+            "`since`",
+        ),
+    ] {
+        let (got, _, text) = call(&app, "GET", path, None).await;
+        assert_eq!(got, code, "{path}: {text}");
+        assert!(
+            json(&text)["message"].as_str().unwrap().contains(words),
+            "{path}: {text}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn events_without_a_store_say_so() {
+    let app = app(snapshot());
+    let (code, _, text) = call(&app, "GET", "/api/v1/events", None).await;
+    assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE, "{text}");
+    assert_eq!(json(&text)["error"], "no-store");
 }

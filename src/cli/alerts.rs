@@ -193,7 +193,7 @@ fn who(by: &Option<String>) -> String {
 }
 
 /// Calls the API; prints why on failure. `need_token` for changes.
-fn api(
+pub(super) fn api(
     args: &ApiArgs,
     method: &str,
     path: &str,
@@ -226,7 +226,7 @@ fn api(
 }
 
 /// A time as people read it: `2026-12-02 03:19:14Z (4m ago)`.
-fn when(ms: Option<u64>) -> String {
+pub(super) fn when(ms: Option<u64>) -> String {
     let Some(ms) = ms else {
         return "-".into();
     };

@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 pub mod alerts;
 pub mod channel;
+pub mod events;
 
 use crate::config::{self, Bus, Sources};
 
@@ -70,6 +71,8 @@ pub enum Command {
     Incidents(alerts::IncidentArgs),
     /// The notifications decided, newest first (the outbox).
     Notifications(alerts::NotificationArgs),
+    /// The event log, newest first: failures, decisions, actions, alerts.
+    Events(events::EventArgs),
     /// Send a test notification over one channel of the configuration on
     /// disk and print the receiver's answer (exit code: 0 delivered, 1 not,
     /// 3 no such channel).

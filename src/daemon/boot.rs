@@ -276,6 +276,7 @@ pub(super) fn start_api(
         access,
         metrics,
         alerts: alerts.clone(),
+        store: boot.store.clone(),
     });
     let server = tokio::spawn(crate::api::serve(listener, app, shutdown.clone()));
     Ok(StartedApi {

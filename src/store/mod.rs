@@ -320,6 +320,11 @@ pub struct EventQuery {
     pub kind: Option<String>,
     /// Only events at or after this time.
     pub since: Option<SystemTime>,
+    /// Only events before this time.
+    pub until: Option<SystemTime>,
+    /// Only events appended before the one with this id (the next page of
+    /// a list, newest first).
+    pub before: Option<i64>,
     /// At most this many (the newest); 0 returns none.
     pub limit: usize,
 }
@@ -336,6 +341,8 @@ impl Default for EventQuery {
             target: None,
             kind: None,
             since: None,
+            until: None,
+            before: None,
             limit: Self::DEFAULT_LIMIT,
         }
     }
@@ -353,6 +360,13 @@ pub struct Reboot {
     /// The boot during which it was asked for (the boot it ended).
     pub boot_id: String,
 }
+
+/// The page size of a new state database.
+const PAGE_SIZE: i64 = 1024;
+
+/// SQLite's page cache of a connection, in KiB as a negative number (its
+/// unit for a size).
+pub(crate) const CACHE_KIB: i64 = -512;
 
 /// What [`Store::record_boot`] knows of this boot and the one before.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -439,6 +453,11 @@ impl Store {
         };
         let conn = Connection::open_with_flags(&path, flags).map_err(open_error)?;
         conn.busy_timeout(BUSY_TIMEOUT).map_err(open_error)?;
+        // Takes effect only on a new file (before WAL mode and the schema).
+        // Each commit appends every page it touched to the WAL, a few per
+        // table and index whatever the rows: small pages write less flash.
+        conn.pragma_update(None, "page_size", PAGE_SIZE)
+            .map_err(open_error)?;
         // The first statement to read the file: a file that is not a
         // database fails here.
         let mode: String = conn
@@ -507,6 +526,10 @@ impl Store {
         // power loss may roll back the last commits but never corrupts.
         conn.pragma_update(None, "synchronous", 1)
             .map_err(sql("set synchronous=NORMAL"))?;
+        // Pages read stay in the kernel's cache anyway; SQLite's own copy
+        // (2 MiB by default) would count in the daemon's memory.
+        conn.pragma_update(None, "cache_size", CACHE_KIB)
+            .map_err(sql("set cache_size"))?;
         migrate(&mut conn).map_err(|e| match e {
             MigrateError::Sql(source) => StoreError::Sql {
                 what: "migrate the schema",
@@ -565,6 +588,14 @@ impl Store {
         if let Some(since) = query.since {
             values.push(to_millis(since).into());
             sql_text.push_str(&format!(" AND at_ms >= ?{}", values.len()));
+        }
+        if let Some(until) = query.until {
+            values.push(to_millis(until).into());
+            sql_text.push_str(&format!(" AND at_ms < ?{}", values.len()));
+        }
+        if let Some(before) = query.before {
+            values.push(before.into());
+            sql_text.push_str(&format!(" AND id < ?{}", values.len()));
         }
         values.push(saturating_i64(query.limit).into());
         sql_text.push_str(&format!(" ORDER BY id DESC LIMIT ?{}", values.len()));

@@ -202,6 +202,8 @@ impl File {
             .map_err(open_error)?;
         conn.pragma_update(None, "journal_size_limit", as_sql(WAL_LIMIT))
             .map_err(open_error)?;
+        conn.pragma_update(None, "cache_size", crate::store::CACHE_KIB)
+            .map_err(open_error)?;
         migrate(&mut conn, &path)?;
         let mut file = File {
             conn,
