@@ -359,9 +359,7 @@ fn the_ladder_escalates_from_restarts_to_a_hook_then_gives_up() {
         let events = store
             .events(&rvm_watchdog::store::EventQuery {
                 target: Some("escalate".into()),
-                kind: None,
-                since: None,
-                limit: 100,
+                ..Default::default()
             })
             .ok()?;
         events.iter().any(|e| e.kind == "gave-up").then_some(events)

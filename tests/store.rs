@@ -99,6 +99,7 @@ fn events_round_trip_newest_first_with_filters_and_limit() {
                 kind: kind.map(str::to_owned),
                 since,
                 limit,
+                ..EventQuery::default()
             })
             .unwrap())
     };
