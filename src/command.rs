@@ -32,6 +32,15 @@ pub enum Command {
         /// The current events and the receiver, taken at the same point.
         reply: oneshot::Sender<Observer>,
     },
+    /// Come back to the event stream after the event numbered `after`:
+    /// every event since, then every later one; `None` when some of them
+    /// are no longer kept.
+    Resume {
+        /// The last event the observer had.
+        after: u64,
+        /// What it missed and the receiver, taken at the same point.
+        reply: oneshot::Sender<Option<Observer>>,
+    },
 }
 
 /// An operator's command on a target.

@@ -130,6 +130,20 @@ fn need(access: &Access, method: &Method, path: &str) -> Need {
 
 /// The middleware: refuses a request that may not pass.
 pub async fn guard(State(state): State<ApiState>, request: Request, next: Next) -> Response {
+    if let Some(length) = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        && length > super::MAX_BODY as u64
+    {
+        // Answered before a byte of it is read.
+        return ApiError::TooLarge(format!(
+            "the body is {length} bytes; the API takes at most {} KiB",
+            super::MAX_BODY / 1024
+        ))
+        .into_response();
+    }
     let access = state.access.borrow().clone();
     match admit(
         &access,

@@ -5,13 +5,14 @@
 use std::time::Duration;
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tokio::sync::oneshot;
 
+use super::error::{Body, Params, Segments};
 use super::{ApiError, ApiState};
 use crate::alert::engine::Refused;
 use crate::alert::silence::{Matcher, Schedule, Weekly};
@@ -64,7 +65,7 @@ pub(super) struct ListParams {
 /// newest first.
 pub(super) async fn list(
     State(state): State<ApiState>,
-    Query(p): Query<ListParams>,
+    Params(p): Params<ListParams>,
 ) -> Result<Response, ApiError> {
     let mut filter = Filter {
         target: p.target,
@@ -121,7 +122,7 @@ fn view(row: OutboxRow) -> NotificationView {
 /// `GET /api/v1/alerts/{fingerprint}`: the alert and its notifications.
 pub(super) async fn one(
     State(state): State<ApiState>,
-    Path(fp): Path<String>,
+    Segments(fp): Segments<String>,
 ) -> Result<Response, ApiError> {
     let key = fp.clone();
     match ask(&state, |r| Request::Get(key, r)).await? {
@@ -172,8 +173,8 @@ fn text(field: &str, value: Option<String>) -> Result<String, ApiError> {
 /// `POST /api/v1/alerts/{fingerprint}/ack` with `{"by", "comment"}`.
 pub(super) async fn ack(
     State(state): State<ApiState>,
-    Path(fp): Path<String>,
-    body: Option<Json<AckBody>>,
+    Segments(fp): Segments<String>,
+    body: Option<Body<AckBody>>,
 ) -> Result<Response, ApiError> {
     let body = body.map(|b| b.0).unwrap_or_default();
     let (by, comment) = (who(body.by)?, text("comment", body.comment)?);
@@ -186,8 +187,8 @@ pub(super) async fn ack(
 /// `POST /api/v1/alerts/{fingerprint}/unack` with `{"by"}`.
 pub(super) async fn unack(
     State(state): State<ApiState>,
-    Path(fp): Path<String>,
-    body: Option<Json<AckBody>>,
+    Segments(fp): Segments<String>,
+    body: Option<Body<AckBody>>,
 ) -> Result<Response, ApiError> {
     let body = body.map(|b| b.0).unwrap_or_default();
     let by = who(body.by)?;
@@ -253,7 +254,7 @@ pub(super) async fn silences(State(state): State<ApiState>) -> Result<Response, 
 /// `POST /api/v1/silences`: `{"target", "name", "severity", "for" | "until", "reason", "by"}`.
 pub(super) async fn silence(
     State(state): State<ApiState>,
-    Json(body): Json<MuteBody>,
+    Body(body): Body<MuteBody>,
 ) -> Result<Response, ApiError> {
     let now = now_ms();
     if body.every.is_some() {
@@ -275,7 +276,7 @@ pub(super) async fn silence(
 /// `DELETE /api/v1/silences/{id}`: ends it now.
 pub(super) async fn expire(
     State(state): State<ApiState>,
-    Path(id): Path<String>,
+    Segments(id): Segments<String>,
 ) -> Result<Response, ApiError> {
     ask(&state, |r| Request::Expire(id, r))
         .await?
@@ -297,7 +298,7 @@ pub(super) async fn windows(State(state): State<ApiState>) -> Result<Response, A
 /// or weekly (`every`).
 pub(super) async fn maintain(
     State(state): State<ApiState>,
-    Json(body): Json<MuteBody>,
+    Body(body): Body<MuteBody>,
 ) -> Result<Response, ApiError> {
     let now = now_ms();
     let schedule = match &body.every {
@@ -332,7 +333,7 @@ pub(super) async fn maintain(
 /// `DELETE /api/v1/maintenance/{id}`: ends it now.
 pub(super) async fn end_window(
     State(state): State<ApiState>,
-    Path(id): Path<String>,
+    Segments(id): Segments<String>,
 ) -> Result<Response, ApiError> {
     ask(&state, |r| Request::EndWindow(id, r))
         .await?
@@ -351,7 +352,7 @@ pub(super) struct PageParams {
 /// `GET /api/v1/notifications`: the outbox, newest first.
 pub(super) async fn notifications(
     State(state): State<ApiState>,
-    Query(p): Query<PageParams>,
+    Params(p): Params<PageParams>,
 ) -> Result<Response, ApiError> {
     let limit = p.limit.unwrap_or(100).clamp(1, MAX_LIMIT);
     let rows = ask(&state, |r| Request::Outbox(p.channel, limit, r))
@@ -366,7 +367,7 @@ pub(super) async fn notifications(
 /// `GET /api/v1/incidents`: incident records, newest first.
 pub(super) async fn incidents(
     State(state): State<ApiState>,
-    Query(p): Query<PageParams>,
+    Params(p): Params<PageParams>,
 ) -> Result<Response, ApiError> {
     let limit = p.limit.unwrap_or(50).clamp(1, MAX_LIMIT);
     let list = ask(&state, |r| Request::Incidents(p.target, limit, r))
@@ -378,7 +379,7 @@ pub(super) async fn incidents(
 /// `GET /api/v1/incidents/{id}`.
 pub(super) async fn incident(
     State(state): State<ApiState>,
-    Path(id): Path<String>,
+    Segments(id): Segments<String>,
 ) -> Result<Response, ApiError> {
     let key = id.clone();
     match ask(&state, |r| Request::Incident(key, r))

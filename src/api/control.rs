@@ -2,12 +2,13 @@
 //! [`super::access`] guard has checked the token and the site; each
 //! answers once the core loop is done.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use tokio::sync::oneshot;
 
+use super::error::{Params, Segments};
 use super::{ApiError, ApiState};
 use crate::command::{Command, Operation, ReloadOutcome};
 
@@ -45,21 +46,21 @@ pub(super) async fn operate(
 
 pub(super) async fn restart(
     State(state): State<ApiState>,
-    Path(name): Path<String>,
+    Segments(name): Segments<String>,
 ) -> Result<Response, ApiError> {
     operate(&state, name, Operation::Restart).await
 }
 
 pub(super) async fn reset(
     State(state): State<ApiState>,
-    Path(name): Path<String>,
+    Segments(name): Segments<String>,
 ) -> Result<Response, ApiError> {
     operate(&state, name, Operation::Reset).await
 }
 
 pub(super) async fn run_step(
     State(state): State<ApiState>,
-    Path((name, step)): Path<(String, usize)>,
+    Segments((name, step)): Segments<(String, usize)>,
 ) -> Result<Response, ApiError> {
     operate(&state, name, Operation::RunStep(step)).await
 }
@@ -73,8 +74,8 @@ pub(super) struct PauseQuery {
 
 pub(super) async fn pause(
     State(state): State<ApiState>,
-    Path(name): Path<String>,
-    Query(query): Query<PauseQuery>,
+    Segments(name): Segments<String>,
+    Params(query): Params<PauseQuery>,
 ) -> Result<Response, ApiError> {
     let length = match query.length.as_deref() {
         None => None,
@@ -97,7 +98,7 @@ pub(super) async fn pause(
 
 pub(super) async fn resume(
     State(state): State<ApiState>,
-    Path(name): Path<String>,
+    Segments(name): Segments<String>,
 ) -> Result<Response, ApiError> {
     operate(&state, name, Operation::Resume).await
 }

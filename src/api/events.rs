@@ -5,11 +5,12 @@
 use std::time::{Duration, SystemTime};
 
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use super::error::Params;
 use super::series::{duration, time};
 use super::{ApiError, ApiState};
 use crate::store::{Event, EventQuery};
@@ -34,7 +35,12 @@ pub(super) struct EventParams {
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct EventView {
-    pub id: i64,
+    /// Its row in the event log (the list's paging key).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<i64>,
+    /// Its place in this run's stream (the live stream's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u64>,
     pub at: String,
     pub at_ms: u64,
     pub kind: String,
@@ -49,9 +55,26 @@ pub struct EventView {
 }
 
 impl EventView {
+    /// A row of the event log.
     pub fn of(e: &Event) -> EventView {
         EventView {
-            id: e.id,
+            id: Some(e.id),
+            ..EventView::new(e)
+        }
+    }
+
+    /// An event of the live stream, shaped as its row will be.
+    pub fn live(e: &crate::event::Stamped) -> EventView {
+        EventView {
+            seq: Some(e.seq),
+            ..EventView::new(&crate::event::record::row(e))
+        }
+    }
+
+    fn new(e: &crate::store::NewEvent) -> EventView {
+        EventView {
+            id: None,
+            seq: None,
             at: crate::status::rfc3339(e.at),
             at_ms: ms(e.at),
             kind: e.kind.clone(),
@@ -88,7 +111,7 @@ fn moment(name: &str, text: &str, now: u64) -> Result<u64, ApiError> {
 /// first; `next` is the `before` of the following page, `null` on the last.
 pub(super) async fn list(
     State(state): State<ApiState>,
-    Query(p): Query<EventParams>,
+    Params(p): Params<EventParams>,
 ) -> Result<Response, ApiError> {
     if let Some(t) = &p.target
         && !state

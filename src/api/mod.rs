@@ -13,6 +13,8 @@ mod error;
 mod events;
 mod series;
 pub mod serve;
+mod stream;
+mod targets;
 pub mod views;
 
 use std::time::{Instant, SystemTime};
@@ -21,7 +23,6 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use serde::Serialize;
 use tokio::sync::{mpsc, watch};
 
@@ -55,59 +56,77 @@ pub struct ApiState {
     pub store: Option<crate::store::StoreThread>,
 }
 
-/// All routes, behind the [`access`] guard.
+/// Declares every route once: the router is built from this list, and
+/// [`ROUTES`] names them for `openapi.json`'s test and the token test.
+macro_rules! routes {
+    ($( $method:ident $path:literal => $handler:expr ),* $(,)?) => {
+        /// Every route as (method, path), in the router's words.
+        pub const ROUTES: &[(&str, &str)] = &[$((stringify!($method), $path)),*];
+
+        fn add_routes(router: Router<ApiState>) -> Router<ApiState> {
+            router$(.route($path, axum::routing::$method($handler)))*
+        }
+    };
+}
+
+routes! {
+    get "/livez" => livez,
+    get "/readyz" => targets::ready,
+    get "/health" => health,
+    get "/metrics" => metrics,
+    get "/api/v1/targets" => targets::list,
+    get "/api/v1/targets/{name}" => targets::one,
+    get "/api/v1/events" => events::list,
+    get "/api/v1/stream" => stream::follow,
+    post "/api/v1/ingest" => series::push,
+    get "/api/v1/query" => series::query,
+    get "/api/v1/series" => series::list,
+    post "/api/v1/targets/{name}/restart" => control::restart,
+    post "/api/v1/targets/{name}/reset" => control::reset,
+    post "/api/v1/targets/{name}/steps/{step}" => control::run_step,
+    post "/api/v1/targets/{name}/pause" => control::pause,
+    post "/api/v1/targets/{name}/resume" => control::resume,
+    post "/api/v1/reload" => control::reload,
+    get "/api/v1/alerts" => alerts::list,
+    get "/api/v1/alerts/{fingerprint}" => alerts::one,
+    post "/api/v1/alerts/{fingerprint}/ack" => alerts::ack,
+    post "/api/v1/alerts/{fingerprint}/unack" => alerts::unack,
+    get "/api/v1/silences" => alerts::silences,
+    post "/api/v1/silences" => alerts::silence,
+    delete "/api/v1/silences/{id}" => alerts::expire,
+    get "/api/v1/maintenance" => alerts::windows,
+    post "/api/v1/maintenance" => alerts::maintain,
+    delete "/api/v1/maintenance/{id}" => alerts::end_window,
+    get "/api/v1/notifications" => alerts::notifications,
+    get "/api/v1/incidents" => alerts::incidents,
+    get "/api/v1/incidents/{id}" => alerts::incident,
+    get "/api/v1/openapi.json" => openapi,
+}
+
+async fn openapi() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
+}
+
+/// The API's OpenAPI 3.1 document, served at `/api/v1/openapi.json`; a
+/// test keeps it in step with [`ROUTES`].
+pub const OPENAPI: &str = include_str!("openapi.json");
+
+/// The largest request body taken (a push of series is the largest);
+/// a request that announces more is answered 413 before it is read.
+pub const MAX_BODY: usize = 1024 * 1024;
+
+/// All routes, behind the [`access`] guard; a path or method no route
+/// takes, and a body too large, get the one error shape.
 pub fn router(state: ApiState) -> Router {
-    Router::new()
-        .route("/livez", get(livez))
-        .route("/health", get(health))
-        .route("/metrics", get(metrics))
-        .route("/api/v1/targets", get(targets))
-        .route("/api/v1/events", get(events::list))
-        .route("/api/v1/ingest", post(series::push))
-        .route("/api/v1/query", get(series::query))
-        .route("/api/v1/series", get(series::list))
-        .route("/api/v1/targets/{name}/restart", post(control::restart))
-        .route("/api/v1/targets/{name}/reset", post(control::reset))
-        .route(
-            "/api/v1/targets/{name}/steps/{step}",
-            post(control::run_step),
-        )
-        .route("/api/v1/targets/{name}/pause", post(control::pause))
-        .route("/api/v1/targets/{name}/resume", post(control::resume))
-        .route("/api/v1/reload", post(control::reload))
-        .route("/api/v1/alerts", get(alerts::list))
-        .route("/api/v1/alerts/{fingerprint}", get(alerts::one))
-        .route("/api/v1/alerts/{fingerprint}/ack", post(alerts::ack))
-        .route("/api/v1/alerts/{fingerprint}/unack", post(alerts::unack))
-        .route(
-            "/api/v1/silences",
-            get(alerts::silences).post(alerts::silence),
-        )
-        .route(
-            "/api/v1/silences/{id}",
-            axum::routing::delete(alerts::expire),
-        )
-        .route(
-            "/api/v1/maintenance",
-            get(alerts::windows).post(alerts::maintain),
-        )
-        .route(
-            "/api/v1/maintenance/{id}",
-            axum::routing::delete(alerts::end_window),
-        )
-        .route("/api/v1/notifications", get(alerts::notifications))
-        .route("/api/v1/incidents", get(alerts::incidents))
-        .route("/api/v1/incidents/{id}", get(alerts::incident))
+    add_routes(Router::new())
+        .fallback(error::no_route)
+        .method_not_allowed_fallback(error::wrong_method)
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             access::guard,
         ))
         .with_state(state)
-}
-
-async fn targets(State(state): State<ApiState>) -> Response {
-    let snapshot = state.snapshot.borrow();
-    axum::Json(views::targets(&snapshot)).into_response()
 }
 
 /// The liveness answer: whether the core loop goes round.

@@ -6,13 +6,14 @@
 use std::time::{Duration, SystemTime};
 
 use axum::body::Body;
-use axum::extract::{Query as Params, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::State;
+use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tokio::sync::oneshot;
 
+use super::error::Params;
 use super::{ApiError, ApiState};
 use crate::metrics::history::{Matcher, Query, Resolution};
 use crate::metrics::ingest::{self, Format};
@@ -20,7 +21,7 @@ use crate::metrics::kpi::Selector;
 use crate::metrics::recorder::Request;
 
 /// A pushed body may be at most this large.
-pub const MAX_BODY: usize = 1024 * 1024;
+pub const MAX_BODY: usize = super::MAX_BODY;
 /// A pushed body must arrive within this long.
 const BODY_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -45,23 +46,26 @@ pub(super) async fn push(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok());
     let Some(format) = Format::of_content_type(content_type) else {
-        return Ok((
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            axum::Json(json!({
-                "error": "unsupported-media-type",
-                "message": "send text/plain (Prometheus' text format) or application/json",
-            })),
-        )
-            .into_response());
+        return Err(ApiError::UnsupportedMedia(
+            "send text/plain (Prometheus' text format) or application/json".into(),
+        ));
     };
     let bytes = match tokio::time::timeout(BODY_TIMEOUT, axum::body::to_bytes(body, MAX_BODY)).await
     {
         Ok(Ok(b)) => b,
-        Ok(Err(_)) => {
-            return Err(ApiError::BadRequest(format!(
-                "the body is larger than {} KiB, or broke off",
-                MAX_BODY / 1024
-            )));
+        Ok(Err(e)) => {
+            let too_large = e
+                .into_inner()
+                .downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some();
+            return Err(if too_large {
+                ApiError::TooLarge(format!(
+                    "the body is larger than the {} KiB the API takes",
+                    MAX_BODY / 1024
+                ))
+            } else {
+                ApiError::BadRequest("the body broke off".into())
+            });
         }
         Err(_) => {
             return Err(ApiError::BadRequest(format!(
@@ -76,15 +80,10 @@ pub(super) async fn push(
     let samples = match ingest::parse(format, text, now_ms()) {
         Ok(s) => s,
         Err(problems) => {
-            return Ok((
-                StatusCode::BAD_REQUEST,
-                axum::Json(json!({
-                    "error": "bad-request",
-                    "message": format!("nothing was stored: {}", problems[0]),
-                    "problems": problems,
-                })),
-            )
-                .into_response());
+            return Err(ApiError::Invalid {
+                message: format!("nothing was stored: {}", problems[0]),
+                problems,
+            });
         }
     };
     let sent = samples.len();

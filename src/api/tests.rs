@@ -77,6 +77,19 @@ fn app_on(
     change: impl FnOnce(&mut Access),
     store: Option<crate::store::StoreThread>,
 ) -> Router {
+    app_full(snapshot, change, store, None)
+}
+
+/// The event path the stand-in core loop answers observers from.
+type Shared = std::sync::Arc<std::sync::Mutex<crate::event::Events>>;
+
+/// [`app_on`] whose stand-in answers observers from `events`.
+fn app_full(
+    snapshot: Snapshot,
+    change: impl FnOnce(&mut Access),
+    store: Option<crate::store::StoreThread>,
+    events: Option<Shared>,
+) -> Router {
     let dir = tempfile::tempdir().unwrap();
     let token_file = dir.path().join("api.token");
     std::fs::write(&token_file, format!("{TOKEN}\n")).unwrap();
@@ -142,7 +155,16 @@ fn app_on(
                         problems: vec!["edge.toml:3:8: error: bad".into()],
                     });
                 }
-                Command::Observe { .. } => {}
+                Command::Observe { reply } => {
+                    if let Some(e) = &events {
+                        let _ = reply.send(e.lock().unwrap().slurp_and_subscribe());
+                    }
+                }
+                Command::Resume { after, reply } => {
+                    if let Some(e) = &events {
+                        let _ = reply.send(e.lock().unwrap().resume_after(after));
+                    }
+                }
             }
         }
     });
@@ -358,17 +380,17 @@ async fn control_routes_answer_with_the_core_loops_result() {
         (
             "/api/v1/targets/edge/steps/4",
             StatusCode::NOT_FOUND,
-            json!({"error": "not-found", "message": "target \"edge\" has 1 ladder step(s); there is no step 4"}),
+            json!({"error": {"code": "not-found", "message": "target \"edge\" has 1 ladder step(s); there is no step 4"}}),
         ),
         (
             "/api/v1/targets/probed/restart",
             StatusCode::CONFLICT,
-            json!({"error": "not-applicable", "message": "target \"probed\" has no unit to restart"}),
+            json!({"error": {"code": "not-applicable", "message": "target \"probed\" has no unit to restart"}}),
         ),
         (
             "/api/v1/targets/edge/reset",
             StatusCode::SERVICE_UNAVAILABLE,
-            json!({"error": "stopping", "message": "the watchdog is stopping"}),
+            json!({"error": {"code": "stopping", "message": "the watchdog is stopping"}}),
         ),
         (
             "/api/v1/targets/edge/pause?for=30m",
@@ -383,12 +405,12 @@ async fn control_routes_answer_with_the_core_loops_result() {
         (
             "/api/v1/targets/edge/pause?for=soon",
             StatusCode::BAD_REQUEST,
-            json!({"error": "bad-request", "message": "pause for \"soon\": expected number at 0 (a duration like \"30m\" or \"2h\")"}),
+            json!({"error": {"code": "bad-request", "message": "pause for \"soon\": expected number at 0 (a duration like \"30m\" or \"2h\")"}}),
         ),
         (
             "/api/v1/targets/edge/resume",
             StatusCode::CONFLICT,
-            json!({"error": "not-applicable", "message": "target \"edge\" is not paused"}),
+            json!({"error": {"code": "not-applicable", "message": "target \"edge\" is not paused"}}),
         ),
         (
             "/api/v1/reload",
@@ -416,7 +438,7 @@ async fn changing_calls_need_the_token_on_every_address() {
     for call_path in [path, "/api/v1/reload", "/api/v1/targets/edge/steps/1"] {
         let (code, _, body) = call(&app, "POST", call_path, None).await;
         assert_eq!(code, StatusCode::UNAUTHORIZED, "POST {call_path}: {body}");
-        assert_eq!(json(&body)["error"], "unauthorized");
+        assert_eq!(json(&body)["error"]["code"], "unauthorized");
     }
     assert_eq!(
         call(&app, "POST", path, Some("wrong!")).await.0,
@@ -465,7 +487,7 @@ async fn a_changing_call_from_another_site_or_for_another_name_is_refused_even_w
     for headers in refused {
         let (code, _, body) = call_with(&app, "POST", path, Some(TOKEN), headers).await;
         assert_eq!(code, StatusCode::FORBIDDEN, "{headers:?}: {body}");
-        assert_eq!(json(&body)["error"], "forbidden");
+        assert_eq!(json(&body)["error"]["code"], "forbidden");
     }
     let allowed: [&[(&str, &str)]; 4] = [
         &[("host", "127.0.0.1:9184")],
@@ -841,11 +863,11 @@ async fn a_pushed_body_is_stored_whole_or_refused_naming_the_line() {
     assert_eq!(code, StatusCode::BAD_REQUEST, "{body}");
     let answer = json(&body);
     assert_eq!(
-        answer["problems"][0],
+        answer["error"]["problems"][0],
         "line 2: value \"line\" of bad is not a number"
     );
     assert!(
-        answer["message"]
+        answer["error"]["message"]
             .as_str()
             .unwrap()
             .starts_with("nothing was stored: line 2")
@@ -896,7 +918,10 @@ async fn a_query_names_what_is_wrong_with_it() {
         let (code, _, body) = call(&app, "GET", path, None).await;
         assert_eq!(code, StatusCode::BAD_REQUEST, "{path}: {body}");
         assert!(
-            json(&body)["message"].as_str().unwrap().contains(want),
+            json(&body)["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains(want),
             "{path}: {body}"
         );
     }
@@ -955,7 +980,10 @@ async fn silences_and_maintenance_are_made_listed_and_ended_with_the_token_only(
     ] {
         let (code, body) = send_json(&app, "POST", "/api/v1/silences", Some(TOKEN), bad).await;
         assert_eq!(code, StatusCode::BAD_REQUEST, "{body}");
-        assert!(body["message"].as_str().unwrap().contains(says), "{body}");
+        assert!(
+            body["error"]["message"].as_str().unwrap().contains(says),
+            "{body}"
+        );
     }
     let (code, _, _) = call(&app, "DELETE", &format!("/api/v1/silences/{id}"), None).await;
     assert_eq!(code, StatusCode::UNAUTHORIZED);
@@ -989,7 +1017,7 @@ async fn silences_and_maintenance_are_made_listed_and_ended_with_the_token_only(
     .await;
     assert_eq!(code, StatusCode::BAD_REQUEST);
     assert!(
-        body["message"]
+        body["error"]["message"]
             .as_str()
             .unwrap()
             .contains("\"funday\" is not a day"),
@@ -1136,7 +1164,10 @@ async fn events_are_listed_newest_first_filtered_and_paged() {
         let (got, _, text) = call(&app, "GET", path, None).await;
         assert_eq!(got, code, "{path}: {text}");
         assert!(
-            json(&text)["message"].as_str().unwrap().contains(words),
+            json(&text)["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains(words),
             "{path}: {text}"
         );
     }
@@ -1147,5 +1178,404 @@ async fn events_without_a_store_say_so() {
     let app = app(snapshot());
     let (code, _, text) = call(&app, "GET", "/api/v1/events", None).await;
     assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE, "{text}");
-    assert_eq!(json(&text)["error"], "no-store");
+    assert_eq!(json(&text)["error"]["code"], "no-store");
+}
+
+/// `path` with its `{…}` segments filled in: a configured target, a step.
+fn filled(path: &str) -> String {
+    path.replace("{name}", "edge")
+        .replace("{step}", "1")
+        .replace("{fingerprint}", "0123456789abcdef")
+        .replace("{id}", "1")
+}
+
+#[test]
+fn every_route_is_in_openapi_json_and_every_operation_there_is_routed() {
+    let doc: Value = serde_json::from_str(OPENAPI).unwrap();
+    assert_eq!(doc["openapi"], "3.1.0");
+    let mut documented = std::collections::BTreeSet::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            documented.insert((method.clone(), path.clone()));
+            assert!(op["summary"].is_string(), "{method} {path} has no summary");
+            let changes = method != "get";
+            let secured = op["security"] == json!([{ "bearer": [] }]);
+            assert_eq!(
+                changes, secured,
+                "{method} {path}: a changing call, and only one, lists the token as required"
+            );
+            if changes {
+                assert!(
+                    op["responses"]["401"].is_object(),
+                    "{method} {path} lists no 401"
+                );
+            }
+        }
+    }
+    let routed: std::collections::BTreeSet<(String, String)> = ROUTES
+        .iter()
+        .map(|(m, p)| (m.to_string(), p.to_string()))
+        .collect();
+    let missing: Vec<_> = routed.difference(&documented).collect();
+    let stale: Vec<_> = documented.difference(&routed).collect();
+    assert!(
+        missing.is_empty() && stale.is_empty(),
+        "routed but not in openapi.json: {missing:?}; in openapi.json but not routed: {stale:?}"
+    );
+}
+
+#[tokio::test]
+async fn every_route_of_the_list_is_routed_by_the_router() {
+    // A route in ROUTES the router does not take would answer the one
+    // "no route" error; every one of them takes its method.
+    let app = app(snapshot());
+    for (method, path) in ROUTES {
+        if *path == "/api/v1/stream" {
+            continue; // Answers a stream; its own test below.
+        }
+        let (code, _, body) = call(&app, &method.to_uppercase(), &filled(path), Some(TOKEN)).await;
+        if code == StatusCode::NOT_FOUND || code == StatusCode::METHOD_NOT_ALLOWED {
+            let v = json(&body);
+            assert_ne!(
+                v["error"]["code"], "method-not-allowed",
+                "{method} {path}: {body}"
+            );
+            assert!(
+                !v["error"]["message"]
+                    .as_str()
+                    .unwrap_or("")
+                    .contains("openapi.json"),
+                "{method} {path} is not routed: {body}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn every_changing_route_answers_401_without_the_token_and_with_a_wrong_one() {
+    let app = app(snapshot());
+    let changing: Vec<_> = ROUTES.iter().filter(|(m, _)| *m != "get").collect();
+    assert!(changing.len() >= 13, "{changing:?}");
+    for (method, path) in changing {
+        let method = method.to_uppercase();
+        let path = filled(path);
+        for token in [None, Some("wrong!"), Some("s3cre"), Some("s3cret2")] {
+            let (code, _, body) = call(&app, &method, &path, token).await;
+            assert_eq!(code, StatusCode::UNAUTHORIZED, "{method} {path} {token:?}");
+            assert_eq!(json(&body)["error"]["code"], "unauthorized", "{body}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn errors_have_one_shape_for_unknown_targets_routes_methods_and_bad_input() {
+    let app = app(snapshot());
+    let long = "x".repeat(4096);
+    for name in [
+        "nope",
+        "..%2F..%2Fetc%2Fpasswd",
+        "%00",
+        "edge%00",
+        long.as_str(),
+    ] {
+        for (method, path) in [
+            ("GET", format!("/api/v1/targets/{name}")),
+            ("POST", format!("/api/v1/targets/{name}/restart")),
+            ("GET", format!("/api/v1/events?target={name}")),
+        ] {
+            let (code, kind, body) = call(&app, method, &path, Some(TOKEN)).await;
+            assert_eq!(code, StatusCode::NOT_FOUND, "{method} {path}: {body}");
+            assert_eq!(kind, "application/json", "{method} {path}");
+            let v = json(&body);
+            assert_eq!(v["error"]["code"], "not-found", "{body}");
+            assert!(v["error"]["message"].is_string(), "{body}");
+        }
+    }
+    // A path with `../` in it takes no route at all.
+    let (code, _, body) = call(&app, "GET", "/api/v1/targets/../../etc", None).await;
+    assert_eq!(code, StatusCode::NOT_FOUND, "{body}");
+    assert_eq!(json(&body)["error"]["code"], "not-found");
+    let (code, _, body) = call(&app, "GET", "/api/v2/nothing", None).await;
+    assert_eq!(code, StatusCode::NOT_FOUND);
+    assert_eq!(json(&body)["error"]["code"], "not-found");
+    let (code, _, body) = call(&app, "DELETE", "/api/v1/reload", Some(TOKEN)).await;
+    assert_eq!(code, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(json(&body)["error"]["code"], "method-not-allowed");
+    // A step that is not a number, a limit that is not one.
+    let (code, _, body) = call(&app, "POST", "/api/v1/targets/edge/steps/two", Some(TOKEN)).await;
+    assert_eq!(code, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(json(&body)["error"]["code"], "bad-request");
+    let (code, _, body) = call(&app, "GET", "/api/v1/incidents?limit=many", None).await;
+    assert_eq!(code, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(json(&body)["error"]["code"], "bad-request");
+    // A body that is not JSON.
+    let response = app
+        .clone()
+        .oneshot(
+            Request::post("/api/v1/silences")
+                .header("host", "127.0.0.1:9184")
+                .header("authorization", format!("Bearer {TOKEN}"))
+                .header("content-type", "application/json")
+                .body(Body::from("{not json"))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let body = axum::body::to_bytes(response.into_body(), 1 << 16)
+        .await
+        .unwrap();
+    assert_eq!(
+        json(std::str::from_utf8(&body).unwrap())["error"]["code"],
+        "bad-request"
+    );
+}
+
+#[tokio::test]
+async fn a_body_over_a_mib_gets_413_before_a_byte_of_it_is_read() {
+    let app = app(snapshot());
+    let polled = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let seen = polled.clone();
+    // Ten MiB announced; reading the body would record it.
+    let body = Body::from_stream(futures_util::stream::once(async move {
+        seen.store(true, std::sync::atomic::Ordering::SeqCst);
+        Ok::<_, std::io::Error>(axum::body::Bytes::from(vec![b'x'; 10 << 20]))
+    }));
+    for (path, token) in [("/api/v1/ingest", Some(TOKEN)), ("/api/v1/silences", None)] {
+        let mut request = Request::post(path)
+            .header("host", "127.0.0.1:9184")
+            .header("content-type", "text/plain")
+            .header("content-length", (10 << 20).to_string());
+        if let Some(t) = token {
+            request = request.header("authorization", format!("Bearer {t}"));
+        }
+        let response = app
+            .clone()
+            .oneshot(request.body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE, "{path}");
+        let text = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        let v = json(std::str::from_utf8(&text).unwrap());
+        assert_eq!(v["error"]["code"], "too-large", "{v}");
+    }
+    let response = app
+        .clone()
+        .oneshot(
+            Request::post("/api/v1/ingest")
+                .header("host", "127.0.0.1:9184")
+                .header("authorization", format!("Bearer {TOKEN}"))
+                .header("content-type", "text/plain")
+                .header("content-length", (10 << 20).to_string())
+                .body(body)
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(
+        !polled.load(std::sync::atomic::Ordering::SeqCst),
+        "the body was read"
+    );
+    // Sent without a length (chunked), it is cut off at the limit.
+    let response = app
+        .clone()
+        .oneshot(
+            Request::post("/api/v1/ingest")
+                .header("host", "127.0.0.1:9184")
+                .header("authorization", format!("Bearer {TOKEN}"))
+                .header("content-type", "text/plain")
+                .body(Body::from_stream(futures_util::stream::iter((0..20).map(
+                    |_| Ok::<_, std::io::Error>(axum::body::Bytes::from(vec![b'#'; 1 << 19])),
+                ))))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+}
+
+#[tokio::test]
+async fn readyz_wants_the_loop_going_round_and_systemd_connected() {
+    let (code, kind, body) = call(&app(full_snapshot()), "GET", "/readyz", None).await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    assert_eq!(kind, HEALTH_JSON);
+    assert_eq!(json(&body)["status"], "pass");
+    let mut s = full_snapshot();
+    s.supervisor.as_mut().unwrap().connected = false;
+    let (code, _, body) = call(&app(s), "GET", "/readyz", None).await;
+    assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE);
+    let v = json(&body);
+    assert_eq!(v["status"], "fail");
+    assert!(
+        v["output"]
+            .as_str()
+            .unwrap()
+            .contains("not connected to systemd"),
+        "{v}"
+    );
+    let mut s = full_snapshot();
+    s.last_tick = Instant::now() - Duration::from_secs(30);
+    let (code, _, body) = call(&app(s), "GET", "/readyz", None).await;
+    assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert!(body.contains("core loop"), "{body}");
+}
+
+#[tokio::test]
+async fn one_target_in_detail_has_its_probes_ladder_unit_last_action_and_incidents() {
+    let (code, _, body) = call(&app(full_snapshot()), "GET", "/api/v1/targets/edge", None).await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    let v = json(&body);
+    assert_eq!(v["name"], "edge");
+    assert_eq!(v["status"], "warn", "{v}");
+    assert_eq!(v["state"], "failing");
+    assert_eq!(v["since"], "2025-12-01T14:41:00Z");
+    assert_eq!(v["unitState"]["activeState"], "failed");
+    assert_eq!(v["recovery"]["attempts"], 2);
+    assert_eq!(v["recovery"]["heldBy"], "usb-bus");
+    assert_eq!(v["lastAction"]["action"], "restart");
+    assert_eq!(
+        v["probes"],
+        json!([{
+            "name": "gpu", "health": "passing", "status": "warn",
+            "observedValue": 71.5, "observedUnit": "°C", "output": "71.5 °C",
+            "tookMs": 3, "at": "2025-12-01T14:41:35Z",
+        }])
+    );
+    // The alert engine here has no store: it says so, the rest answers.
+    assert!(
+        v["incidents"].is_object() || v["incidents"].is_array(),
+        "{v}"
+    );
+}
+
+/// Reads SSE messages from `body` until `want` have come (each as its
+/// `event`, `id` and `data`), within a deadline.
+async fn messages(
+    body: &mut axum::body::BodyDataStream,
+    buffer: &mut String,
+    want: usize,
+) -> Vec<(String, Option<String>, Value)> {
+    use futures_util::StreamExt as _;
+    let mut got = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        while let Some(end) = buffer.find("\n\n") {
+            let frame: String = buffer.drain(..end + 2).collect();
+            let (mut event, mut id, mut data) = (String::new(), None, String::new());
+            for line in frame.lines() {
+                if let Some(v) = line.strip_prefix("event: ") {
+                    event = v.into();
+                } else if let Some(v) = line.strip_prefix("id: ") {
+                    id = Some(v.into());
+                } else if let Some(v) = line.strip_prefix("data: ") {
+                    data.push_str(v);
+                }
+            }
+            if !event.is_empty() {
+                got.push((event, id, json(&data)));
+            }
+            if got.len() == want {
+                return got;
+            }
+        }
+        let chunk = tokio::time::timeout_at(deadline, body.next())
+            .await
+            .unwrap_or_else(|_| panic!("{} of {want} messages came: {got:?}", got.len()))
+            .expect("the stream ended")
+            .unwrap();
+        buffer.push_str(std::str::from_utf8(&chunk).unwrap());
+    }
+}
+
+async fn connect(app: &Router, last: Option<&str>) -> axum::body::BodyDataStream {
+    let mut request = Request::get("/api/v1/stream").header("host", "127.0.0.1:9184");
+    if let Some(id) = last {
+        request = request.header("last-event-id", id);
+    }
+    let response = app
+        .clone()
+        .oneshot(request.body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        response.headers()["content-type"].to_str().unwrap(),
+        "text/event-stream"
+    );
+    response.into_body().into_data_stream()
+}
+
+#[tokio::test]
+async fn the_stream_starts_with_current_state_follows_live_and_resumes_from_last_event_id() {
+    use crate::event::{Event, Events};
+    use crate::recovery::Health;
+    let events: Shared = std::sync::Arc::new(std::sync::Mutex::new(Events::new(None)));
+    let emit_refused = |generation: u64| {
+        events.lock().unwrap().emit(Event::ReloadRefused {
+            generation,
+            problems: vec![format!("bad {generation}")],
+        })
+    };
+    events.lock().unwrap().emit(Event::HealthChanged {
+        target: "edge".into(),
+        unit: Some("myrvm-edge.service".into()),
+        from: Health::Unknown,
+        to: Health::Healthy,
+    });
+    emit_refused(2);
+    let s = snapshot();
+    let run = s
+        .started_at
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_millis();
+    let app = app_full(s, |_| {}, None, Some(events.clone()));
+
+    // A new client: the stream's note, the state that holds (the target's
+    // health; not the refused reload, which is over), then live events.
+    let mut body = connect(&app, None).await;
+    let mut buf = String::new();
+    let got = messages(&mut body, &mut buf, 2).await;
+    assert_eq!(got[0].0, "stream");
+    assert_eq!(got[0].2["resumed"], false);
+    assert_eq!(got[0].2["current"], 1);
+    assert_eq!(got[1].0, "health-changed");
+    assert_eq!(got[1].1.as_deref(), Some(format!("{run}-1").as_str()));
+    assert_eq!(got[1].2["target"], "edge");
+    assert_eq!(got[1].2["seq"], 1);
+    emit_refused(3);
+    let got = messages(&mut body, &mut buf, 1).await;
+    assert_eq!(got[0].0, "reload-refused");
+    assert_eq!(got[0].1.as_deref(), Some(format!("{run}-3").as_str()));
+    assert_eq!(got[0].2["fields"]["generation"], 3, "{:?}", got[0]);
+    drop(body);
+
+    // Gone for a while: it comes back with Last-Event-ID and gets what it
+    // missed, in order, then what follows.
+    emit_refused(4);
+    emit_refused(5);
+    let mut body = connect(&app, Some(&format!("{run}-3"))).await;
+    let mut buf = String::new();
+    emit_refused(6);
+    let got = messages(&mut body, &mut buf, 4).await;
+    assert_eq!(got[0].0, "stream");
+    assert_eq!(got[0].2["resumed"], true);
+    assert_eq!(got[0].2["missed"], 2);
+    let ids: Vec<_> = got[1..].iter().map(|m| m.1.clone().unwrap()).collect();
+    assert_eq!(ids, [4, 5, 6].map(|n| format!("{run}-{n}")));
+    drop(body);
+
+    // An id of another run, or one no longer kept: current state instead.
+    for _ in 0..crate::event::RECENT {
+        emit_refused(7);
+    }
+    for last in ["1-3".to_owned(), format!("{run}-4"), "garbage".into()] {
+        let mut body = connect(&app, Some(&last)).await;
+        let got = messages(&mut body, &mut String::new(), 2).await;
+        assert_eq!(got[0].2["resumed"], false, "{last}");
+        assert_eq!(got[1].0, "health-changed", "{last}");
+    }
 }

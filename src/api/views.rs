@@ -372,6 +372,16 @@ fn target_check(
     }
 }
 
+/// A target's status, state, since when (RFC 3339) and a line for people,
+/// as its `/health` check says them.
+pub fn target_status(
+    t: &TargetView,
+    s: &Snapshot,
+) -> (Status, &'static str, Option<String>, String) {
+    let (status, state, since, output) = target_check(t, s.ladders.get(&t.name));
+    (status, state, since.map(ms_rfc3339), output)
+}
+
 /// Every target with what is known of it.
 pub fn targets(s: &Snapshot) -> Vec<TargetReport<'_>> {
     s.config

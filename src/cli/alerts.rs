@@ -210,16 +210,12 @@ pub(super) fn api(
             if (200..300).contains(&code) {
                 Ok(Some(value))
             } else {
-                let why = value["message"]
-                    .as_str()
-                    .map(str::to_owned)
-                    .unwrap_or_else(|| value.to_string());
-                writeln!(out, "{why}")?;
+                writeln!(out, "{}", super::refusal(code, &value))?;
                 Ok(None)
             }
         }
         Err(e) => {
-            writeln!(out, "cannot reach the watchdog at {addr}: {e}")?;
+            writeln!(out, "{}", super::unreachable(addr, &e))?;
             Ok(None)
         }
     }

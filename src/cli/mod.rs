@@ -374,20 +374,41 @@ pub fn call(args: &ApiArgs, path: &str, out: &mut impl std::io::Write) -> std::i
         Ok((code, body)) => {
             let value: serde_json::Value =
                 serde_json::from_str(&body).unwrap_or(serde_json::Value::String(body));
-            let text = value
-                .get("detail")
-                .or_else(|| value.get("message"))
-                .and_then(|v| v.as_str())
-                .map(str::to_owned)
-                .unwrap_or_else(|| value.to_string());
+            let text = match value.get("detail").and_then(|v| v.as_str()) {
+                Some(detail) => detail.to_owned(),
+                None if code == 200 => value.to_string(),
+                None => refusal(code, &value),
+            };
             writeln!(out, "{text}")?;
             Ok(code == 200)
         }
         Err(e) => {
-            writeln!(out, "cannot reach the watchdog at {addr}: {e}")?;
+            writeln!(out, "{}", unreachable(addr, &e))?;
             Ok(false)
         }
     }
+}
+
+/// Why the daemon refused a call, in its own words (the one error shape's
+/// `message`), with what to do about a token it refused.
+pub(crate) fn refusal(code: u16, value: &serde_json::Value) -> String {
+    let message = value["error"]["message"]
+        .as_str()
+        .map(str::to_owned)
+        .unwrap_or_else(|| value.to_string());
+    if code == 401 {
+        return format!(
+            "the watchdog refused the token (401): {message}. The token file read is not the running daemon's: pass --token-file, or --config with the daemon's file (its [api] token-file), or --state-dir for the api.token it made"
+        );
+    }
+    message
+}
+
+/// What to say when the daemon cannot be reached.
+pub(crate) fn unreachable(addr: SocketAddr, e: &std::io::Error) -> String {
+    format!(
+        "cannot reach the watchdog at {addr} ({e}): is rvm-watchdog running? systemctl status rvm-watchdog"
+    )
 }
 
 /// `rvm-watchdog query`: one series' points as a table, oldest first, and
@@ -412,14 +433,13 @@ pub fn query(
     let (code, body) = match request(addr, "GET", &path, token.as_deref()) {
         Ok(r) => r,
         Err(e) => {
-            writeln!(out, "cannot reach the watchdog at {addr}: {e}")?;
+            writeln!(out, "{}", unreachable(addr, &e))?;
             return Ok(false);
         }
     };
     let value: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
     if code != 200 {
-        let why = value["message"].as_str().unwrap_or(&body);
-        writeln!(out, "{why}")?;
+        writeln!(out, "{}", refusal(code, &value))?;
         return Ok(false);
     }
     let series = value["series"].as_array().cloned().unwrap_or_default();

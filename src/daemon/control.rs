@@ -42,6 +42,9 @@ impl Core {
             Command::Observe { reply } => {
                 let _ = reply.send(self.events.slurp_and_subscribe());
             }
+            Command::Resume { after, reply } => {
+                let _ = reply.send(self.events.resume_after(after));
+            }
         }
     }
 

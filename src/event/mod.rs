@@ -49,6 +49,11 @@ pub const BACKLOG: usize = 10_000;
 /// Events an observer may lag behind before it misses some.
 pub const OBSERVER_CAPACITY: usize = 1024;
 
+/// The latest events kept for an observer that comes back (a live stream
+/// reconnecting with `Last-Event-ID`): more than an observer may lag, so
+/// one that lagged and reconnects at once misses nothing.
+pub const RECENT: usize = 2 * OBSERVER_CAPACITY;
+
 /// One fact the daemon produced.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
@@ -437,6 +442,7 @@ pub struct Events {
     observers: broadcast::Sender<Arc<Stamped>>,
     subscribers: Vec<Lossless>,
     current: Current,
+    recent: VecDeque<Arc<Stamped>>,
 }
 
 impl Events {
@@ -450,6 +456,7 @@ impl Events {
             observers,
             subscribers: Vec::new(),
             current: Current::default(),
+            recent: VecDeque::new(),
         }
     }
 
@@ -481,6 +488,10 @@ impl Events {
             });
         }
         self.current.apply(&stamped);
+        if self.recent.len() == RECENT {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(stamped.clone());
         let troubles = self.deliver(&stamped);
         let _ = self.observers.send(stamped);
         for t in troubles {
@@ -538,6 +549,24 @@ impl Events {
     /// observer that may lag.
     pub fn slurp_and_subscribe(&self) -> Observer {
         (self.current.events(), self.observers.subscribe())
+    }
+
+    /// Every event after the one numbered `seq` and a receiver of every
+    /// later one, when the recent events still hold them all; `None` when
+    /// some are gone or `seq` was never emitted (the observer then starts
+    /// over from current state).
+    pub fn resume_after(&self, seq: u64) -> Option<Observer> {
+        let first = self.recent.front().map_or(self.seq + 1, |e| e.seq);
+        if seq > self.seq || seq + 1 < first {
+            return None;
+        }
+        let missed = self
+            .recent
+            .iter()
+            .filter(|e| e.seq > seq)
+            .cloned()
+            .collect();
+        Some((missed, self.observers.subscribe()))
     }
 
     /// The events that still hold and a channel of every later one, none
