@@ -58,6 +58,18 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Status(args) => {
+            use std::io::IsTerminal as _;
+            let tty = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+            match rvm_watchdog::cli::status::status(&args, tty, &mut out()) {
+                Ok(Some(true)) => ExitCode::SUCCESS,
+                Ok(_) => ExitCode::from(1),
+                Err(e) => {
+                    eprintln!("rvm-watchdog: cannot write the answer: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
         Command::Query(args) => {
             use std::io::IsTerminal as _;
             let tty = std::io::stdout().is_terminal();

@@ -26,6 +26,10 @@ pub struct EventArgs {
     /// Print the API's JSON instead of lines.
     #[arg(long)]
     pub json: bool,
+    /// Then follow: print every new event as it happens (oldest first), until
+    /// interrupted; reconnects, missing nothing, when the stream breaks.
+    #[arg(long, short)]
+    pub follow: bool,
     /// How to reach the daemon.
     #[command(flatten)]
     pub api: ApiArgs,
@@ -55,6 +59,14 @@ pub fn events(args: &EventArgs, out: &mut impl Write) -> std::io::Result<bool> {
         return Ok(true);
     }
     let list = v["events"].as_array().cloned().unwrap_or_default();
+    if args.follow {
+        // Like journalctl -f: the latest at the bottom, then what comes.
+        for e in list.iter().rev() {
+            writeln!(out, "{}", line(e))?;
+        }
+        out.flush()?;
+        return follow(args, out);
+    }
     if list.is_empty() {
         writeln!(out, "no events")?;
     }
@@ -65,6 +77,88 @@ pub fn events(args: &EventArgs, out: &mut impl Write) -> std::io::Result<bool> {
         writeln!(out, "(older events: raise --limit or narrow --since)")?;
     }
     Ok(true)
+}
+
+/// How long to wait before reconnecting to a stream that broke.
+const RECONNECT: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Follows `/api/v1/stream`, printing the events `args` picks as they come;
+/// returns only when `out` cannot be written.
+fn follow(args: &EventArgs, out: &mut impl Write) -> std::io::Result<bool> {
+    let Some((addr, token)) = super::reach(&args.api, false, out)? else {
+        return Ok(false);
+    };
+    let mut last: Option<String> = None;
+    let mut said_gone = false;
+    loop {
+        let mut stream = match super::sse::Stream::open(addr, token.as_deref(), last.as_deref()) {
+            Ok(Ok(s)) => s,
+            Ok(Err((code, body))) => {
+                let value = serde_json::from_str(&body).unwrap_or(Value::String(body));
+                writeln!(out, "{}", super::refusal(code, &value))?;
+                return Ok(false);
+            }
+            Err(e) => {
+                if !said_gone {
+                    writeln!(out, "-- {}; waiting for it", super::unreachable(addr, &e))?;
+                    out.flush()?;
+                    said_gone = true;
+                }
+                std::thread::sleep(RECONNECT);
+                continue;
+            }
+        };
+        // The messages of current state that open a fresh stream were
+        // printed by the listing (or are older than it): skip them.
+        let mut skip = 0u64;
+        while let Some((kind, id, data)) = stream.next_message() {
+            let v: Value = serde_json::from_str(&data).unwrap_or_default();
+            if kind == "stream" {
+                if v["resumed"] == true {
+                    if said_gone {
+                        writeln!(
+                            out,
+                            "-- back; {} event(s) missed meanwhile follow",
+                            v["missed"]
+                        )?;
+                    }
+                } else {
+                    skip = v["current"].as_u64().unwrap_or(0);
+                    if last.is_some() {
+                        writeln!(
+                            out,
+                            "-- the watchdog restarted (or the stream fell too far behind): events in between may be missing here; rvm-watchdog events lists them"
+                        )?;
+                    }
+                }
+                said_gone = false;
+                out.flush()?;
+                continue;
+            }
+            if kind == "lagged" {
+                continue;
+            }
+            if id.is_some() {
+                last = id;
+            }
+            if skip > 0 {
+                skip -= 1;
+                continue;
+            }
+            let picked = args.target.as_deref().is_none_or(|t| v["target"] == t)
+                && args.kind.as_deref().is_none_or(|k| v["kind"] == k);
+            if picked {
+                writeln!(out, "{}", line(&v))?;
+                out.flush()?;
+            }
+        }
+        if !said_gone {
+            writeln!(out, "-- the stream from {addr} ended; reconnecting")?;
+            out.flush()?;
+            said_gone = true;
+        }
+        std::thread::sleep(RECONNECT);
+    }
 }
 
 /// `2026-12-02 03:19:14Z (4m ago)  unit-failed  camera  the unit failed`

@@ -11,6 +11,8 @@ use clap::{Parser, Subcommand, ValueEnum};
 pub mod alerts;
 pub mod channel;
 pub mod events;
+pub mod sse;
+pub mod status;
 
 use crate::config::{self, Bus, Sources};
 
@@ -28,6 +30,10 @@ pub struct Cli {
 pub enum Command {
     /// Run the daemon (in the foreground; systemd runs it as rvm-watchdog.service).
     Run(RunArgs),
+    /// The machine at a glance: every target's state and since when, its
+    /// last action and open alerts (exit code: 0 all pass, 1 not, or the
+    /// daemon could not be asked).
+    Status(status::StatusArgs),
     /// Validate watchdog.toml and every policy, printing each problem as file:line:col.
     Check(FileArgs),
     /// Print the version.
