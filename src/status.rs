@@ -50,6 +50,9 @@ pub struct Snapshot {
     pub probes: BTreeMap<String, ProbeView>,
     /// Each target's last action (its ladder's or an operator's), by target.
     pub last_actions: BTreeMap<String, LastAction>,
+    /// When the watchdog rebooted the machine, within the reboot budget's
+    /// window at start, and since.
+    pub reboots: Vec<SystemTime>,
 }
 
 /// The last action carried out on a target.
@@ -141,6 +144,8 @@ pub struct ConfigView {
     pub targets: Vec<TargetView>,
     /// Warnings found when it was loaded.
     pub warnings: usize,
+    /// `[reboot] budget`.
+    pub reboot_budget: crate::config::value::Budget,
 }
 
 /// One target, for display.
@@ -207,6 +212,7 @@ impl ConfigView {
                 .unwrap_or_else(|| format!("{}/policies", crate::config::EMBEDDED_PREFIX)),
             targets: config.targets.iter().map(TargetView::from).collect(),
             warnings,
+            reboot_budget: config.reboot.budget,
         }
     }
 }

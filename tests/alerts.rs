@@ -147,6 +147,11 @@ fn an_incident_names_its_failing_dependency_and_tells_the_whole_story() {
         let a = alert(&daemon, "target-failing", "myrvm-api")?;
         (a["suppressedBy"] == "uplink").then_some(())
     });
+    // The platform sees it on /health, beside the API's check.
+    daemon.wait_for("/health naming the suppressing dependency", WAIT, |h| {
+        let c = &h["checks"]["target:myrvm-api"][0];
+        c["suppressedBy"] == "uplink" && c["openAlerts"] == 1 && c["acknowledged"] == false
+    });
     // The outage's notification leaves (the group waits 3 s: the API's
     // alert goes with it); then the uplink can come back: its next restart
     // works, then the API's.
@@ -394,6 +399,11 @@ fn alerts_acks_silences_windows_and_the_chain_position_survive_a_sigkill() {
         text.contains("acknowledged by ana: technician on the way"),
         "{text}"
     );
+    // /health says the camera's trouble is acknowledged, and by whom.
+    daemon.wait_for("/health showing the acknowledgement", WAIT, |h| {
+        let c = &h["checks"]["target:camera"][0];
+        c["acknowledged"] == true && c["acknowledgedBy"] == "ana"
+    });
 
     // Saved before the kill (the store commits within a second).
     let store_dir = dir.join("state");

@@ -326,3 +326,41 @@ fn the_cli_shows_status_and_events_pauses_and_restarts_and_says_clearly_what_wen
         );
     }
 }
+
+/// A probe's interval in the test below; `/health` must fail within it
+/// (and the probe's timeout) once the probed port goes.
+const PROBE_EVERY: Duration = Duration::from_secs(4);
+
+#[test]
+fn health_turns_503_within_a_probe_interval_of_a_critical_probe_failing() {
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::fs::create_dir_all(dir.join("policies")).unwrap();
+    std::fs::write(dir.join("watchdog.toml"), "[log]\noutput = \"stderr\"\n").unwrap();
+    std::fs::write(
+        dir.join("policies/edge.toml"),
+        format!(
+            "[target]\nname = \"edge\"\n\n[[probe]]\nname = \"api\"\nkind = \"tcp\"\naddress = \"127.0.0.1:{port}\"\n\
+             interval = \"{}s\"\ntimeout = \"500ms\"\nfail-after = 1\npass-after = 1\n\n[alert]\nseverity = \"critical\"\n",
+            PROBE_EVERY.as_secs()
+        ),
+    )
+    .unwrap();
+    let mut daemon = TestDaemon::start(dir);
+    daemon.wait_for("the target healthy", WAIT, |h| {
+        state(h, "edge") == "healthy"
+    });
+    assert_eq!(daemon.get("/health").0, 200);
+    drop(listener);
+    let gone = Instant::now();
+    // Bounded by the probe's interval, its timeout and a second for the
+    // core loop's round: past that deadline the wait fails.
+    let deadline = PROBE_EVERY + Duration::from_millis(500) + Duration::from_secs(1);
+    let health = daemon.wait_for("/health failing", deadline, |h| h["status"] == "fail");
+    assert_eq!(state(&health, "edge"), "failing", "{health:#}");
+    let (code, kind, _) = daemon.get("/health");
+    assert_eq!((code, kind.as_str()), (503, "application/health+json"));
+    eprintln!("/health failed {:?} after the port went", gone.elapsed());
+}

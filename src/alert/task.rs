@@ -132,6 +132,56 @@ pub enum Request {
 pub struct Handle {
     /// Requests (bounded).
     pub requests: mpsc::Sender<Request>,
+    /// Each target's open alerts in brief, for `/health` (read without
+    /// asking the task).
+    pub open: watch::Receiver<Arc<OpenByTarget>>,
+}
+
+/// A target's open alerts in brief.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OpenAlerts {
+    /// How many are open (pending, firing or acknowledged).
+    pub count: usize,
+    /// Every one of them is acknowledged: by whom (the latest).
+    pub acknowledged_by: Option<String>,
+    /// They are held back while this dependency fails.
+    pub suppressed_by: Option<String>,
+}
+
+/// [`OpenAlerts`] by target name; targets with none are absent.
+pub type OpenByTarget = BTreeMap<String, OpenAlerts>;
+
+/// The open alerts of `alerts`, by target.
+fn open_by_target<'a>(alerts: impl Iterator<Item = &'a Alert>) -> OpenByTarget {
+    let mut by: OpenByTarget = BTreeMap::new();
+    let mut unacked: BTreeSet<&str> = BTreeSet::new();
+    for a in alerts {
+        let Some(t) = a.target.as_deref() else {
+            continue;
+        };
+        if a.state == super::AlertState::Resolved {
+            continue;
+        }
+        let entry = by.entry(t.to_owned()).or_default();
+        entry.count += 1;
+        match &a.ack {
+            Some(ack) if a.state == super::AlertState::Acknowledged => {
+                entry.acknowledged_by = Some(ack.by.clone());
+            }
+            _ => {
+                unacked.insert(t);
+            }
+        }
+        if a.suppressed_by.is_some() {
+            entry.suppressed_by = a.suppressed_by.clone();
+        }
+    }
+    for t in unacked {
+        if let Some(e) = by.get_mut(t) {
+            e.acknowledged_by = None;
+        }
+    }
+    by
 }
 
 /// What the task starts from.
@@ -163,8 +213,9 @@ fn now_ms() -> Ms {
 /// Starts the alert task.
 pub fn spawn(start: Start) -> Handle {
     let (requests, rx) = mpsc::channel(64);
-    tokio::spawn(run(start, rx));
-    Handle { requests }
+    let (open_tx, open) = watch::channel(Arc::new(OpenByTarget::new()));
+    tokio::spawn(run(start, rx, open_tx));
+    Handle { requests, open }
 }
 
 struct Task {
@@ -214,7 +265,11 @@ async fn load<T: serde::de::DeserializeOwned + Send + 'static>(
     }
 }
 
-async fn run(start: Start, mut requests: mpsc::Receiver<Request>) {
+async fn run(
+    start: Start,
+    mut requests: mpsc::Receiver<Request>,
+    open: watch::Sender<Arc<OpenByTarget>>,
+) {
     let Start {
         config,
         store,
@@ -305,6 +360,17 @@ async fn run(start: Start, mut requests: mpsc::Receiver<Request>) {
         }
     }
     task.started(version);
+    let publish = |task: &Task| {
+        let now = open_by_target(task.engine.alerts().values());
+        open.send_if_modified(|was| {
+            let changed = **was != now;
+            if changed {
+                *was = Arc::new(now);
+            }
+            changed
+        });
+    };
+    publish(&task);
 
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -342,6 +408,7 @@ async fn run(start: Start, mut requests: mpsc::Receiver<Request>) {
                 }
             }
         }
+        publish(&task);
     }
     task.save_dirty();
 }

@@ -173,8 +173,9 @@ async fn metrics(State(state): State<ApiState>, headers: axum::http::HeaderMap) 
 }
 
 async fn health(State(state): State<ApiState>) -> Response {
+    let alerts = state.alerts.open.borrow().clone();
     let snapshot = state.snapshot.borrow();
-    let report = HealthReport::new(&snapshot, Instant::now(), SystemTime::now());
+    let report = HealthReport::new(&snapshot, &alerts, Instant::now(), SystemTime::now());
     let code = if report.status == Status::Fail {
         StatusCode::SERVICE_UNAVAILABLE
     } else {

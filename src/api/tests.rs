@@ -53,7 +53,22 @@ fn snapshot() -> Snapshot {
         processes: Default::default(),
         probes: Default::default(),
         last_actions: Default::default(),
+        reboots: Vec::new(),
     }
+}
+
+/// The open alerts of [`full_snapshot`]'s edge: acknowledged, held back by
+/// its failing dependency.
+fn open_alerts() -> crate::alert::task::OpenByTarget {
+    [(
+        "edge".to_owned(),
+        crate::alert::task::OpenAlerts {
+            count: 1,
+            acknowledged_by: Some("ana".into()),
+            suppressed_by: Some("usb-bus".into()),
+        },
+    )]
+    .into()
 }
 
 /// The token the test routers want.
@@ -570,7 +585,7 @@ async fn a_failing_target_degrades_health_and_one_that_gave_up_fails_it() {
         systemd_restarting: false,
     };
     let status_of = |s: Snapshot| {
-        let report = HealthReport::new(&s, Instant::now(), SystemTime::now());
+        let report = HealthReport::new(&s, &Default::default(), Instant::now(), SystemTime::now());
         let check = serde_json::to_value(&report.checks["target:edge"][0]).unwrap();
         (report.status, check)
     };
@@ -739,6 +754,7 @@ fn full_snapshot() -> Snapshot {
         since: 1_764_600_050_000,
         reason: "reboot budget 1/6h spent".into(),
     });
+    s.reboots = vec![at(1_764_590_000)];
     s.previous_boot = Some(crate::store::PreviousBoot {
         boot_id: "b1".into(),
         started_at: at(1_764_500_000),
@@ -756,7 +772,7 @@ fn health_is_camel_case_with_rfc3339_times_as_the_golden_file_shows() {
     let s = full_snapshot();
     let now = s.last_tick + Duration::from_millis(250);
     let wall = SystemTime::UNIX_EPOCH + Duration::from_secs(1_764_600_100);
-    let body = serde_json::to_value(HealthReport::new(&s, now, wall)).unwrap();
+    let body = serde_json::to_value(HealthReport::new(&s, &open_alerts(), now, wall)).unwrap();
     let golden_path = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/tests/fixtures/health/golden.json"

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde::Serialize;
 
+use crate::alert::task::OpenByTarget;
 use crate::process::ProcessState;
 use crate::recovery::LadderState;
 use crate::recovery::{Health, Ms};
@@ -71,6 +72,23 @@ pub struct Check<'a> {
     /// The last action carried out on it (a target's check only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_action: Option<&'a LastAction>,
+    /// Its open alerts (a target's check only, when it has any).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub open_alerts: Option<usize>,
+    /// Whether every open alert is acknowledged (a target's check, when it
+    /// has open alerts).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub acknowledged: Option<bool>,
+    /// Who acknowledged them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub acknowledged_by: Option<String>,
+    /// Its alerts are held back while this dependency fails.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub suppressed_by: Option<String>,
+    /// Reboots the budget still allows (a target whose ladder reboots; the
+    /// reboot budget's check).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reboots_left: Option<u32>,
 }
 
 /// A target with what is known of it now.
@@ -398,8 +416,9 @@ pub fn targets(s: &Snapshot) -> Vec<TargetReport<'_>> {
 }
 
 impl<'a> HealthReport<'a> {
-    /// The report of `s` at `now` (monotonic, for the loop's age) and `wall`.
-    pub fn new(s: &'a Snapshot, now: Instant, wall: SystemTime) -> Self {
+    /// The report of `s` at `now` (monotonic, for the loop's age) and
+    /// `wall`, with each target's open alerts from `alerts`.
+    pub fn new(s: &'a Snapshot, alerts: &OpenByTarget, now: Instant, wall: SystemTime) -> Self {
         let (age, stale) = loop_age(s, now);
         let time = rfc3339(wall);
         let config_status = if s.rejected_reload.is_some() || s.config.warnings > 0 {
@@ -437,6 +456,11 @@ impl<'a> HealthReport<'a> {
             state: None,
             since: None,
             last_action: None,
+            open_alerts: None,
+            acknowledged: None,
+            acknowledged_by: None,
+            suppressed_by: None,
+            reboots_left: None,
         };
         let mut checks = BTreeMap::new();
         checks.insert(
@@ -514,10 +538,23 @@ impl<'a> HealthReport<'a> {
                 }],
             );
         }
+        let budget = s.config.reboot_budget;
+        let window_start = wall
+            .checked_sub(budget.window)
+            .unwrap_or(SystemTime::UNIX_EPOCH);
+        let mut recent: Vec<SystemTime> = s
+            .reboots
+            .iter()
+            .copied()
+            .filter(|at| *at >= window_start)
+            .collect();
+        recent.sort();
+        let left = budget.count.saturating_sub(recent.len() as u32);
         for t in &s.config.targets {
             let ladder = s.ladders.get(&t.name);
             let (status, state, since, output) = target_check(t, ladder);
             statuses.push(status);
+            let open = alerts.get(&t.name);
             checks.insert(
                 format!("target:{}", t.name),
                 vec![Check {
@@ -525,10 +562,44 @@ impl<'a> HealthReport<'a> {
                     state: Some(state),
                     since: since.map(ms_rfc3339),
                     last_action: s.last_actions.get(&t.name),
+                    open_alerts: open.map(|o| o.count),
+                    acknowledged: open.map(|o| o.acknowledged_by.is_some()),
+                    acknowledged_by: open.and_then(|o| o.acknowledged_by.clone()),
+                    suppressed_by: open.and_then(|o| o.suppressed_by.clone()),
+                    reboots_left: t.ladder.contains(&"reboot").then_some(left),
                     ..check(status, Observed::Flag(false), None, Some(output))
                 }],
             );
         }
+        let mut output = format!(
+            "{left} of {} reboot(s) left in any {} ([reboot] budget)",
+            budget.count,
+            humantime::format_duration(budget.window)
+        );
+        if let Some(first) = recent.first() {
+            output.push_str(&format!(
+                "; the next frees at {}",
+                rfc3339(*first + budget.window)
+            ));
+        }
+        let budget_status = if left == 0 {
+            Status::Warn
+        } else {
+            Status::Pass
+        };
+        statuses.push(budget_status);
+        checks.insert(
+            "recovery:reboot-budget".to_owned(),
+            vec![Check {
+                reboots_left: Some(left),
+                ..check(
+                    budget_status,
+                    Observed::Count(u64::from(left)),
+                    Some("reboots"),
+                    Some(output),
+                )
+            }],
+        );
         if let Some(mode) = &s.safe_mode {
             statuses.push(Status::Warn);
             checks.insert(

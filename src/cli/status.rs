@@ -118,13 +118,18 @@ pub fn status(
     writeln!(out, "  started {}", since(health["startedAt"].as_str()))?;
     let checks = &health["checks"];
     let first = |key: &str| checks[key].get(0).cloned().unwrap_or(Value::Null);
-    for key in ["config:targets", "systemd:connection", "recovery:safe-mode"] {
+    for key in [
+        "config:targets",
+        "systemd:connection",
+        "recovery:safe-mode",
+        "recovery:reboot-budget",
+    ] {
         let c = first(key);
         if c.is_object() {
             writeln!(
                 out,
-                "  {:<20} {}",
-                key.split(':').next().unwrap_or(key),
+                "  {:<14} {}",
+                key.split(':').nth(1).unwrap_or(key),
                 text(&c, "output")
             )?;
         }
@@ -184,6 +189,7 @@ pub fn status(
                             "config:targets",
                             "systemd:connection",
                             "recovery:safe-mode",
+                            "recovery:reboot-budget",
                             "core-loop:age",
                         ]
                         .contains(&k.as_str())

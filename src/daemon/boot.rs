@@ -11,7 +11,7 @@ use tracing::{error, info, warn};
 use super::now_ms;
 use crate::config::{self, Config, Level, Loaded};
 use crate::recovery::{LadderState, Ms};
-use crate::status::{IdentityView, SafeMode};
+use crate::status::{ConfigView, IdentityView, SafeMode, Snapshot};
 use crate::store::{PreviousBoot, Store, StoreThread};
 
 /// Store key of a target's ladder state (followed by the target's name).
@@ -28,6 +28,8 @@ pub(super) struct Boot {
     /// Safe mode was entered now, at start (a boot loop).
     pub entered_safe_mode: bool,
     pub previous: Option<PreviousBoot>,
+    /// The watchdog's reboots within the reboot budget's window.
+    pub reboots: Vec<SystemTime>,
 }
 
 /// Opens the state store, records this boot, learns how the previous one
@@ -43,6 +45,7 @@ pub(super) fn open_store(state_dir: &Path, config: &Config) -> Boot {
         safe_mode: None,
         entered_safe_mode: false,
         previous: None,
+        reboots: Vec::new(),
     };
     let store = match Store::open_or_recover(state_dir) {
         Ok(s) => s,
@@ -108,8 +111,47 @@ pub(super) fn open_store(state_dir: &Path, config: &Config) -> Boot {
             boot.ladders.insert(t.name.clone(), state);
         }
     }
+    let budget_since = now
+        .checked_sub(config.reboot.budget.window)
+        .unwrap_or(SystemTime::UNIX_EPOCH);
+    match store.reboots_since(budget_since) {
+        Ok(list) => boot.reboots = list.into_iter().map(|r| r.at).collect(),
+        Err(e) => warn!(error = %e, "cannot read the reboot records for /health"),
+    }
     boot.store = Some(StoreThread::spawn(store));
     boot
+}
+
+/// The snapshot the daemon starts from, before the core loop's first round.
+pub(super) fn first_snapshot(
+    config: &Config,
+    boot: &Boot,
+    warnings: usize,
+    source: String,
+    tick_every: std::time::Duration,
+    state_dir: &Path,
+    log_destination: Option<&'static str>,
+) -> Snapshot {
+    Snapshot {
+        identity: identity_view(config),
+        started_at: SystemTime::now(),
+        config: ConfigView::new(config, 1, warnings, source),
+        rejected_reload: None,
+        last_tick: std::time::Instant::now(),
+        tick_every,
+        state_dir: state_dir.display().to_string(),
+        log_destination: log_destination.unwrap_or("stderr"),
+        supervisor: None,
+        units: Default::default(),
+        accounting: Default::default(),
+        ladders: Default::default(),
+        safe_mode: boot.safe_mode.clone(),
+        previous_boot: boot.previous.clone(),
+        processes: Default::default(),
+        probes: Default::default(),
+        last_actions: Default::default(),
+        reboots: boot.reboots.clone(),
+    }
 }
 
 /// Creates the state directory, or falls back to a per-user one when it

@@ -618,8 +618,14 @@ impl Core {
             detail: performed.detail.clone(),
             at: crate::status::rfc3339(SystemTime::now()),
         };
+        let rebooted = action == "reboot" && performed.ok && !observed;
         self.snapshot.send_modify(|s| {
             s.last_actions.insert(name.clone(), last);
+            if rebooted {
+                // Counted against the budget as its record is (the
+                // machine normally goes down before anyone reads it).
+                s.reboots.push(SystemTime::now());
+            }
         });
         let observed = match origin {
             Origin::Operator {

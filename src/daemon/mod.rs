@@ -26,7 +26,6 @@ use crate::command::Command;
 use crate::config::{self, Level, Loaded, Sources};
 use crate::logging::{self, LogHandle};
 use crate::recovery::Ms;
-use crate::status::{ConfigView, Snapshot};
 use crate::supervisor::BusStatus;
 
 use self::core::Core;
@@ -125,25 +124,15 @@ pub async fn run(
         .iter()
         .filter(|d| d.severity == Level::Warning)
         .count();
-    let snapshot = Snapshot {
-        identity: boot::identity_view(&config),
-        started_at: SystemTime::now(),
-        config: ConfigView::new(&config, 1, warnings, source.clone()),
-        rejected_reload: None,
-        last_tick: Instant::now(),
+    let snapshot = boot::first_snapshot(
+        &config,
+        &boot,
+        warnings,
+        source.clone(),
         tick_every,
-        state_dir: state_dir.display().to_string(),
-        log_destination: log.as_ref().map(|l| l.destination).unwrap_or("stderr"),
-        supervisor: None,
-        units: Default::default(),
-        accounting: Default::default(),
-        ladders: Default::default(),
-        safe_mode: boot.safe_mode.clone(),
-        previous_boot: boot.previous.clone(),
-        processes: Default::default(),
-        probes: Default::default(),
-        last_actions: Default::default(),
-    };
+        &state_dir,
+        log.as_ref().map(|l| l.destination),
+    );
     let (snapshot_tx, snapshot_rx) = watch::channel(snapshot);
 
     let mut api = boot::start_api(listener, &config, &state_dir, snapshot_rx, &boot, &shutdown)?;
