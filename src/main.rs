@@ -58,6 +58,22 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Completions(args) => {
+            rvm_watchdog::cli::docs::completions(&args, &mut out());
+            ExitCode::SUCCESS
+        }
+        Command::Manpage(args) => match rvm_watchdog::cli::docs::manpage(&args, &mut out()) {
+            Ok(written) => {
+                for path in written {
+                    println!("wrote {}", path.display());
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("rvm-watchdog: cannot write the man pages: {e}");
+                ExitCode::from(1)
+            }
+        },
         Command::Status(args) => {
             use std::io::IsTerminal as _;
             let tty = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();

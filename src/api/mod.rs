@@ -165,11 +165,44 @@ async fn metrics(State(state): State<ApiState>, headers: axum::http::HeaderMap) 
     } else {
         (to_text_format(&text), TEXT)
     };
-    let mut response = body.into_response();
+    let gzip = headers
+        .get(header::ACCEPT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(accepts_gzip);
+    let mut response = if gzip {
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        match std::io::Write::write_all(&mut encoder, body.as_bytes())
+            .and_then(|()| encoder.finish())
+        {
+            Ok(bytes) => {
+                let mut r = bytes.into_response();
+                r.headers_mut()
+                    .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+                r
+            }
+            Err(_) => body.into_response(),
+        }
+    } else {
+        body.into_response()
+    };
+    let h = response.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(media));
+    h.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
     response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(media));
-    response
+}
+
+/// Whether an `Accept-Encoding` takes gzip (and does not refuse it with `q=0`).
+fn accepts_gzip(accept: &str) -> bool {
+    accept.split(',').any(|part| {
+        let mut bits = part.split(';').map(str::trim);
+        let coding = bits.next().unwrap_or("");
+        let refused = bits.any(|p| {
+            p.strip_prefix("q=")
+                .and_then(|q| q.parse::<f32>().ok())
+                .is_some_and(|q| q == 0.0)
+        });
+        (coding.eq_ignore_ascii_case("gzip") || coding == "*") && !refused
+    })
 }
 
 async fn health(State(state): State<ApiState>) -> Response {

@@ -1595,3 +1595,48 @@ async fn the_stream_starts_with_current_state_follows_live_and_resumes_from_last
         assert_eq!(got[1].0, "health-changed", "{last}");
     }
 }
+
+#[tokio::test]
+async fn metrics_are_gzipped_when_asked_and_plain_otherwise() {
+    let app = app(full_snapshot());
+    let plain = call(&app, "GET", "/metrics", None).await.2;
+    assert!(plain.contains("rvm_watchdog"), "{plain}");
+    for (accept, gzipped) in [
+        ("gzip", true),
+        ("br;q=1.0, gzip;q=0.8, *;q=0.1", true),
+        ("gzip;q=0", false),
+        ("identity", false),
+    ] {
+        let response = app
+            .clone()
+            .oneshot(
+                Request::get("/metrics")
+                    .header("accept-encoding", accept)
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let encoding = response
+            .headers()
+            .get("content-encoding")
+            .map(|v| v.to_str().unwrap().to_owned());
+        assert_eq!(response.headers()["vary"], "accept-encoding");
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 22)
+            .await
+            .unwrap();
+        let text = if gzipped {
+            assert_eq!(encoding.as_deref(), Some("gzip"), "{accept}");
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&bytes[..]), &mut text)
+                .unwrap();
+            assert!(bytes.len() < text.len(), "compressed is smaller");
+            text
+        } else {
+            assert_eq!(encoding, None, "{accept}");
+            String::from_utf8(bytes.to_vec()).unwrap()
+        };
+        assert_eq!(text, plain, "{accept}");
+    }
+}

@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 pub mod alerts;
 pub mod channel;
+pub mod docs;
 pub mod events;
 pub mod sse;
 pub mod status;
@@ -38,6 +39,10 @@ pub enum Command {
     Check(FileArgs),
     /// Print the version.
     Version,
+    /// Print the shell completion script (bash, zsh, fish, …).
+    Completions(docs::CompletionArgs),
+    /// Print the man page, or write every page into a directory.
+    Manpage(docs::ManpageArgs),
     /// Restart a target now, through the running daemon, and wait for the result.
     Restart(TargetArgs),
     /// Reset a target's recovery ladder: it starts over, and a target that gave up acts again.
