@@ -46,6 +46,8 @@ TOML
 cat >"$dir/policies/helper.toml" <<'TOML'
 [target]
 name = "helper"
+
+[target.process]
 command = ["/bin/sleep", "3600"]
 
 [[recovery]]
@@ -67,6 +69,7 @@ port=$(free_port)
 pid=$!
 pids+=($pid)
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/livez" >/dev/null && break; sleep 0.1; done
+[ -s "$dir/state/api.token" ] || { echo "bench/api.sh: the daemon did not start:" >&2; cat "$dir/log" >&2; exit 1; }
 token=$(cat "$dir/state/api.token")
 # A last action to show.
 curl -sf -X POST -H "Authorization: Bearer $token" "http://127.0.0.1:$port/api/v1/targets/helper/restart" >/dev/null
@@ -92,10 +95,13 @@ out = """$out"""
 rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
 total = int(re.search(r"(\d+) requests in", out).group(1))
 def ms(text):
-    v, unit = re.match(r"([\d.]+)(\w+)", text).groups()
-    return float(v) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
-p99 = ms(re.search(r"99%\s+(\S+)", out).group(1))
-p50 = ms(re.search(r"50%\s+(\S+)", out).group(1))
+    m = re.match(r"([\d.]+)(us|ms|s|m)$", text)
+    if not m:
+        sys.exit(f"cannot read the latency {text!r} in:\n{out}")
+    v, unit = m.groups()
+    return float(v) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
+p99 = ms(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1))
+p50 = ms(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1))
 errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
 cpu = (t1 - t0) / hz / total * 1e6
 print(f"{name}: {rate:,.0f} req/s, median {p50:.2f} ms, p99 {p99:.2f} ms; "

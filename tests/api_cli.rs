@@ -303,6 +303,17 @@ fn the_cli_shows_status_and_events_pauses_and_restarts_and_says_clearly_what_wen
     );
     assert_eq!(code, Some(1), "{text}");
     assert!(text.contains("refused the token"), "{text}");
+    // Neither the token nor a wrong one is ever logged, even at debug.
+    let token = daemon.token(dir);
+    daemon.wait_for("the log read", WAIT, |_| true);
+    assert!(daemon.seen.len() > 20, "{:#?}", daemon.seen);
+    for secret in [token.as_str(), "not-the-token"] {
+        assert!(
+            daemon.seen.iter().all(|l| !l.contains(secret)),
+            "a token in the log: {:#?}",
+            daemon.seen
+        );
+    }
     let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let down = free.local_addr().unwrap().to_string();
     drop(free);

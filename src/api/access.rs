@@ -21,7 +21,9 @@ use axum::http::{HeaderMap, Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use super::{ApiError, ApiState};
+use tokio::sync::watch;
+
+use super::ApiError;
 use crate::config::Api;
 
 /// The token file made when none is configured, in the state directory.
@@ -129,7 +131,11 @@ fn need(access: &Access, method: &Method, path: &str) -> Need {
 }
 
 /// The middleware: refuses a request that may not pass.
-pub async fn guard(State(state): State<ApiState>, request: Request, next: Next) -> Response {
+pub async fn guard(
+    State(access): State<watch::Receiver<Access>>,
+    request: Request,
+    next: Next,
+) -> Response {
     if let Some(length) = request
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -144,13 +150,13 @@ pub async fn guard(State(state): State<ApiState>, request: Request, next: Next) 
         ))
         .into_response();
     }
-    let access = state.access.borrow().clone();
-    match admit(
-        &access,
+    let admitted = admit(
+        &access.borrow(),
         request.method(),
         request.uri().path(),
         request.headers(),
-    ) {
+    );
+    match admitted {
         Ok(()) => next.run(request).await,
         Err(e) => e.into_response(),
     }

@@ -31,6 +31,8 @@ pub enum ApiError {
     NoStore,
     /// The state store failed to answer (busy, or an error it names).
     Store(String),
+    /// A task of the daemon did not answer in time.
+    Busy(String),
     /// A body that is not of a kind the route takes.
     UnsupportedMedia(String),
     /// A body larger than the route takes.
@@ -74,6 +76,7 @@ impl IntoResponse for ApiError {
                 "the state store did not open, so no event log is kept; the journal has every event (journalctl -u rvm-watchdog)".to_owned(),
             ),
             ApiError::Store(m) => (StatusCode::SERVICE_UNAVAILABLE, "store-busy", m),
+            ApiError::Busy(m) => (StatusCode::SERVICE_UNAVAILABLE, "busy", m),
             ApiError::UnsupportedMedia(m) => (
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported-media-type",

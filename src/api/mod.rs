@@ -54,6 +54,35 @@ pub struct ApiState {
     pub alerts: crate::alert::task::Handle,
     /// The state store, for the event log; `None` when it did not open.
     pub store: Option<crate::store::StoreThread>,
+    /// The latest `/health` rendered, reused until anything in it changes.
+    pub health: HealthCache,
+}
+
+/// How long a rendered `/health` is reused at most, when nothing in the
+/// snapshot or the open alerts changed meanwhile (only the core loop's age
+/// and the check times move): well under the `max-age=1` it is sent with.
+const HEALTH_REUSE: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// The latest `/health` rendered and what it was rendered from.
+#[derive(Clone, Default)]
+pub struct HealthCache(std::sync::Arc<std::sync::Mutex<Option<RenderedHealth>>>);
+
+struct RenderedHealth {
+    at: Instant,
+    /// Receivers that saw the values rendered: `has_changed` says whether
+    /// those are still the latest.
+    snapshot: watch::Receiver<Snapshot>,
+    alerts: watch::Receiver<std::sync::Arc<crate::alert::task::OpenByTarget>>,
+    code: StatusCode,
+    body: axum::body::Bytes,
+}
+
+impl RenderedHealth {
+    fn fresh(&self, now: Instant) -> bool {
+        now.saturating_duration_since(self.at) < HEALTH_REUSE
+            && !self.snapshot.has_changed().unwrap_or(true)
+            && !self.alerts.has_changed().unwrap_or(true)
+    }
 }
 
 /// Declares every route once: the router is built from this list, and
@@ -123,7 +152,7 @@ pub fn router(state: ApiState) -> Router {
         .method_not_allowed_fallback(error::wrong_method)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
         .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
+            state.access.clone(),
             access::guard,
         ))
         .with_state(state)
@@ -205,16 +234,52 @@ fn accepts_gzip(accept: &str) -> bool {
     })
 }
 
-async fn health(State(state): State<ApiState>) -> Response {
-    let alerts = state.alerts.open.borrow().clone();
-    let snapshot = state.snapshot.borrow();
-    let report = HealthReport::new(&snapshot, &alerts, Instant::now(), SystemTime::now());
-    let code = if report.status == Status::Fail {
-        StatusCode::SERVICE_UNAVAILABLE
-    } else {
-        StatusCode::OK
+/// What `/health` reads: cloned per request, so kept small.
+#[derive(Clone)]
+struct HealthState {
+    snapshot: watch::Receiver<Snapshot>,
+    alerts: watch::Receiver<std::sync::Arc<crate::alert::task::OpenByTarget>>,
+    cache: HealthCache,
+}
+
+impl axum::extract::FromRef<ApiState> for HealthState {
+    fn from_ref(s: &ApiState) -> Self {
+        HealthState {
+            snapshot: s.snapshot.clone(),
+            alerts: s.alerts.open.clone(),
+            cache: s.health.clone(),
+        }
+    }
+}
+
+async fn health(State(state): State<HealthState>) -> Response {
+    let now = Instant::now();
+    let mut cache = state.cache.0.lock().unwrap_or_else(|e| e.into_inner());
+    let rendered = match cache.as_ref() {
+        Some(r) if r.fresh(now) => r,
+        _ => {
+            let (mut snapshot, mut alerts) = (state.snapshot, state.alerts);
+            let open = alerts.borrow_and_update().clone();
+            let (code, body) = {
+                let s = snapshot.borrow_and_update();
+                let report = HealthReport::new(&s, &open, now, SystemTime::now());
+                let code = if report.status == Status::Fail {
+                    StatusCode::SERVICE_UNAVAILABLE
+                } else {
+                    StatusCode::OK
+                };
+                (code, render_health(&report))
+            };
+            cache.insert(RenderedHealth {
+                at: now,
+                snapshot,
+                alerts,
+                code,
+                body: body.into(),
+            })
+        }
     };
-    health_response(code, &report)
+    health_bytes(rendered.code, rendered.body.clone())
 }
 
 /// Sends a request to a task (the recorder, the alert engine) and waits
@@ -224,19 +289,39 @@ pub(crate) async fn ask<R, T>(
     request: impl FnOnce(tokio::sync::oneshot::Sender<T>) -> R,
 ) -> Result<T, ApiError> {
     let (reply, answer) = tokio::sync::oneshot::channel();
-    tasks
-        .send(request(reply))
+    let asked = async {
+        tasks
+            .send(request(reply))
+            .await
+            .map_err(|_| ApiError::Unavailable)?;
+        answer.await.map_err(|_| ApiError::Unavailable)
+    };
+    tokio::time::timeout(ASK_TIMEOUT, asked)
         .await
-        .map_err(|_| ApiError::Unavailable)?;
-    answer.await.map_err(|_| ApiError::Unavailable)
+        .unwrap_or_else(|_| {
+            Err(ApiError::Busy(format!(
+                "the daemon's task did not answer within {}s; try again",
+                ASK_TIMEOUT.as_secs()
+            )))
+        })
+}
+
+/// How long a read waits for the task that holds what it reads.
+const ASK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+fn render_health(body: &impl Serialize) -> String {
+    serde_json::to_string(body).unwrap_or_else(|e| {
+        tracing::error!(error = %e, "cannot render a health document");
+        r#"{"status":"fail","output":"the health document cannot be rendered"}"#.to_owned()
+    })
 }
 
 fn health_response(code: StatusCode, body: &impl Serialize) -> Response {
-    let text = serde_json::to_string(body).unwrap_or_else(|e| {
-        tracing::error!(error = %e, "cannot render a health document");
-        r#"{"status":"fail","output":"the health document cannot be rendered"}"#.to_owned()
-    });
-    let mut response = (code, text).into_response();
+    health_bytes(code, render_health(body).into())
+}
+
+fn health_bytes(code: StatusCode, body: axum::body::Bytes) -> Response {
+    let mut response = (code, body).into_response();
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(HEALTH_JSON));
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("max-age=1"));

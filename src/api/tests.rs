@@ -92,7 +92,12 @@ fn app_on(
     change: impl FnOnce(&mut Access),
     store: Option<crate::store::StoreThread>,
 ) -> Router {
-    app_full(snapshot, change, store, None)
+    app_full(
+        watch::Sender::new(snapshot).subscribe(),
+        change,
+        store,
+        None,
+    )
 }
 
 /// The event path the stand-in core loop answers observers from.
@@ -100,7 +105,7 @@ type Shared = std::sync::Arc<std::sync::Mutex<crate::event::Events>>;
 
 /// [`app_on`] whose stand-in answers observers from `events`.
 fn app_full(
-    snapshot: Snapshot,
+    snapshot: watch::Receiver<Snapshot>,
     change: impl FnOnce(&mut Access),
     store: Option<crate::store::StoreThread>,
     events: Option<Shared>,
@@ -185,13 +190,14 @@ fn app_full(
     });
     let counters = watch::Sender::new(Counters::default());
     router(ApiState {
-        snapshot: watch::Sender::new(snapshot).subscribe(),
+        snapshot,
         counters: counters.subscribe(),
         commands,
         access: watch::Sender::new(access).subscribe(),
         metrics: recorder(),
         alerts: alerts(),
         store,
+        health: Default::default(),
     })
 }
 
@@ -1548,7 +1554,12 @@ async fn the_stream_starts_with_current_state_follows_live_and_resumes_from_last
         .duration_since(SystemTime::UNIX_EPOCH)
         .unwrap()
         .as_millis();
-    let app = app_full(s, |_| {}, None, Some(events.clone()));
+    let app = app_full(
+        watch::Sender::new(s).subscribe(),
+        |_| {},
+        None,
+        Some(events.clone()),
+    );
 
     // A new client: the stream's note, the state that holds (the target's
     // health; not the refused reload, which is over), then live events.
@@ -1639,4 +1650,35 @@ async fn metrics_are_gzipped_when_asked_and_plain_otherwise() {
         };
         assert_eq!(text, plain, "{accept}");
     }
+}
+
+#[tokio::test]
+async fn health_is_rendered_anew_as_soon_as_the_snapshot_changes() {
+    let tx = watch::Sender::new(snapshot());
+    let app = app_full(tx.subscribe(), |_| {}, None, None);
+    let (code, _, first) = call(&app, "GET", "/health", None).await;
+    assert_eq!(code, StatusCode::OK);
+    // Nothing changed: the same document (rendered once).
+    assert_eq!(call(&app, "GET", "/health", None).await.2, first);
+    // The target fails: the very next request says so.
+    tx.send_modify(|s| {
+        s.ladders.insert(
+            "edge".into(),
+            ladder(crate::recovery::Health::Failing {
+                reason: "unit failed".into(),
+                systemd_restarting: false,
+            }),
+        );
+        s.config.targets[0].severity = "critical";
+    });
+    let (code, _, body) = call(&app, "GET", "/health", None).await;
+    assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(json(&body)["checks"]["target:edge"][0]["state"], "failing");
+    // And past the reuse time, the core loop's age moves on.
+    tokio::time::sleep(HEALTH_REUSE + Duration::from_millis(20)).await;
+    let (_, _, later) = call(&app, "GET", "/health", None).await;
+    assert_ne!(
+        json(&later)["checks"]["core-loop:age"][0]["observedValue"],
+        json(&body)["checks"]["core-loop:age"][0]["observedValue"]
+    );
 }

@@ -319,6 +319,7 @@ pub(super) fn start_api(
         metrics,
         alerts: alerts.clone(),
         store: boot.store.clone(),
+        health: Default::default(),
     });
     let server = tokio::spawn(crate::api::serve(listener, app, shutdown.clone()));
     Ok(StartedApi {
