@@ -272,6 +272,25 @@ fn the_cli_shows_status_and_events_pauses_and_restarts_and_says_clearly_what_wen
         "{seen:#?}"
     );
 
+    // --json everywhere: the daemon's answer as it gave it.
+    for args in [
+        vec!["alerts", "--json"],
+        vec!["incidents", "--json"],
+        vec!["events", "--json", "--limit", "3"],
+        vec!["restart", name, "--json"],
+    ] {
+        let (code, text) = daemon.cli(dir, &args);
+        assert_eq!(code, Some(0), "{args:?}: {text}");
+        let v: Value =
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{args:?}: {e}: {text}"));
+        assert!(
+            v["alerts"].is_array()
+                || v["incidents"].is_array()
+                || v["events"].is_array()
+                || v["ok"] == true,
+            "{args:?}: {v:#}"
+        );
+    }
     let (code, text) = daemon.cli(dir, &["events", "--target", name, "--kind", "operator"]);
     assert_eq!(code, Some(0), "{text}");
     assert!(text.lines().any(|l| l.contains("operator")), "{text}");

@@ -192,6 +192,34 @@ fn who(by: &Option<String>) -> String {
         .unwrap_or_else(|| "operator".into())
 }
 
+/// What [`api`] got.
+pub(super) enum Got {
+    /// The daemon answered as asked; print it as JSON (`--json`) or not.
+    Answer(Value, bool),
+    /// It did not; why was printed.
+    Failed,
+}
+
+/// The answer of a [`Got`] to work with; a function's `return Ok(true)`
+/// once printed as JSON for `--json`, `return Ok(false)` when the call failed.
+macro_rules! answer {
+    ($got:expr, $out:expr) => {
+        match $got {
+            Got::Answer(v, false) => v,
+            Got::Answer(v, true) => {
+                writeln!(
+                    $out,
+                    "{}",
+                    serde_json::to_string_pretty(&v).unwrap_or_default()
+                )?;
+                return Ok(true);
+            }
+            Got::Failed => return Ok(false),
+        }
+    };
+}
+pub(super) use answer;
+
 /// Calls the API; prints why on failure. `need_token` for changes.
 pub(super) fn api(
     args: &ApiArgs,
@@ -199,24 +227,24 @@ pub(super) fn api(
     path: &str,
     body: Option<Value>,
     out: &mut impl Write,
-) -> std::io::Result<Option<Value>> {
+) -> std::io::Result<Got> {
     let need_token = method != "GET";
     let Some((addr, token)) = reach(args, need_token, out)? else {
-        return Ok(None);
+        return Ok(Got::Failed);
     };
     match request_with(addr, method, path, token.as_deref(), body.as_ref()) {
         Ok((code, text)) => {
             let value: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
             if (200..300).contains(&code) {
-                Ok(Some(value))
+                Ok(Got::Answer(value, args.json))
             } else {
                 writeln!(out, "{}", super::refusal(code, &value))?;
-                Ok(None)
+                Ok(Got::Failed)
             }
         }
         Err(e) => {
             writeln!(out, "{}", super::unreachable(addr, &e))?;
-            Ok(None)
+            Ok(Got::Failed)
         }
     }
 }
@@ -252,9 +280,7 @@ pub fn list(args: &ListArgs, out: &mut impl Write) -> std::io::Result<bool> {
     if let Some(sev) = &args.severity {
         path.push_str(&format!("&severity={}", encode(sev)));
     }
-    let Some(v) = api(&args.api, "GET", &path, None, out)? else {
-        return Ok(false);
-    };
+    let v = answer!(api(&args.api, "GET", &path, None, out)?, out);
     let alerts = v["alerts"].as_array().cloned().unwrap_or_default();
     if alerts.is_empty() {
         writeln!(out, "no {} alerts", args.state)?;
@@ -297,9 +323,7 @@ pub fn list(args: &ListArgs, out: &mut impl Write) -> std::io::Result<bool> {
 /// `rvm-watchdog alert FINGERPRINT`.
 pub fn one(args: &OneArgs, out: &mut impl Write) -> std::io::Result<bool> {
     let path = format!("/api/v1/alerts/{}", encode(&args.fingerprint));
-    let Some(v) = api(&args.api, "GET", &path, None, out)? else {
-        return Ok(false);
-    };
+    let v = answer!(api(&args.api, "GET", &path, None, out)?, out);
     let a = &v["alert"];
     writeln!(
         out,
@@ -363,9 +387,7 @@ pub fn one(args: &OneArgs, out: &mut impl Write) -> std::io::Result<bool> {
 pub fn ack(args: &AckArgs, out: &mut impl Write) -> std::io::Result<bool> {
     let path = format!("/api/v1/alerts/{}/ack", encode(&args.fingerprint));
     let body = json!({ "by": who(&args.by), "comment": args.comment.clone().unwrap_or_default() });
-    let Some(v) = api(&args.api, "POST", &path, Some(body), out)? else {
-        return Ok(false);
-    };
+    let v = answer!(api(&args.api, "POST", &path, Some(body), out)?, out);
     writeln!(
         out,
         "acknowledged {} ({} {})",
@@ -380,9 +402,7 @@ pub fn ack(args: &AckArgs, out: &mut impl Write) -> std::io::Result<bool> {
 pub fn unack(args: &OneArgs, out: &mut impl Write) -> std::io::Result<bool> {
     let path = format!("/api/v1/alerts/{}/unack", encode(&args.fingerprint));
     let body = json!({ "by": who(&args.by) });
-    let Some(v) = api(&args.api, "POST", &path, Some(body), out)? else {
-        return Ok(false);
-    };
+    let v = answer!(api(&args.api, "POST", &path, Some(body), out)?, out);
     writeln!(
         out,
         "{} is {} again",
@@ -396,16 +416,16 @@ pub fn unack(args: &OneArgs, out: &mut impl Write) -> std::io::Result<bool> {
 pub fn silence(args: &SilenceArgs, out: &mut impl Write) -> std::io::Result<bool> {
     let mut body = args.picks.body();
     body.insert("for".into(), json!(args.length));
-    let Some(v) = api(
-        &args.api,
-        "POST",
-        "/api/v1/silences",
-        Some(Value::Object(body)),
-        out,
-    )?
-    else {
-        return Ok(false);
-    };
+    let v = answer!(
+        api(
+            &args.api,
+            "POST",
+            "/api/v1/silences",
+            Some(Value::Object(body)),
+            out,
+        )?,
+        out
+    );
     let sil = &v["silence"];
     writeln!(
         out,
@@ -430,9 +450,7 @@ fn matcher(m: &Value) -> String {
 
 /// `rvm-watchdog silences`.
 pub fn silences(args: &ApiArgs, out: &mut impl Write) -> std::io::Result<bool> {
-    let Some(v) = api(args, "GET", "/api/v1/silences", None, out)? else {
-        return Ok(false);
-    };
+    let v = answer!(api(args, "GET", "/api/v1/silences", None, out)?, out);
     let list = v["silences"].as_array().cloned().unwrap_or_default();
     if list.is_empty() {
         writeln!(out, "no silences")?;
@@ -454,9 +472,7 @@ pub fn silences(args: &ApiArgs, out: &mut impl Write) -> std::io::Result<bool> {
 /// `rvm-watchdog unsilence`.
 pub fn unsilence(args: &IdArgs, out: &mut impl Write) -> std::io::Result<bool> {
     let path = format!("/api/v1/silences/{}", encode(&args.id));
-    if api(&args.api, "DELETE", &path, None, out)?.is_none() {
-        return Ok(false);
-    }
+    answer!(api(&args.api, "DELETE", &path, None, out)?, out);
     writeln!(out, "silence {} ended", args.id)?;
     Ok(true)
 }
@@ -472,16 +488,16 @@ pub fn maintenance(args: &MaintenanceArgs, out: &mut impl Write) -> std::io::Res
             if let Some(e) = &on.every {
                 body.insert("every".into(), json!(e));
             }
-            let Some(v) = api(
-                &on.api,
-                "POST",
-                "/api/v1/maintenance",
-                Some(Value::Object(body)),
-                out,
-            )?
-            else {
-                return Ok(false);
-            };
+            let v = answer!(
+                api(
+                    &on.api,
+                    "POST",
+                    "/api/v1/maintenance",
+                    Some(Value::Object(body)),
+                    out,
+                )?,
+                out
+            );
             let w = &v["window"];
             let sched = &w["schedule"];
             let when_ = match sched["kind"].as_str() {
@@ -501,16 +517,12 @@ pub fn maintenance(args: &MaintenanceArgs, out: &mut impl Write) -> std::io::Res
         }
         MaintenanceAction::Off(id) => {
             let path = format!("/api/v1/maintenance/{}", encode(&id.id));
-            if api(&id.api, "DELETE", &path, None, out)?.is_none() {
-                return Ok(false);
-            }
+            answer!(api(&id.api, "DELETE", &path, None, out)?, out);
             writeln!(out, "maintenance {} ended", id.id)?;
             Ok(true)
         }
         MaintenanceAction::List(a) => {
-            let Some(v) = api(a, "GET", "/api/v1/maintenance", None, out)? else {
-                return Ok(false);
-            };
+            let v = answer!(api(a, "GET", "/api/v1/maintenance", None, out)?, out);
             let list = v["maintenance"].as_array().cloned().unwrap_or_default();
             if list.is_empty() {
                 writeln!(out, "no maintenance windows")?;
@@ -557,18 +569,14 @@ fn secs(ms: Option<u64>) -> String {
 pub fn incidents(args: &IncidentArgs, out: &mut impl Write) -> std::io::Result<bool> {
     if let Some(id) = &args.id {
         let path = format!("/api/v1/incidents/{}", encode(id));
-        let Some(v) = api(&args.api, "GET", &path, None, out)? else {
-            return Ok(false);
-        };
+        let v = answer!(api(&args.api, "GET", &path, None, out)?, out);
         return story(&v["incident"], out).map(|_| true);
     }
     let mut path = format!("/api/v1/incidents?limit={}", args.limit);
     if let Some(t) = &args.target {
         path.push_str(&format!("&target={}", encode(t)));
     }
-    let Some(v) = api(&args.api, "GET", &path, None, out)? else {
-        return Ok(false);
-    };
+    let v = answer!(api(&args.api, "GET", &path, None, out)?, out);
     let list = v["incidents"].as_array().cloned().unwrap_or_default();
     if list.is_empty() {
         writeln!(out, "no incidents")?;
@@ -660,9 +668,7 @@ pub fn notifications(args: &NotificationArgs, out: &mut impl Write) -> std::io::
     if let Some(c) = &args.channel {
         path.push_str(&format!("&channel={}", encode(c)));
     }
-    let Some(v) = api(&args.api, "GET", &path, None, out)? else {
-        return Ok(false);
-    };
+    let v = answer!(api(&args.api, "GET", &path, None, out)?, out);
     let list = v["notifications"].as_array().cloned().unwrap_or_default();
     if list.is_empty() {
         writeln!(out, "no notifications")?;

@@ -5,7 +5,7 @@ use std::io::Write;
 
 use serde_json::Value;
 
-use super::alerts::{api, when};
+use super::alerts::{Got, answer, api, when};
 use super::{ApiArgs, encode};
 
 /// `events [--target T] [--kind K] [--since 1h] [--limit N] [--json]`
@@ -23,11 +23,9 @@ pub struct EventArgs {
     /// At most this many (1 to 1000).
     #[arg(long, default_value_t = 50)]
     pub limit: usize,
-    /// Print the API's JSON instead of lines.
-    #[arg(long)]
-    pub json: bool,
     /// Then follow: print every new event as it happens (oldest first), until
     /// interrupted; reconnects, missing nothing, when the stream breaks.
+    /// With `--json`, one JSON object a line.
     #[arg(long, short)]
     pub follow: bool,
     /// How to reach the daemon.
@@ -47,22 +45,15 @@ pub fn events(args: &EventArgs, out: &mut impl Write) -> std::io::Result<bool> {
             path.push_str(&format!("&{name}={}", encode(v)));
         }
     }
-    let Some(v) = api(&args.api, "GET", &path, None, out)? else {
-        return Ok(false);
+    let v = match api(&args.api, "GET", &path, None, out)? {
+        Got::Answer(v, _) if args.follow => v,
+        got => answer!(got, out),
     };
-    if args.json {
-        writeln!(
-            out,
-            "{}",
-            serde_json::to_string_pretty(&v).unwrap_or_default()
-        )?;
-        return Ok(true);
-    }
     let list = v["events"].as_array().cloned().unwrap_or_default();
     if args.follow {
         // Like journalctl -f: the latest at the bottom, then what comes.
         for e in list.iter().rev() {
-            writeln!(out, "{}", line(e))?;
+            writeln!(out, "{}", shown(args, e))?;
         }
         out.flush()?;
         return follow(args, out);
@@ -148,7 +139,7 @@ fn follow(args: &EventArgs, out: &mut impl Write) -> std::io::Result<bool> {
             let picked = args.target.as_deref().is_none_or(|t| v["target"] == t)
                 && args.kind.as_deref().is_none_or(|k| v["kind"] == k);
             if picked {
-                writeln!(out, "{}", line(&v))?;
+                writeln!(out, "{}", shown(args, &v))?;
                 out.flush()?;
             }
         }
@@ -158,6 +149,16 @@ fn follow(args: &EventArgs, out: &mut impl Write) -> std::io::Result<bool> {
             said_gone = true;
         }
         std::thread::sleep(RECONNECT);
+    }
+}
+
+/// An event as `--follow` prints it: a line, or with `--json` one JSON
+/// object a line.
+fn shown(args: &EventArgs, e: &Value) -> String {
+    if args.api.json {
+        e.to_string()
+    } else {
+        line(e)
     }
 }
 

@@ -124,6 +124,9 @@ pub struct ProbeArgs {
 /// How to reach the running daemon's API.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ApiArgs {
+    /// Print the daemon's answer as JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
     /// The daemon's configuration file, for `[api] listen` and `token-file`.
     #[arg(long, value_name = "FILE", env = "RVM_WATCHDOG_CONFIG")]
     pub config: Option<PathBuf>,
@@ -386,6 +389,9 @@ pub fn call(args: &ApiArgs, path: &str, out: &mut impl std::io::Write) -> std::i
             let value: serde_json::Value =
                 serde_json::from_str(&body).unwrap_or(serde_json::Value::String(body));
             let text = match value.get("detail").and_then(|v| v.as_str()) {
+                _ if args.json && code == 200 => {
+                    serde_json::to_string_pretty(&value).unwrap_or_default()
+                }
                 Some(detail) => detail.to_owned(),
                 None if code == 200 => value.to_string(),
                 None => refusal(code, &value),
@@ -452,6 +458,14 @@ pub fn query(
     if code != 200 {
         writeln!(out, "{}", refusal(code, &value))?;
         return Ok(false);
+    }
+    if args.api.json {
+        writeln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(&value).unwrap_or_default()
+        )?;
+        return Ok(true);
     }
     let series = value["series"].as_array().cloned().unwrap_or_default();
     if series.is_empty() {

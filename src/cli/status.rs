@@ -8,12 +8,9 @@ use serde_json::Value;
 
 use super::{ApiArgs, reach, refusal, request_with, unreachable};
 
-/// `status [--json]`
+/// `status [--json]`: with `--json`, `/health` and the open alerts.
 #[derive(Debug, Clone, clap::Args)]
 pub struct StatusArgs {
-    /// Print the API's JSON (`/health` and the open alerts) instead.
-    #[arg(long)]
-    pub json: bool,
     /// How to reach the daemon.
     #[command(flatten)]
     pub api: ApiArgs,
@@ -93,7 +90,7 @@ pub fn status(
         _ => Value::Null,
     };
     let well = health["status"] == "pass";
-    if args.json {
+    if args.api.json {
         let both = serde_json::json!({ "health": health, "alerts": alerts });
         writeln!(
             out,

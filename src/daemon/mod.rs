@@ -5,7 +5,7 @@
 //! piece of the daemon's state; it applies one input at a time (a unit
 //! changed, a probe reported, an action finished, a command) and emits
 //! what it learnt as [`crate::event::Event`]s. It publishes a
-//! [`Snapshot`] for observers, and it is what pings systemd's watchdog
+//! [`Snapshot`](crate::status::Snapshot) for observers, and it is what pings systemd's watchdog
 //! (`WATCHDOG=1`): a wedged loop stops pinging and systemd restarts the
 //! daemon. Operator commands and reloads are in `control`; what happens
 //! once at start is in `boot`.
