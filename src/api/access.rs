@@ -125,8 +125,13 @@ fn need(access: &Access, method: &Method, path: &str) -> Need {
     if !reads {
         return Need::TokenSameSite;
     }
-    let open =
-        path == "/livez" || !access.protect_reads || (path == "/health" && access.public_health);
+    // The dashboard's page and assets hold no data: the page asks for the
+    // token before it reads anything.
+    let page = path == "/" || path.starts_with("/assets/");
+    let open = path == "/livez"
+        || page
+        || !access.protect_reads
+        || (path == "/health" && access.public_health);
     if open { Need::Nothing } else { Need::Token }
 }
 

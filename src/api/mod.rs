@@ -9,6 +9,7 @@
 pub mod access;
 mod alerts;
 mod control;
+pub mod dashboard;
 mod error;
 mod events;
 mod series;
@@ -99,6 +100,8 @@ macro_rules! routes {
 }
 
 routes! {
+    get "/" => dashboard::page,
+    get "/assets/{file}" => dashboard::asset,
     get "/livez" => livez,
     get "/readyz" => targets::ready,
     get "/health" => health,

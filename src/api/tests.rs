@@ -1682,3 +1682,68 @@ async fn health_is_rendered_anew_as_soon_as_the_snapshot_changes() {
         json(&body)["checks"]["core-loop:age"][0]["observedValue"]
     );
 }
+
+#[tokio::test]
+async fn the_dashboard_is_served_whole_from_the_binary_and_calls_nothing_else() {
+    // With protect-reads the page and its assets still load (they hold no
+    // data); what they read needs the token.
+    let app = app_with(snapshot(), |a| a.protect_reads = true);
+    let (code, kind, page) = call(&app, "GET", "/", None).await;
+    assert_eq!(code, StatusCode::OK);
+    assert_eq!(kind, "text/html; charset=utf-8");
+    assert_eq!(
+        call(&app, "GET", "/health", None).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    // Every file the page names is served, with its type.
+    let named: Vec<&str> = page
+        .split(['"', '\''])
+        .filter(|s| s.starts_with("/assets/"))
+        .collect();
+    assert!(named.len() >= 4, "{named:?}");
+    for path in &named {
+        let (code, kind, _) = call(&app, "GET", path, None).await;
+        assert_eq!(code, StatusCode::OK, "{path}");
+        assert!(kind.starts_with("text/"), "{path}: {kind}");
+    }
+    let (code, _, body) = call(&app, "GET", "/assets/../../etc/passwd", None).await;
+    assert_eq!(code, StatusCode::NOT_FOUND, "{body}");
+    // Nothing outside the daemon: no absolute URL in our own files (the
+    // vendored library names its home only in a comment), and a policy
+    // that forbids any.
+    for (name, bytes) in dashboard::assets() {
+        if name.starts_with("uplot") {
+            continue;
+        }
+        let text = std::str::from_utf8(bytes).unwrap();
+        for scheme in ["http:", "https:", "//cdn", "ws:", "wss:"] {
+            assert!(!text.contains(scheme), "{name} names {scheme}");
+        }
+    }
+    let uplot = dashboard::assets()
+        .find(|(n, _)| *n == "uplot.js")
+        .unwrap()
+        .1;
+    let uplot = std::str::from_utf8(uplot).unwrap();
+    assert!(!uplot.contains("fetch(") && !uplot.contains("XMLHttpRequest"));
+    let response = app
+        .clone()
+        .oneshot(Request::get("/").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let policy = response.headers()["content-security-policy"]
+        .to_str()
+        .unwrap();
+    assert!(
+        policy.contains("default-src 'none'") && policy.contains("connect-src 'self'"),
+        "{policy}"
+    );
+}
+
+#[test]
+fn the_dashboards_first_load_is_under_150_kb_gzipped() {
+    let bytes = dashboard::first_load_gzipped();
+    assert!(bytes < 150 * 1024, "{bytes} bytes");
+    // And it is the real thing: the chart library alone is over 20 KB.
+    assert!(bytes > 20 * 1024, "{bytes} bytes");
+}
