@@ -76,8 +76,20 @@ fn the_dashboard_draws_live_data_in_a_real_browser_and_logs_no_error() {
     daemon.wait_for("the target healthy", WAIT, |h| {
         h["checks"]["target:edge"][0]["state"] == "healthy"
     });
-    // Let the history hold a few points for the charts.
-    std::thread::sleep(Duration::from_secs(3));
+    // The charts need the history to hold a point of the memory series.
+    support::systemd::wait_until("a point of memory in the history", WAIT, || {
+        let (code, _, body) = support::daemon::http_get(
+            daemon.addr,
+            "/api/v1/query?since=5m&series=rvm_host_memory_bytes%7Bkind%3D%22used%22%7D",
+        );
+        let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+        (code == 200
+            && v["series"][0]["points"]
+                .as_array()
+                .is_some_and(|p| !p.is_empty()))
+        .then_some(())
+    })
+    .unwrap();
     let url = format!("http://{}/", daemon.addr);
     let (dom, log) = browse(&bin, &dir.join("profile"), &url, 1280, "--dump-dom");
     assert!(
