@@ -209,6 +209,12 @@ async fn run(start: Start) {
     let busy: Arc<std::sync::Mutex<std::collections::BTreeSet<String>>> = Arc::default();
     loop {
         ticks(&notifiers, &identity);
+        // The channels busy now, taken before the outbox is read: a task
+        // that ends after this has its result on disk before the read
+        // below (the store takes requests in order), and one that ends
+        // between the read and this would leave its row looking due, to
+        // be sent twice.
+        let running = busy.lock().map(|b| b.clone()).unwrap_or_default();
         // Only what is on disk is sent: the notification was written
         // before any attempt, so a crash after a send repeats it at most
         // once, with its idempotency key.
@@ -221,7 +227,6 @@ async fn run(start: Start) {
         };
         // One attempt at a time per channel; channels side by side.
         let mut by_channel: BTreeMap<String, Vec<crate::store::OutboxRow>> = BTreeMap::new();
-        let running = busy.lock().map(|b| b.clone()).unwrap_or_default();
         for row in due {
             if notifiers.contains_key(&row.channel) && !running.contains(&row.channel) {
                 by_channel.entry(row.channel.clone()).or_default().push(row);
