@@ -197,30 +197,42 @@ async fn metrics(State(state): State<ApiState>, headers: axum::http::HeaderMap) 
     } else {
         (to_text_format(&text), TEXT)
     };
-    let gzip = headers
-        .get(header::ACCEPT_ENCODING)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(accepts_gzip);
-    let mut response = if gzip {
-        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        match std::io::Write::write_all(&mut encoder, body.as_bytes())
-            .and_then(|()| encoder.finish())
-        {
-            Ok(bytes) => {
-                let mut r = bytes.into_response();
-                r.headers_mut()
-                    .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
-                r
-            }
-            Err(_) => body.into_response(),
-        }
-    } else {
-        body.into_response()
+    let mut response = match wants_gzip(&headers).then(|| gzip(body.as_bytes(), false)) {
+        Some(Some(bytes)) => gzipped_response(bytes),
+        _ => body.into_response(),
     };
     let h = response.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(media));
     h.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
     response
+}
+
+/// Whether a request's `Accept-Encoding` takes gzip.
+fn wants_gzip(headers: &axum::http::HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(accepts_gzip)
+}
+
+/// `bytes` gzipped, fast or as small as it gets; `None` if that failed.
+fn gzip(bytes: &[u8], smallest: bool) -> Option<Vec<u8>> {
+    let level = if smallest {
+        flate2::Compression::best()
+    } else {
+        flate2::Compression::fast()
+    };
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), level);
+    std::io::Write::write_all(&mut encoder, bytes).ok()?;
+    encoder.finish().ok()
+}
+
+/// A gzipped body, its `Content-Encoding` said.
+fn gzipped_response(bytes: impl IntoResponse) -> Response {
+    let mut r = bytes.into_response();
+    r.headers_mut()
+        .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    r
 }
 
 /// Whether an `Accept-Encoding` takes gzip (and does not refuse it with `q=0`).

@@ -21,7 +21,6 @@ use axum::response::sse::{Event as Message, KeepAlive, Sse};
 use futures_util::stream::{self, StreamExt};
 use serde_json::json;
 use tokio::sync::broadcast::error::RecvError;
-use tokio::sync::oneshot;
 
 use super::events::EventView;
 use super::{ApiError, ApiState};
@@ -65,13 +64,7 @@ pub(super) async fn follow(
     let run = run_of(&state);
     let resumed = match resume_point(&headers, run) {
         Some(after) => {
-            let (reply, answer) = oneshot::channel();
-            state
-                .commands
-                .send(Command::Resume { after, reply })
-                .await
-                .map_err(|_| ApiError::Unavailable)?;
-            answer.await.map_err(|_| ApiError::Unavailable)?
+            super::ask(&state.commands, |reply| Command::Resume { after, reply }).await?
         }
         None => None,
     };
@@ -82,13 +75,8 @@ pub(super) async fn follow(
             rx,
         ),
         None => {
-            let (reply, answer) = oneshot::channel();
-            state
-                .commands
-                .send(Command::Observe { reply })
-                .await
-                .map_err(|_| ApiError::Unavailable)?;
-            let (current, rx) = answer.await.map_err(|_| ApiError::Unavailable)?;
+            let (current, rx) =
+                super::ask(&state.commands, |reply| Command::Observe { reply }).await?;
             let why = if headers.contains_key("last-event-id") {
                 "the events since Last-Event-ID are no longer kept (or belong to an earlier run); current state follows"
             } else {

@@ -1209,6 +1209,7 @@ fn filled(path: &str) -> String {
         .replace("{step}", "1")
         .replace("{fingerprint}", "0123456789abcdef")
         .replace("{id}", "1")
+        .replace("{file}", "app.js")
 }
 
 #[test]

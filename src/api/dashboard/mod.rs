@@ -57,34 +57,21 @@ const ASSETS: &[Asset] = &[
     },
 ];
 
-/// Each asset gzipped once, on first use.
+/// Each asset gzipped once, on first use; empty if that failed.
 fn gzipped(i: usize) -> &'static [u8] {
     static GZ: OnceLock<Vec<Vec<u8>>> = OnceLock::new();
     &GZ.get_or_init(|| {
         ASSETS
             .iter()
-            .map(|a| {
-                let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
-                std::io::Write::write_all(&mut e, a.bytes)
-                    .and_then(|()| e.finish())
-                    .unwrap_or_default()
-            })
+            .map(|a| super::gzip(a.bytes, true).unwrap_or_default())
             .collect()
     })[i]
 }
 
 fn serve(i: usize, headers: &HeaderMap) -> Response {
     let asset = &ASSETS[i];
-    let gzip = headers
-        .get(header::ACCEPT_ENCODING)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(super::accepts_gzip)
-        && !gzipped(i).is_empty();
-    let mut response = if gzip {
-        let mut r = gzipped(i).into_response();
-        r.headers_mut()
-            .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
-        r
+    let mut response = if super::wants_gzip(headers) && !gzipped(i).is_empty() {
+        super::gzipped_response(gzipped(i))
     } else {
         asset.bytes.into_response()
     };
@@ -125,7 +112,8 @@ pub(super) async fn asset(
 
 /// The bytes a browser fetches on the first load, gzipped: the page and
 /// every asset it names.
-pub fn first_load_gzipped() -> usize {
+#[cfg(test)]
+pub(super) fn first_load_gzipped() -> usize {
     (0..ASSETS.len())
         .filter(|i| ASSETS[*i].name != "uplot-LICENSE.txt")
         .map(|i| gzipped(i).len())
