@@ -146,6 +146,55 @@ pub struct ConfigView {
     pub warnings: usize,
     /// `[reboot] budget`.
     pub reboot_budget: crate::config::value::Budget,
+    /// What the dashboard shows.
+    pub dashboard: DashboardView,
+}
+
+/// The dashboard's site view: `[api] dashboard`, `[dashboard]` and the
+/// KPIs it may chart.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DashboardView {
+    /// `[api] dashboard`: whether `/` is served.
+    pub enabled: bool,
+    /// Tiles, in order.
+    pub tiles: Vec<&'static str>,
+    /// Charts, in order.
+    pub charts: Vec<&'static str>,
+    /// Targets listed, in order; `None`: all, by name.
+    pub targets: Option<Vec<String>>,
+    /// The `[[metrics.kpi]]` series, for the `kpis` charts.
+    pub kpis: Vec<KpiView>,
+}
+
+/// A KPI the dashboard may chart.
+#[derive(Debug, Clone, Serialize)]
+pub struct KpiView {
+    /// The series.
+    pub name: String,
+    /// Its `help`.
+    pub help: String,
+}
+
+impl DashboardView {
+    /// The view a configuration sets.
+    pub fn new(config: &Config) -> Self {
+        Self {
+            enabled: config.api.dashboard,
+            tiles: config.dashboard.tiles.clone(),
+            charts: config.dashboard.charts.clone(),
+            targets: config.dashboard.targets.clone(),
+            kpis: config
+                .metrics
+                .kpis
+                .iter()
+                .map(|k| KpiView {
+                    name: k.name.clone(),
+                    help: k.help.clone(),
+                })
+                .collect(),
+        }
+    }
 }
 
 /// One target, for display.
@@ -213,6 +262,7 @@ impl ConfigView {
             targets: config.targets.iter().map(TargetView::from).collect(),
             warnings,
             reboot_budget: config.reboot.budget,
+            dashboard: DashboardView::new(config),
         }
     }
 }

@@ -91,7 +91,6 @@ fn each_key_not_in_effect_gets_one_located_warning() {
         .map(|d| d.to_string().replace(&shown, "$DIR"))
         .collect();
     let expected = [
-        "$DIR/watchdog.toml:2:1: warning: [api] dashboard is accepted but not in effect yet: there is no dashboard in this version (`/` answers 404)".to_owned(),
         "$DIR/watchdog.toml:7:1: warning: [platform] legacy-endpoints is accepted but not in effect yet: the earlier platform's endpoints are not served in this version".to_owned(),
     ];
     assert_eq!(lines, expected);
@@ -128,7 +127,7 @@ fn keys_in_effect_get_no_warning() {
     let dir = temp.path();
     std::fs::write(
         dir.join("watchdog.toml"),
-        "[api]\nprotect-reads = true\n\n[metrics]\ninterval = \"5s\"\n\n\
+        "[api]\nprotect-reads = true\ndashboard = false\n\n[dashboard]\ntiles = [\"gpu\", \"cpu\"]\ncharts = [\"kpis\"]\ntargets = [\"edge\"]\n\n[metrics]\ninterval = \"5s\"\n\n\
          [alerts]\ngroup-wait = \"5s\"\nflap-count = 6\ntime-zone = \"Asia/Jakarta\"\n\n\
          [[rule]]\nname = \"hot\"\nseries = 'rvm_jetson_temperature_celsius{zone=\"gpu\"}'\nabove = 85.0\nclear = 80.0\nfor = \"1m\"\n",
     )

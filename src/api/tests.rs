@@ -1748,3 +1748,55 @@ fn the_dashboards_first_load_is_under_150_kb_gzipped() {
     // And it is the real thing: the chart library alone is over 20 KB.
     assert!(bytes > 20 * 1024, "{bytes} bytes");
 }
+
+#[tokio::test]
+async fn the_dashboard_starts_from_the_sites_view_and_is_gone_when_turned_off() {
+    let src = SourceFile::new(
+        "watchdog.toml",
+        "[dashboard]\ntiles = [\"gpu\", \"cpu\"]\ncharts = [\"kpis\", \"cpu\"]\ntargets = [\"edge\"]\n\n\
+         [[metrics.kpi]]\nname = \"rvm_kpi_deposits_per_hour\"\nhelp = \"deposits accepted per hour\"\nkind = \"rate\"\nof = \"rvm_deposits_total\"\nper = \"1h\"\n"
+            .to_owned(),
+    );
+    let mut out = Vec::new();
+    let raw = src.deserialize(&mut out, |_| None).unwrap();
+    let config = validate::config(&src, raw, &mut out);
+    assert!(out.is_empty(), "{out:?}");
+    let mut s = snapshot();
+    s.config = ConfigView::new(&config, 1, 0, "watchdog.toml".into());
+    let (code, _, body) = call(&app(s.clone()), "GET", "/api/v1/dashboard", None).await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    assert_eq!(
+        json(&body),
+        serde_json::json!({
+            "enabled": true,
+            "tiles": ["gpu", "cpu"],
+            "charts": ["kpis", "cpu"],
+            "targets": ["edge"],
+            "kpis": [{"name": "rvm_kpi_deposits_per_hour", "help": "deposits accepted per hour"}],
+        })
+    );
+    // The default: every tile and chart, every target.
+    let (_, _, body) = call(&app(snapshot()), "GET", "/api/v1/dashboard", None).await;
+    let v = json(&body);
+    assert_eq!(
+        v["tiles"].as_array().unwrap().len(),
+        crate::config::model::DASHBOARD_TILES.len()
+    );
+    assert_eq!(v["targets"], serde_json::Value::Null);
+
+    // `[api] dashboard = false`: the page and its assets answer 404, saying why.
+    s.config.dashboard.enabled = false;
+    let app = app(s);
+    for path in ["/", "/assets/app.js"] {
+        let (code, _, body) = call(&app, "GET", path, None).await;
+        assert_eq!(code, StatusCode::NOT_FOUND, "{path}");
+        assert!(
+            json(&body)["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("`[api] dashboard = false`"),
+            "{body}"
+        );
+    }
+    assert_eq!(call(&app, "GET", "/health", None).await.0, StatusCode::OK);
+}

@@ -203,6 +203,9 @@ pub fn load(sources: &Sources) -> Loaded {
     }
     let before_cross = diagnostics.len();
     validate::cross_check(&targets, &declared, &unreadable, &mut diagnostics);
+    if let (Some(c), Some(src)) = (&config, &config_src) {
+        validate::dashboard_targets(src, c, &declared, &mut diagnostics);
+    }
     let crossed_files: HashSet<PathBuf> = diagnostics[before_cross..]
         .iter()
         .filter(|d| d.severity == Level::Error)
@@ -435,6 +438,7 @@ fn describe_config_key(path: &KeyPath) -> Option<String> {
         ["escalation", _, "levels"] => fields_of::<raw::RawEscalationLevel>(),
         ["rule"] => fields_of::<raw::RawRule>(),
         ["rule", "predict"] => fields_of::<raw::RawPredict>(),
+        ["dashboard"] => fields_of::<raw::RawDashboard>(),
         _ => return None,
     };
     suggest(path, fields)

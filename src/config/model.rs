@@ -38,6 +38,8 @@ pub struct Config {
     pub escalations: BTreeMap<String, Escalation>,
     /// `[[rule]]`
     pub rules: Vec<Rule>,
+    /// `[dashboard]`
+    pub dashboard: Dashboard,
     /// One per enabled policy file, sorted by name.
     pub targets: Vec<Target>,
 }
@@ -173,6 +175,61 @@ pub struct Platform {
     pub timeout: Duration,
     /// Serve the earlier generation's endpoints.
     pub legacy_endpoints: bool,
+}
+
+/// The dashboard's tiles, in their default order.
+pub const DASHBOARD_TILES: &[&str] = &[
+    "cpu",
+    "memory",
+    "disk",
+    "load",
+    "gpu",
+    "temperature",
+    "power",
+    "network",
+    "uptime",
+    "systemd",
+    "safe-mode",
+    "reboots",
+    "outbox",
+];
+
+/// The dashboard's charts, in their default order (`kpis`: one chart per
+/// `[[metrics.kpi]]`).
+pub const DASHBOARD_CHARTS: &[&str] = &[
+    "cpu",
+    "memory",
+    "load",
+    "disk",
+    "gpu",
+    "temperature",
+    "power",
+    "network",
+    "service-memory",
+    "service-cpu",
+    "kpis",
+    "watchdog",
+];
+
+/// `[dashboard]`: the site's default view.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Dashboard {
+    /// Tiles, in order.
+    pub tiles: Vec<&'static str>,
+    /// Charts, in order.
+    pub charts: Vec<&'static str>,
+    /// Targets listed, in order; `None`: all, by name.
+    pub targets: Option<Vec<String>>,
+}
+
+impl Default for Dashboard {
+    fn default() -> Self {
+        Self {
+            tiles: DASHBOARD_TILES.to_vec(),
+            charts: DASHBOARD_CHARTS.to_vec(),
+            targets: None,
+        }
+    }
 }
 
 /// `[metrics]`

@@ -1,7 +1,6 @@
 //! Keys the files accept that do nothing yet.
 //!
-//! The files already describe alerting, the dashboard
-//! and the earlier platform's endpoints, so that a site writes its
+//! The files already describe the earlier platform's endpoints, so that a site writes its
 //! configuration once. Until a feature lands, each of its keys (or tables)
 //! that a file sets gets one warning, from `check` and at every start and
 //! reload, so that nobody counts on it. [`NOT_IN_EFFECT`] is the one list:
@@ -33,20 +32,12 @@ pub struct NotInEffect {
 }
 
 /// Every key and table that is accepted but not in effect yet.
-pub const NOT_IN_EFFECT: &[NotInEffect] = &[
-    NotInEffect {
-        file: FileKind::Daemon,
-        path: &["api", "dashboard"],
-        why: "there is no dashboard in this version (`/` answers 404)",
-        kinds: &[],
-    },
-    NotInEffect {
-        file: FileKind::Daemon,
-        path: &["platform", "legacy-endpoints"],
-        why: "the earlier platform's endpoints are not served in this version",
-        kinds: &[],
-    },
-];
+pub const NOT_IN_EFFECT: &[NotInEffect] = &[NotInEffect {
+    file: FileKind::Daemon,
+    path: &["platform", "legacy-endpoints"],
+    why: "the earlier platform's endpoints are not served in this version",
+    kinds: &[],
+}];
 
 /// One warning for each key or table of [`NOT_IN_EFFECT`] that `src` sets.
 pub fn warn(src: &SourceFile, file: FileKind, out: &mut Vec<Diagnostic>) {

@@ -43,6 +43,26 @@ pub struct RawConfig {
     pub escalation: BTreeMap<String, RawEscalation>,
     /// Alert rules on metric series: `[[rule]]`.
     pub rule: Vec<RawRule>,
+    /// What the dashboard shows, and in what order.
+    pub dashboard: RawDashboard,
+}
+
+/// `[dashboard]`: the site's default view of the dashboard at `/`; each
+/// browser may change its own (kept in that browser).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "kebab-case", default)]
+pub struct RawDashboard {
+    /// Tiles shown, in this order. Default: all of them (`cpu`, `memory`,
+    /// `disk`, `load`, `gpu`, `temperature`, `power`, `network`, `uptime`,
+    /// `systemd`, `safe-mode`, `reboots`, `outbox`).
+    pub tiles: Option<Vec<String>>,
+    /// Charts shown, in this order. Default: all of them (`cpu`, `memory`,
+    /// `load`, `disk`, `gpu`, `temperature`, `power`, `network`,
+    /// `service-memory`, `service-cpu`, `kpis`: one chart per
+    /// `[[metrics.kpi]]`, `watchdog`).
+    pub charts: Option<Vec<String>>,
+    /// Targets listed, in this order. Default: every target, by name.
+    pub targets: Option<Vec<String>>,
 }
 
 /// `[daemon]`

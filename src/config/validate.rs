@@ -965,6 +965,8 @@ pub fn config(src: &SourceFile, raw: RawConfig, out: &mut Vec<Diagnostic>) -> Co
         });
     }
 
+    let dashboard = dashboard(&mut c, &raw.dashboard);
+
     Config {
         daemon,
         log,
@@ -977,7 +979,82 @@ pub fn config(src: &SourceFile, raw: RawConfig, out: &mut Vec<Diagnostic>) -> Co
         channels,
         escalations,
         rules,
+        dashboard,
         targets: Vec::new(),
+    }
+}
+
+/// `[dashboard]`: tiles and charts by their names, each once; targets are
+/// checked against the policies in [`dashboard_targets`].
+fn dashboard(c: &mut Checker<'_>, raw: &RawDashboard) -> Dashboard {
+    let d = KeyPath::root().key("dashboard");
+    let mut pick = |key: &str, list: &Option<Vec<String>>, all: &'static [&'static str]| {
+        let Some(list) = list else {
+            return all.to_vec();
+        };
+        let mut chosen: Vec<&'static str> = Vec::new();
+        for (i, name) in list.iter().enumerate() {
+            let at = d.key(key).index(i);
+            match all.iter().find(|a| **a == name) {
+                Some(a) if chosen.contains(a) => {
+                    c.warn(
+                        &at,
+                        format!(
+                            "{} is listed twice; it is shown once, at its first place",
+                            quoted(name)
+                        ),
+                    );
+                }
+                Some(a) => chosen.push(a),
+                None => {
+                    let mut msg = format!(
+                        "no dashboard {} named {}",
+                        &key[..key.len() - 1],
+                        quoted(name)
+                    );
+                    match did_you_mean(name, all.iter().copied()) {
+                        Some(s) => msg.push_str(&format!("; did you mean \"{s}\"?")),
+                        None => msg.push_str(&format!("; expected one of {}", quote_list(all))),
+                    }
+                    c.error(&at, msg);
+                }
+            }
+        }
+        chosen
+    };
+    let tiles = pick("tiles", &raw.tiles, DASHBOARD_TILES);
+    let charts = pick("charts", &raw.charts, DASHBOARD_CHARTS);
+    Dashboard {
+        tiles,
+        charts,
+        targets: raw.targets.clone(),
+    }
+}
+
+/// `[dashboard] targets` against the targets the policies define: a name
+/// no policy defines is shown nowhere, and said so.
+pub fn dashboard_targets(
+    src: &SourceFile,
+    config: &Config,
+    declared: &[Declared<'_>],
+    out: &mut Vec<Diagnostic>,
+) {
+    let Some(list) = &config.dashboard.targets else {
+        return;
+    };
+    for (i, name) in list.iter().enumerate() {
+        if declared.iter().any(|d| &d.name == name) {
+            continue;
+        }
+        let path = KeyPath::root().key("dashboard").key("targets").index(i);
+        let mut msg = format!(
+            "target {} is not defined, so the dashboard cannot list it",
+            quoted(name)
+        );
+        if let Some(s) = did_you_mean(name, declared.iter().map(|d| d.name.as_str())) {
+            msg.push_str(&format!("; did you mean {}?", quoted(s)));
+        }
+        out.push(src.at(&path, Anchor::Value, Level::Warning, msg));
     }
 }
 

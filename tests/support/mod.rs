@@ -5,3 +5,4 @@
 pub mod daemon;
 pub mod receiver;
 pub mod systemd;
+pub mod webdriver;

@@ -10,8 +10,10 @@ use std::sync::OnceLock;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 
-use super::ApiError;
+use axum::extract::State;
+
 use super::error::Segments;
+use super::{ApiError, ApiState};
 
 /// What the page may load and call: the daemon only.
 const POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
@@ -91,16 +93,40 @@ fn serve(i: usize, headers: &HeaderMap) -> Response {
     response
 }
 
+/// `[api] dashboard = false`: the page and its assets answer 404.
+fn turned_off(state: &ApiState) -> Option<ApiError> {
+    (!state.snapshot.borrow().config.dashboard.enabled).then(|| {
+        ApiError::NotFound(
+            "the dashboard is turned off on this machine (`[api] dashboard = false` in watchdog.toml)"
+                .into(),
+        )
+    })
+}
+
 /// `GET /`: the page.
-pub(super) async fn page(headers: HeaderMap) -> Response {
-    serve(0, &headers)
+pub(super) async fn page(State(state): State<ApiState>, headers: HeaderMap) -> Response {
+    match turned_off(&state) {
+        Some(e) => e.into_response(),
+        None => serve(0, &headers),
+    }
+}
+
+/// `GET /api/v1/dashboard`: the site's view (tiles, charts and targets in
+/// order, the KPIs), which the page starts from.
+pub(super) async fn view(State(state): State<ApiState>) -> Response {
+    let view = state.snapshot.borrow().config.dashboard.clone();
+    axum::Json(view).into_response()
 }
 
 /// `GET /assets/{file}`.
 pub(super) async fn asset(
+    State(state): State<ApiState>,
     Segments(name): Segments<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    if let Some(e) = turned_off(&state) {
+        return Err(e);
+    }
     match ASSETS.iter().position(|a| a.name == name) {
         Some(i) => Ok(serve(i, &headers)),
         None => Err(ApiError::NotFound(format!(
