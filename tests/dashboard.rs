@@ -245,6 +245,11 @@ fn the_dashboard_acknowledges_follows_a_killed_unit_keeps_its_view_and_fits_a_ph
     browser.type_into("#token-input", &token);
     browser.click("#token-form button[type=submit]");
     browser.wait("vision's row", WAIT, &row_state("vision"));
+    assert_eq!(
+        browser.run("return document.getElementById('token-form').offsetParent === null"),
+        true,
+        "the token form stays open after the token was taken"
+    );
     browser.wait(
         "a chart with points",
         WAIT,

@@ -439,7 +439,7 @@ function onEvent(kind, data) {
   const to = data.fields && data.fields.to;
   if (kind === "health-changed" && data.target && to && to.state && lastHealth) {
     const c = check(lastHealth, "target:" + data.target);
-    if (c) {
+    if (c && c.state !== to.state) {
       c.state = to.state;
       c.since = new Date().toISOString();
       drawTargets(lastHealth);
