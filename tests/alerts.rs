@@ -10,7 +10,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use serde_json::Value;
-use support::daemon::TestDaemon;
+use support::daemon::{TestDaemon, kill9};
 use support::systemd::{PrivateSystemd, wait_until};
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -63,27 +63,13 @@ fn until<T>(what: &str, f: impl FnMut() -> Option<T>) -> T {
     wait_until(what, WAIT, f).unwrap()
 }
 
-fn kill9(pid: u32) {
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(pid as i32),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .unwrap();
-}
-
-fn get(daemon: &TestDaemon, path: &str) -> Value {
-    let (code, _, body) = support::daemon::http_get(daemon.addr, path);
-    assert_eq!(code, 200, "GET {path}: {body}");
-    serde_json::from_str(&body).unwrap()
-}
-
 fn state(h: &Value, t: &str) -> Value {
     h["checks"][format!("target:{t}")][0]["state"].clone()
 }
 
 /// The one alert of `name` about `target`, open or not.
 fn alert(daemon: &TestDaemon, name: &str, target: &str) -> Option<Value> {
-    get(daemon, "/api/v1/alerts?state=all")["alerts"]
+    daemon.get_ok("/api/v1/alerts?state=all")["alerts"]
         .as_array()
         .unwrap()
         .iter()
@@ -167,7 +153,7 @@ fn an_incident_names_its_failing_dependency_and_tells_the_whole_story() {
     // Both incidents closed and their resolutions handed on.
     let mut last = Value::Null;
     let records = wait_until("both incidents closed and told", WAIT, || {
-        let list = get(&daemon, "/api/v1/incidents")["incidents"].clone();
+        let list = daemon.get_ok("/api/v1/incidents")["incidents"].clone();
         last = list.clone();
         let all = list.as_array().cloned().unwrap_or_default();
         let closed = |t: &str| {
@@ -237,7 +223,7 @@ fn an_incident_names_its_failing_dependency_and_tells_the_whole_story() {
     let told = &api_alert["told"]["ops-webhook"];
     assert_eq!(told["suppressed"], true, "{api_alert:#}");
     assert_eq!(told["resolved"], true, "{api_alert:#}");
-    let outbox = get(&daemon, "/api/v1/notifications?limit=100")["notifications"].clone();
+    let outbox = daemon.get_ok("/api/v1/notifications?limit=100")["notifications"].clone();
     let about = |target: &str| -> Vec<String> {
         outbox
             .as_array()
@@ -278,7 +264,7 @@ fn an_incident_names_its_failing_dependency_and_tells_the_whole_story() {
     // The event log tells it too, newest first: the uplink's incident
     // opened before it closed, and nothing of the API's target in a list
     // asked for the uplink's.
-    let log = get(&daemon, "/api/v1/events?target=uplink&limit=1000")["events"].clone();
+    let log = daemon.get_ok("/api/v1/events?target=uplink&limit=1000")["events"].clone();
     let kinds: Vec<&str> = log
         .as_array()
         .unwrap()
@@ -414,7 +400,7 @@ fn alerts_acks_silences_windows_and_the_chain_position_survive_a_sigkill() {
         let windows = store.states_with_prefix("maintenance/").ok()?;
         (doc["ack"]["by"] == "ana" && silences.len() == 1 && windows.len() == 1).then_some(())
     });
-    let told_before = get(&daemon, &format!("/api/v1/alerts/{fp}"))["notifications"]
+    let told_before = daemon.get_ok(&format!("/api/v1/alerts/{fp}"))["notifications"]
         .as_array()
         .unwrap()
         .len();
@@ -432,10 +418,10 @@ fn alerts_acks_silences_windows_and_the_chain_position_survive_a_sigkill() {
     assert_eq!(a["ack"]["comment"], "technician on the way");
     assert_eq!(a["level"], 0, "still at the first level: {a:#}");
     assert!(a["told"]["ops-webhook"].is_object());
-    let silences = get(&daemon, "/api/v1/silences")["silences"].clone();
+    let silences = daemon.get_ok("/api/v1/silences")["silences"].clone();
     assert_eq!(silences[0]["matcher"]["target"], "gpu", "{silences:#}");
     assert_eq!(silences[0]["reason"], "fan swap");
-    let windows = get(&daemon, "/api/v1/maintenance")["maintenance"].clone();
+    let windows = daemon.get_ok("/api/v1/maintenance")["maintenance"].clone();
     assert_eq!(
         windows[0]["window"]["schedule"]["every"], "sun 02:00-03:00",
         "{windows:#}"
@@ -443,7 +429,7 @@ fn alerts_acks_silences_windows_and_the_chain_position_survive_a_sigkill() {
     // Nothing was told twice: the restart resumed, it did not start over.
     // (Once the restart's own notice is out, the engine has sent its group.)
     until("the restart's notice in the outbox", || {
-        let list = get(&daemon, "/api/v1/notifications?limit=100")["notifications"].clone();
+        let list = daemon.get_ok("/api/v1/notifications?limit=100")["notifications"].clone();
         let started = list
             .as_array()?
             .iter()
@@ -451,7 +437,7 @@ fn alerts_acks_silences_windows_and_the_chain_position_survive_a_sigkill() {
             .count();
         (started == 2).then_some(())
     });
-    let told_after = get(&daemon, &format!("/api/v1/alerts/{fp}"))["notifications"]
+    let told_after = daemon.get_ok(&format!("/api/v1/alerts/{fp}"))["notifications"]
         .as_array()
         .unwrap()
         .len();

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use rvm_watchdog::cli::sse::Stream;
 use serde_json::Value;
-use support::daemon::TestDaemon;
+use support::daemon::{TestDaemon, kill9};
 use support::systemd::PrivateSystemd;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -46,14 +46,6 @@ fn start(sd: &PrivateSystemd, dir: &Path, name: &str, unit: &str) -> TestDaemon 
 
 fn state(h: &Value, t: &str) -> Value {
     h["checks"][format!("target:{t}")][0]["state"].clone()
-}
-
-fn kill9(pid: u32) {
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(pid as i32),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .unwrap();
 }
 
 /// One message of the stream: event, id, data.

@@ -14,7 +14,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::daemon::TestDaemon;
+use support::daemon::{TestDaemon, kill9};
 use support::systemd::{PrivateSystemd, wait_until};
 use support::webdriver::Browser;
 
@@ -152,20 +152,6 @@ fn artifacts() -> PathBuf {
     dir
 }
 
-fn kill9(pid: u32) {
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(pid as i32),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .unwrap();
-}
-
-fn get(daemon: &TestDaemon, path: &str) -> Value {
-    let (code, _, body) = support::daemon::http_get(daemon.addr, path);
-    assert_eq!(code, 200, "GET {path}: {body}");
-    serde_json::from_str(&body).unwrap()
-}
-
 /// The row state the page shows for `target`.
 fn row_state(target: &str) -> String {
     format!(
@@ -228,10 +214,8 @@ fn the_dashboard_acknowledges_follows_a_killed_unit_keeps_its_view_and_fits_a_ph
             .all(|t| h["checks"][format!("target:{t}")][0]["state"] == "healthy")
     });
     wait_until("a point of memory in the history", WAIT, || {
-        let v = get(
-            &daemon,
-            "/api/v1/query?since=5m&series=rvm_host_memory_bytes%7Bkind%3D%22used%22%7D",
-        );
+        let v = daemon
+            .get_ok("/api/v1/query?since=5m&series=rvm_host_memory_bytes%7Bkind%3D%22used%22%7D");
         (!v["series"][0]["points"].as_array()?.is_empty()).then_some(())
     })
     .unwrap();
@@ -271,7 +255,7 @@ fn the_dashboard_acknowledges_follows_a_killed_unit_keeps_its_view_and_fits_a_ph
     );
 
     // The site's view: tiles and targets in the order watchdog.toml gives.
-    let (tiles, _) = browser.wait(
+    let tiles = browser.wait(
         "the tiles",
         WAIT,
         "const t = [...document.querySelectorAll('#tiles .tile')].map((e) => e.dataset.tile); return t.length >= 4 && t",
@@ -327,7 +311,7 @@ fn the_dashboard_acknowledges_follows_a_killed_unit_keeps_its_view_and_fits_a_ph
 
     // The camera fails: its alert is acknowledged through the page.
     kill9(sd.main_pid(camera));
-    let (fp, _) = browser.wait(
+    let fp = browser.wait(
         "the camera's alert with its button",
         WAIT,
         "const b = [...document.querySelectorAll('#alerts [data-ack]')].find((b) => b.closest('li').textContent.includes('on camera')); return b && b.dataset.ack",
@@ -337,7 +321,7 @@ fn the_dashboard_acknowledges_follows_a_killed_unit_keeps_its_view_and_fits_a_ph
     browser.type_into("#alerts form input", "technician on the way");
     browser.click("#alerts form button[type=submit]");
     let acked = wait_until("the acknowledgement in the API", WAIT, || {
-        let a = get(&daemon, &format!("/api/v1/alerts/{fp}"));
+        let a = daemon.get_ok(&format!("/api/v1/alerts/{fp}"));
         (a["alert"]["state"] == "acknowledged").then_some(a)
     })
     .unwrap();
@@ -451,7 +435,7 @@ fn the_dashboard_acknowledges_follows_a_killed_unit_keeps_its_view_and_fits_a_ph
             serde_json::json!({ "rate": rate }),
         );
         browser.goto(&url);
-        let (fcp, _) = browser.wait(
+        let fcp = browser.wait(
             "the first paint",
             WAIT,
             "const p = performance.getEntriesByName('first-contentful-paint')[0]; return p ? p.startTime : null",

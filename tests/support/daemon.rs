@@ -171,6 +171,13 @@ impl TestDaemon {
         http_get(self.addr, path)
     }
 
+    /// GET `path`, which must answer 200, and parse the body as JSON.
+    pub fn get_ok(&self, path: &str) -> serde_json::Value {
+        let (code, _, body) = self.get(path);
+        assert_eq!(code, 200, "GET {path}: {body}");
+        serde_json::from_str(&body).unwrap()
+    }
+
     /// GET `path` and parse the body as JSON.
     pub fn get_json(&self, path: &str) -> serde_json::Value {
         let (code, _, body) = self.get(path);
@@ -227,6 +234,15 @@ impl TestDaemon {
             .trim()
             .to_owned()
     }
+}
+
+/// SIGKILL to a process the test started (or the unit it runs under systemd).
+pub fn kill9(pid: u32) {
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
 }
 
 /// A minimal HTTP/1.1 GET: (status code, content type, body). Panics when

@@ -111,13 +111,13 @@ impl Browser {
     }
 
     /// Waits until `script` returns something other than null or false,
-    /// checking every 50 ms; returns it, and how long it took.
-    pub fn wait(&self, what: &str, timeout: Duration, script: &str) -> (Value, Duration) {
+    /// checking every 50 ms; returns it.
+    pub fn wait(&self, what: &str, timeout: Duration, script: &str) -> Value {
         let start = Instant::now();
         loop {
             let v = self.run(script);
             if !v.is_null() && v != false {
-                return (v, start.elapsed());
+                return v;
             }
             if start.elapsed() > timeout {
                 let dom = self.run("return document.body.innerText");
