@@ -148,6 +148,20 @@ pub struct ConfigView {
     pub reboot_budget: crate::config::value::Budget,
     /// What the dashboard shows.
     pub dashboard: DashboardView,
+    /// Policies shipped or left with `enabled = false`.
+    pub disabled: Vec<DisabledView>,
+}
+
+/// A disabled target, and what to fix before enabling it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DisabledView {
+    /// `[target] name`.
+    pub name: String,
+    /// Its policy file.
+    pub file: String,
+    /// What `check` would refuse once it is enabled.
+    pub to_enable: Vec<String>,
 }
 
 /// The dashboard's site view: `[api] dashboard`, `[dashboard]` and the
@@ -263,6 +277,15 @@ impl ConfigView {
             warnings,
             reboot_budget: config.reboot.budget,
             dashboard: DashboardView::new(config),
+            disabled: config
+                .disabled
+                .iter()
+                .map(|d| DisabledView {
+                    name: d.name.clone(),
+                    file: d.source.display().to_string(),
+                    to_enable: d.to_enable.clone(),
+                })
+                .collect(),
         }
     }
 }

@@ -173,12 +173,110 @@ fn every_shipped_policy_loads_without_problems() {
         .count();
     assert_eq!(loaded.files.len(), shipped + 1, "every file was read");
     assert!(loaded.files.iter().all(|f| f.ok));
-    // nvargus-daemon ships disabled; every other policy is a target.
-    assert_eq!(config.targets.len(), shipped - 1);
+    // nvargus-daemon (CSI builds) and platform (site facts) ship disabled;
+    // every other policy is a target.
+    assert_eq!(config.targets.len(), shipped - 2);
     let camera = config.target("camera").unwrap();
-    assert_eq!(camera.ladder.len(), 3);
-    assert_eq!(camera.ladder[1].action.as_str(), "hook");
+    let actions: Vec<&str> = camera.ladder.iter().map(|s| s.action.as_str()).collect();
+    assert_eq!(actions, ["restart-units", "hook", "hook", "reboot"]);
     assert!(config.target("nvargus-daemon").is_none());
+    let disabled: Vec<&str> = config.disabled.iter().map(|d| d.name.as_str()).collect();
+    assert_eq!(disabled, ["nvargus-daemon", "platform"]);
+    // With [platform] set, nothing is left to fix before enabling them.
+    assert!(config.disabled.iter().all(|d| d.to_enable.is_empty()));
+    // The dependency edges: app -> camera and GPU.
+    let edge = config.target("myrvm-edge").unwrap();
+    assert_eq!(edge.depends_on, ["camera", "gpu"]);
+}
+
+/// The shipped watchdog.toml as installed (only the hooks directory moved
+/// to this tree's): every shipped policy loads, and the one that needs site
+/// facts is disabled and says what to fill in, as a warning.
+#[test]
+fn the_shipped_set_is_valid_as_installed() {
+    let temp = tempfile::tempdir().unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let shipped = std::fs::read_to_string(root.join("packaging/watchdog.toml")).unwrap();
+    let hooks = format!("hooks-dirs = [\"{}\"]", root.join("hooks").display());
+    let config_text: String = shipped
+        .lines()
+        .map(|l| {
+            if l.starts_with("hooks-dirs = ") {
+                hooks.clone()
+            } else {
+                l.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(
+        config_text.contains(&hooks),
+        "the shipped file sets hooks-dirs"
+    );
+    std::fs::write(temp.path().join("watchdog.toml"), config_text).unwrap();
+    let loaded = config::load(&Sources {
+        config_file: Some(temp.path().join("watchdog.toml")),
+        policies_dir: Some(root.join("policies")),
+        ..Sources::default()
+    });
+    let said: Vec<String> = loaded.diagnostics.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        said,
+        [format!(
+            "{}:19:1: warning: a myrvm probe needs [platform] base-url in watchdog.toml (not in effect while the target is disabled; fix it before setting enabled = true)",
+            root.join("policies/platform.toml").display()
+        )],
+    );
+    let config = loaded.config.expect("the shipped set loads");
+    let platform = config
+        .disabled
+        .iter()
+        .find(|d| d.name == "platform")
+        .unwrap();
+    assert_eq!(
+        platform.to_enable,
+        ["a myrvm probe needs [platform] base-url in watchdog.toml"]
+    );
+}
+
+/// A disabled policy's errors do not break the configuration: they are
+/// warnings, and once it is enabled they are errors again.
+#[test]
+fn a_disabled_policy_with_errors_warns_and_enabled_it_is_refused() {
+    let temp = tempfile::tempdir().unwrap();
+    let policies = temp.path().join("policies");
+    std::fs::create_dir(&policies).unwrap();
+    let text = "[target]\nname = \"cam\"\nenabled = false\n\n[[probe]]\nkind = \"tcp\"\naddress = \"nowhere\"\n";
+    std::fs::write(policies.join("cam.toml"), text).unwrap();
+    let load = || {
+        config::load(&Sources {
+            config_file: Some(shipped_config(temp.path())),
+            policies_dir: Some(policies.clone()),
+            ..Sources::default()
+        })
+    };
+    let loaded = load();
+    assert!(loaded.config.is_some(), "{:?}", loaded.diagnostics);
+    assert_eq!(loaded.diagnostics.len(), 1, "{:?}", loaded.diagnostics);
+    let warning = loaded.diagnostics[0].to_string();
+    assert!(
+        warning.contains(": warning: ")
+            && warning.contains("nowhere")
+            && warning.contains("not in effect while the target is disabled"),
+        "{warning}"
+    );
+    std::fs::write(
+        policies.join("cam.toml"),
+        text.replace("enabled = false\n", ""),
+    )
+    .unwrap();
+    let loaded = load();
+    assert!(loaded.config.is_none());
+    assert!(
+        loaded.diagnostics[0].to_string().contains(": error: "),
+        "{:?}",
+        loaded.diagnostics
+    );
 }
 
 #[test]

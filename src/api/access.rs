@@ -125,6 +125,10 @@ fn need(access: &Access, method: &Method, path: &str) -> Need {
     if !reads {
         return Need::TokenSameSite;
     }
+    // Diagnostics bundles hold journal text: never open.
+    if path == "/api/v1/diagnostics" || path.starts_with("/api/v1/diagnostics/") {
+        return Need::Token;
+    }
     // The dashboard's page and assets hold no data: the page asks for the
     // token before it reads anything.
     let page = path == "/" || path.starts_with("/assets/");

@@ -10,6 +10,7 @@ pub mod access;
 mod alerts;
 mod control;
 pub mod dashboard;
+pub mod diagnostics;
 mod error;
 mod events;
 mod series;
@@ -134,7 +135,27 @@ routes! {
     get "/api/v1/notifications" => alerts::notifications,
     get "/api/v1/incidents" => alerts::incidents,
     get "/api/v1/incidents/{id}" => alerts::incident,
+    get "/api/v1/diagnostics" => diagnostics::list,
+    get "/api/v1/diagnostics/{name}" => diagnostics::one,
     get "/api/v1/openapi.json" => openapi,
+}
+
+/// The dashboard's address for links in hooks and messages, when it is
+/// served: the listener's, with this machine's name for an unspecified
+/// address (`0.0.0.0` is not a place a link can go).
+pub fn dashboard_url(config: &crate::config::Config) -> Option<String> {
+    if !config.api.dashboard {
+        return None;
+    }
+    let listen = config.api.listen;
+    let host = if listen.ip().is_unspecified() {
+        config.identity.name.clone()
+    } else if listen.is_ipv6() {
+        format!("[{}]", listen.ip())
+    } else {
+        listen.ip().to_string()
+    };
+    Some(format!("http://{host}:{}/", listen.port()))
 }
 
 async fn openapi() -> Response {

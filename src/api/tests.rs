@@ -1222,12 +1222,15 @@ fn every_route_is_in_openapi_json_and_every_operation_there_is_routed() {
             documented.insert((method.clone(), path.clone()));
             assert!(op["summary"].is_string(), "{method} {path} has no summary");
             let changes = method != "get";
+            // Diagnostics bundles hold journal text: read with the token only.
+            let always = path.starts_with("/api/v1/diagnostics");
             let secured = op["security"] == json!([{ "bearer": [] }]);
             assert_eq!(
-                changes, secured,
-                "{method} {path}: a changing call, and only one, lists the token as required"
+                changes || always,
+                secured,
+                "{method} {path}: a changing call or a diagnostics read, and only those, lists the token as required"
             );
-            if changes {
+            if secured {
                 assert!(
                     op["responses"]["401"].is_object(),
                     "{method} {path} lists no 401"
@@ -1799,4 +1802,82 @@ async fn the_dashboard_starts_from_the_sites_view_and_is_gone_when_turned_off() 
         );
     }
     assert_eq!(call(&app, "GET", "/health", None).await.0, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn diagnostics_bundles_are_listed_and_served_with_the_token_only() {
+    let state = tempfile::tempdir().unwrap();
+    let dir = state.path().join(super::diagnostics::DIR);
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(dir.join("20261204T101500Z-camera.tar.gz"), b"gz-bundle").unwrap();
+    std::fs::write(state.path().join("api.token"), "secret\n").unwrap();
+    let mut s = snapshot();
+    s.state_dir = state.path().display().to_string();
+    let app = app(s);
+
+    // Open reads (no protect-reads) do not open these.
+    for path in [
+        "/api/v1/diagnostics",
+        "/api/v1/diagnostics/20261204T101500Z-camera.tar.gz",
+    ] {
+        let (code, _, body) = call(&app, "GET", path, None).await;
+        assert_eq!(code, StatusCode::UNAUTHORIZED, "{path}: {body}");
+    }
+    let (code, _, body) = call(&app, "GET", "/api/v1/diagnostics", Some(TOKEN)).await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    let listed = json(&body);
+    assert_eq!(
+        listed["bundles"][0]["name"],
+        "20261204T101500Z-camera.tar.gz"
+    );
+    assert_eq!(listed["bundles"][0]["bytes"], 9);
+    assert_eq!(listed["bundles"].as_array().unwrap().len(), 1);
+
+    let (code, kind, body) = call(
+        &app,
+        "GET",
+        "/api/v1/diagnostics/20261204T101500Z-camera.tar.gz",
+        Some(TOKEN),
+    )
+    .await;
+    assert_eq!(code, StatusCode::OK);
+    assert_eq!(kind, "application/gzip");
+    assert!(body.ends_with("bundle"), "{body:?}");
+    // Nothing else in the state directory is reachable.
+    for path in [
+        "/api/v1/diagnostics/..%2Fapi.token",
+        "/api/v1/diagnostics/api.token",
+        "/api/v1/diagnostics/absent.tar.gz",
+    ] {
+        let (code, _, body) = call(&app, "GET", path, Some(TOKEN)).await;
+        assert_eq!(code, StatusCode::NOT_FOUND, "{path}: {body}");
+        assert!(!body.contains("secret"), "{body}");
+    }
+}
+
+#[tokio::test]
+async fn a_disabled_target_is_listed_in_health_with_what_to_fix() {
+    let mut s = snapshot();
+    s.config.disabled = vec![crate::status::DisabledView {
+        name: "platform".into(),
+        file: "/etc/rvm-watchdog/policies/platform.toml".into(),
+        to_enable: vec!["a myrvm probe needs [platform] base-url in watchdog.toml".into()],
+    }];
+    let app = app(s);
+    let (code, _, body) = call(&app, "GET", "/health", None).await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    let doc = json(&body);
+    assert_eq!(doc["disabledTargets"][0]["name"], "platform");
+    assert_eq!(
+        doc["disabledTargets"][0]["toEnable"][0],
+        "a myrvm probe needs [platform] base-url in watchdog.toml"
+    );
+    // Not among the supervised targets.
+    assert!(
+        doc["targets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t["name"] != "platform")
+    );
 }

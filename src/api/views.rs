@@ -12,7 +12,7 @@ use crate::alert::task::OpenByTarget;
 use crate::process::ProcessState;
 use crate::recovery::LadderState;
 use crate::recovery::{Health, Ms};
-use crate::status::{IdentityView, LastAction, Snapshot, TargetView, rfc3339};
+use crate::status::{DisabledView, IdentityView, LastAction, Snapshot, TargetView, rfc3339};
 use crate::store::{BootEnd, PreviousBoot};
 use crate::supervisor::{UnitAccounting, UnitState};
 
@@ -298,6 +298,10 @@ pub struct HealthReport<'a> {
     pub started_at: String,
     /// How the previous boot ended, when known.
     pub previous_boot: Option<BootView<'a>>,
+    /// Targets whose policy says `enabled = false`: not supervised, and what
+    /// to fix before enabling each. Absent when there are none.
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    pub disabled_targets: &'a [DisabledView],
 }
 
 /// The core loop counts as wedged when it has not gone round for this many ticks.
@@ -629,6 +633,7 @@ impl<'a> HealthReport<'a> {
             log: s.log_destination,
             started_at: rfc3339(s.started_at),
             previous_boot: s.previous_boot.as_ref().map(BootView::new),
+            disabled_targets: &s.config.disabled,
         }
     }
 }

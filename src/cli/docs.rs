@@ -48,10 +48,12 @@ pub fn manpage(args: &ManpageArgs, out: &mut impl Write) -> std::io::Result<Vec<
     for sub in command.get_subcommands() {
         let name = format!("rvm-watchdog-{}", sub.get_name());
         let path = dir.join(format!("{name}.1"));
+        // As git's pages: NAME is the page's own name (what `whatis` and
+        // lintian read), SYNOPSIS the command as typed.
         let page = sub
             .clone()
             .name(name)
-            .display_name(format!("rvm-watchdog {}", sub.get_name()));
+            .bin_name(format!("rvm-watchdog {}", sub.get_name()));
         let mut file = std::fs::File::create(&path)?;
         clap_mangen::Man::new(page).render(&mut file)?;
         written.push(path);
@@ -103,6 +105,14 @@ mod tests {
         );
         let status = std::fs::read_to_string(dir.path().join("rvm-watchdog-status.1")).unwrap();
         assert!(status.contains("\\-\\-json"), "{status}");
+        // NAME is the page's name (whatis, lintian); SYNOPSIS the command.
+        let name = status.split(".SH NAME\n").nth(1).unwrap();
+        assert!(name.starts_with("rvm\\-watchdog\\-status \\- "), "{name}");
+        let synopsis = status.split(".SH SYNOPSIS\n").nth(1).unwrap();
+        assert!(
+            synopsis.starts_with("\\fBrvm\\-watchdog status\\fR"),
+            "{synopsis}"
+        );
         let events = std::fs::read_to_string(dir.path().join("rvm-watchdog-events.1")).unwrap();
         assert!(events.contains("\\-\\-follow"), "{events}");
     }

@@ -176,6 +176,7 @@ pub fn load(sources: &Sources) -> Loaded {
     let mut declared = Vec::new();
     let mut unreadable = Vec::new();
     let mut policy_checks = Vec::new();
+    let mut disabled_targets = Vec::new();
     for src in &policy_srcs {
         let before = diagnostics.len();
         match src.deserialize::<RawPolicy>(&mut diagnostics, describe_policy_key) {
@@ -190,10 +191,23 @@ pub fn load(sources: &Sources) -> Loaded {
                         src,
                     });
                 }
+                let disabled = raw
+                    .target
+                    .as_ref()
+                    .filter(|t| t.enabled == Some(false))
+                    .and_then(|t| t.name.clone());
+                let mark = diagnostics.len();
                 if let Some(c) = &config
                     && let Some(target) = validate::policy(src, raw, c, &mut diagnostics)
                 {
                     targets.push((target, src));
+                }
+                if let Some(name) = disabled {
+                    disabled_targets.push(DisabledTarget {
+                        name,
+                        source: src.path().to_owned(),
+                        to_enable: demote_disabled(&mut diagnostics[mark..]),
+                    });
                 }
                 src.release_index();
             }
@@ -243,6 +257,8 @@ pub fn load(sources: &Sources) -> Loaded {
         Some(mut c) if !has_errors(&diagnostics) => {
             c.targets = targets.into_iter().map(|(t, _)| t).collect();
             c.targets.sort_by(|a, b| a.name.cmp(&b.name));
+            disabled_targets.sort_by(|a, b| a.name.cmp(&b.name));
+            c.disabled = disabled_targets;
             Some(c)
         }
         _ => None,
@@ -252,6 +268,25 @@ pub fn load(sources: &Sources) -> Loaded {
         files,
         diagnostics,
     }
+}
+
+/// A disabled policy's errors become warnings that say so: the file is not
+/// in effect, so it cannot break the targets that are. Returns the errors'
+/// messages, what to fix before enabling it.
+fn demote_disabled(diagnostics: &mut [Diagnostic]) -> Vec<String> {
+    let mut to_enable = Vec::new();
+    for d in diagnostics
+        .iter_mut()
+        .filter(|d| d.severity == Level::Error)
+    {
+        to_enable.push(d.message.clone());
+        d.severity = Level::Warning;
+        d.message = format!(
+            "{} (not in effect while the target is disabled; fix it before setting enabled = true)",
+            d.message
+        );
+    }
+    to_enable
 }
 
 fn has_errors(diagnostics: &[Diagnostic]) -> bool {

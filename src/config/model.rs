@@ -42,6 +42,21 @@ pub struct Config {
     pub dashboard: Dashboard,
     /// One per enabled policy file, sorted by name.
     pub targets: Vec<Target>,
+    /// One per policy file with `enabled = false`, sorted by name.
+    pub disabled: Vec<DisabledTarget>,
+}
+
+/// A policy file with `enabled = false`: checked, not supervised. Its
+/// problems are warnings (they cannot break the targets that run) and are
+/// kept here as what to fix before enabling it; `/health` lists them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DisabledTarget {
+    /// `[target] name`.
+    pub name: String,
+    /// The policy file.
+    pub source: std::path::PathBuf,
+    /// What `check` would refuse once it is enabled, in its words.
+    pub to_enable: Vec<String>,
 }
 
 impl Config {

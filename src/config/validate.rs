@@ -981,6 +981,7 @@ pub fn config(src: &SourceFile, raw: RawConfig, out: &mut Vec<Diagnostic>) -> Co
         rules,
         dashboard,
         targets: Vec::new(),
+        disabled: Vec::new(),
     }
 }
 
@@ -2138,6 +2139,15 @@ fn probe(
                 c.warn(
                     &path.key("device"),
                     format!("device {} renumbers when the camera re-enumerates; use its name under /dev/v4l/by-id/ or /dev/v4l/by-path/", quoted(&device)),
+                );
+            }
+            if Path::new(&device)
+                .parent()
+                .is_some_and(|d| d.to_string_lossy().contains('*'))
+            {
+                c.error(
+                    &path.key("device"),
+                    format!("device {}: only the file name may hold `*` (the directory is read as written)", quoted(&device)),
                 );
             }
             Check::Camera {

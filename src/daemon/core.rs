@@ -553,7 +553,7 @@ impl Core {
             reboot: self.config.reboot.clone(),
             host_root: self.config.daemon.host_root.clone(),
             safe_mode: self.safe_mode.as_ref().map(|m| m.reason.clone()),
-            dashboard_url: None,
+            dashboard_url: crate::api::dashboard_url(&self.config),
             processes: self.processes.clone(),
         }
     }

@@ -82,6 +82,63 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(&bytes[..end]).into_owned()
 }
 
+/// The device a `device` setting names: itself, or when its file name holds
+/// `*` (`/dev/v4l/by-id/usb-*-video-index0`: any one USB camera), the one
+/// entry of its directory that matches. None or several is an error that
+/// says so; the directory is read each run, so a camera plugged in later
+/// is found.
+pub fn resolve(device: &Path) -> Result<PathBuf, String> {
+    let Some(pattern) = device.file_name().map(|n| n.to_string_lossy().into_owned()) else {
+        return Ok(device.to_owned());
+    };
+    if !pattern.contains('*') {
+        return Ok(device.to_owned());
+    }
+    let dir = device.parent().unwrap_or(Path::new("/"));
+    let mut found: Vec<PathBuf> = match std::fs::read_dir(dir) {
+        Ok(entries) => entries
+            .filter_map(Result::ok)
+            .filter(|e| wildcard(&pattern, &e.file_name().to_string_lossy()))
+            .map(|e| e.path())
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    found.sort();
+    match found.len() {
+        1 => Ok(found.remove(0)),
+        0 => Err(format!("no camera matches {}", device.display())),
+        n => Err(format!(
+            "{n} cameras match {} ({}): name one in device",
+            device.display(),
+            found
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+    }
+}
+
+/// Whether `name` matches `pattern`, where `*` stands for any run of
+/// characters (none included) and every other character for itself.
+fn wildcard(pattern: &str, name: &str) -> bool {
+    let parts: Vec<&str> = pattern.split('*').collect();
+    let (first, rest) = (parts[0], &parts[1..]);
+    let Some(mut left) = name.strip_prefix(first) else {
+        return false;
+    };
+    let Some((last, middle)) = rest.split_last() else {
+        return left.is_empty();
+    };
+    for part in middle {
+        match left.find(part) {
+            Some(i) => left = &left[i + part.len()..],
+            None => return false,
+        }
+    }
+    left.len() >= last.len() && left.ends_with(last)
+}
+
 /// Opens `device` without blocking and asks it `VIDIOC_QUERYCAP`.
 pub fn query(device: &Path) -> Query {
     let file = match std::fs::OpenOptions::new()
@@ -369,9 +426,24 @@ impl CameraProbe {
         let mut notes: Vec<String> = Vec::new();
         // The kernel log first: its errors explain what follows.
         let kernel = self.kernel_errors(Instant::now());
-        let device = &self.settings.device;
+        let (device, matched) = match resolve(&self.settings.device) {
+            Ok(found) => (found, true),
+            Err(why) => {
+                fails.push(why);
+                (self.settings.device.clone(), false)
+            }
+        };
+        let device = &device;
+        if device != &self.settings.device {
+            notes.push(format!("matched {}", device.display()));
+        }
 
-        let answer = query(device);
+        // No match: absent, and said once (above).
+        let answer = if matched {
+            query(device)
+        } else {
+            Query::Absent
+        };
         let real = std::fs::canonicalize(device).ok();
         if answer != Query::Absent {
             // The port, whatever the node answered: a wedged camera (EIO)
@@ -397,7 +469,18 @@ impl CameraProbe {
                     Some(p) => format!(" (USB port {p} is gone)"),
                     None => String::new(),
                 };
-                fails.push(format!("{} is absent{port}", device.display()));
+                if matched {
+                    fails.push(format!("{} is absent{port}", device.display()));
+                } else if let Some(p) = &self.port {
+                    let there = if port_present(&self.root, p) {
+                        "still there"
+                    } else {
+                        "gone"
+                    };
+                    fails.push(format!(
+                        "it was last seen on USB port {p}, which is {there}"
+                    ));
+                }
             }
             Query::CannotOpen(e) => {
                 fails.push(format!("cannot open {}: {e}", device.display()));
@@ -453,6 +536,10 @@ impl CameraProbe {
             parts = notes;
         }
         let mut outcome = Outcome::new(status, parts.join("; "));
+        if self.settings.device.to_string_lossy().contains('*') && device != &self.settings.device {
+            // A hook's `{device}` is the node the pattern matched.
+            outcome.facts.insert("device", device.display().to_string());
+        }
         if let Some(port) = &self.port {
             // Known, or last known: a camera that fell off the bus is reset
             // through the port it was on.
@@ -782,5 +869,76 @@ mod tests {
                 "uvcvideo: Non-zero status (-71) #1199".to_owned()
             ))
         );
+    }
+
+    #[test]
+    fn a_pattern_finds_the_one_camera_and_says_when_there_are_none_or_several() {
+        let dir = tempfile::tempdir().unwrap();
+        let pattern = dir.path().join("usb-*-video-index0");
+        assert_eq!(
+            resolve(&pattern).unwrap_err(),
+            format!("no camera matches {}", pattern.display())
+        );
+        let c920 = dir.path().join("usb-046d_HD_Pro_Webcam_C920-video-index0");
+        std::fs::write(&c920, "").unwrap();
+        std::fs::write(
+            dir.path().join("usb-046d_HD_Pro_Webcam_C920-video-index1"),
+            "",
+        )
+        .unwrap();
+        assert_eq!(resolve(&pattern).unwrap(), c920);
+        std::fs::write(dir.path().join("usb-0c45_USB_Camera-video-index0"), "").unwrap();
+        let two = resolve(&pattern).unwrap_err();
+        assert!(two.starts_with("2 cameras match"), "{two}");
+        assert!(two.contains("name one in device"), "{two}");
+        // A plain name is itself, there or not.
+        assert_eq!(resolve(&c920).unwrap(), c920);
+        assert_eq!(
+            resolve(Path::new("/dev/v4l/by-id/absent")).unwrap(),
+            Path::new("/dev/v4l/by-id/absent")
+        );
+    }
+
+    #[test]
+    fn wildcards_match_runs_of_any_characters() {
+        assert!(wildcard("usb-*-video-index0", "usb-x-video-index0"));
+        assert!(wildcard("usb-*-video-index0", "usb--video-index0"));
+        assert!(!wildcard("usb-*-video-index0", "usb-x-video-index1"));
+        assert!(!wildcard("usb-*-video-index0", "pci-x-video-index0"));
+        assert!(wildcard("*", "anything"));
+        assert!(wildcard("a*b*c", "aXbYc"));
+        assert!(!wildcard("a*b*c", "aXcYb"));
+        assert!(!wildcard("ab*ba", "aba"));
+    }
+
+    #[test]
+    fn the_probe_reports_the_node_a_pattern_matched() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = settings(&dir.path().join("usb-*-video-index0"), None);
+        s.kernel_errors = false;
+        let mut probe = CameraProbe::new(dir.path().to_owned(), s.clone());
+        let none = probe.run();
+        assert_eq!(none.status, Status::Fail);
+        assert!(
+            none.output.starts_with("no camera matches"),
+            "{}",
+            none.output
+        );
+        assert!(
+            !none.output.contains("absent"),
+            "said once: {}",
+            none.output
+        );
+        assert!(!none.facts.contains_key("device"));
+        let node = dir.path().join("usb-cam-video-index0");
+        std::fs::write(&node, "").unwrap();
+        let found = probe.run();
+        // A plain file is no V4L2 device: the probe fails, naming it.
+        assert!(
+            found.output.contains(&node.display().to_string()),
+            "{}",
+            found.output
+        );
+        assert_eq!(found.facts.get("device"), Some(&node.display().to_string()));
     }
 }

@@ -170,9 +170,12 @@ pub async fn perform(
                 attempt: attempt.attempt,
                 step: attempt.step as u32 + 1,
                 reason: attempt.reason.clone(),
-                device: target.probes.iter().find_map(|p| match &p.check {
-                    Check::Camera { device, .. } => Some(device.display().to_string()),
-                    _ => None,
+                // The node a `*` pattern last matched, else the device as set.
+                device: ctx.facts.get("device").cloned().or_else(|| {
+                    target.probes.iter().find_map(|p| match &p.check {
+                        Check::Camera { device, .. } => Some(device.display().to_string()),
+                        _ => None,
+                    })
                 }),
                 usb_port: ctx.facts.get("usb-port").cloned(),
                 dashboard_url: ctx.dashboard_url.clone(),

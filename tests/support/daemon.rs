@@ -256,6 +256,15 @@ pub fn try_http_get(addr: SocketAddr, path: &str) -> Result<(u16, String, String
     request(addr, "GET", path, None)
 }
 
+/// A minimal HTTP/1.1 GET with a bearer token: (status code, content type, body).
+pub fn try_http_get_with_token(
+    addr: SocketAddr,
+    path: &str,
+    token: &str,
+) -> Result<(u16, String, String), String> {
+    request(addr, "GET", path, Some(token))
+}
+
 /// A minimal HTTP/1.1 POST with an optional bearer token: (status code, content type, body).
 pub fn try_http_post(
     addr: SocketAddr,
