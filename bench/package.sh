@@ -5,9 +5,9 @@
 # starts it (`rvm-watchdog run` on the installed files; only the listen
 # port is a free one, not 9184); `check` of the installed configuration;
 # then it is purged. RUNS= repeats the install (default 3).
-# The arm64 figures (binary size, `check` under qemu) come from
-# packaging/build-deb.sh --arch arm64, which prints them where the arm64
-# Rust target is installed.
+# Then, when target/debian holds the arm64 package: its size, its binary's,
+# and `check` of the configuration it ships under qemu-aarch64-static
+# (RUNS times).
 # Usage: bench/package.sh  (DEB= another package)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -47,4 +47,23 @@ for run in $(seq "$RUNS"); do
     dpkg --purge rvm-watchdog >/dev/null
     echo "  run $run: dpkg -i $(( (t1 - t0) / 1000000 )) ms, then /health answering $(( (t2 - t1) / 1000000 )) ms later:" \
          "$(( (t2 - t0) / 1000000 )) ms in all; check of the installed configuration $(( (c1 - c0) / 1000000 )) ms"
+done
+
+ARM=$(ls -t target/debian/rvm-watchdog_*_arm64.deb 2>/dev/null | head -n 1)
+if [ -z "$ARM" ] || ! command -v qemu-aarch64-static >/dev/null; then
+    echo "arm64: no package in target/debian (packaging/build-deb.sh --arch arm64) or no qemu-aarch64-static: not measured"
+    exit 0
+fi
+arm=$(mktemp -d)
+trap 'rm -rf "$arm"' EXIT
+dpkg-deb -x "$ARM" "$arm"
+sed "s|^hooks-dirs = .*|hooks-dirs = [\"$arm/usr/share/rvm-watchdog/hooks\"]|" "$arm/etc/rvm-watchdog/watchdog.toml" > "$arm/watchdog.toml"
+echo "package: $ARM"
+echo "  .deb: $(stat -c %s "$ARM") bytes; installed size $(dpkg-deb -f "$ARM" Installed-Size) KiB; binary $(stat -c %s "$arm/usr/bin/rvm-watchdog") bytes"
+for run in $(seq "$RUNS"); do
+    t0=$(date +%s%N)
+    qemu-aarch64-static -L /usr/aarch64-linux-gnu "$arm/usr/bin/rvm-watchdog" check \
+        --config "$arm/watchdog.toml" --policies "$arm/etc/rvm-watchdog/policies" >/dev/null
+    t1=$(date +%s%N)
+    echo "  run $run: check of the shipped configuration under qemu-aarch64-static $(( (t1 - t0) / 1000000 )) ms"
 done

@@ -43,28 +43,50 @@ fn ok(program: &str, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+fn debian_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("target/debian")
+}
+
+/// The newest package for `arch` in target/debian.
+fn newest_deb(arch: &str) -> Option<PathBuf> {
+    let entries = std::fs::read_dir(debian_dir()).ok()?;
+    entries
+        .filter_map(Result::ok)
+        .filter(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            name.starts_with("rvm-watchdog_") && name.ends_with(&format!("_{arch}.deb"))
+        })
+        .max_by_key(|e| e.metadata().and_then(|m| m.modified()).ok())
+        .map(|e| e.path())
+}
+
 /// The package under test.
 fn deb() -> PathBuf {
     if let Some(path) = std::env::var_os("RVM_WATCHDOG_DEB") {
         return PathBuf::from(path);
     }
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/debian");
-    let newest = std::fs::read_dir(&dir).ok().and_then(|entries| {
-        entries
-            .filter_map(Result::ok)
-            .filter(|e| {
-                let name = e.file_name().to_string_lossy().into_owned();
-                name.starts_with("rvm-watchdog_") && name.ends_with("_amd64.deb")
-            })
-            .max_by_key(|e| e.metadata().and_then(|m| m.modified()).ok())
-            .map(|e| e.path())
-    });
-    newest.unwrap_or_else(|| {
+    newest_deb("amd64").unwrap_or_else(|| {
         panic!(
             "no package in {}: build it first with packaging/build-deb.sh (tests/run does)",
-            dir.display()
+            debian_dir().display()
         )
     })
+}
+
+/// The newest `GLIBC_x.y` version an ELF file's dynamic symbols need, by
+/// `readelf` (which reads any architecture's).
+fn newest_glibc(binary: &Path) -> Vec<u32> {
+    let symbols = ok("readelf", &["-W", "--dyn-syms", binary.to_str().unwrap()]);
+    symbols
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '.'))
+        .filter_map(|w| w.strip_prefix("GLIBC_"))
+        .map(|v| {
+            v.split('.')
+                .map(|n| n.parse::<u32>().unwrap_or(0))
+                .collect::<Vec<_>>()
+        })
+        .max()
+        .expect("the binary needs glibc symbols")
 }
 
 /// Purges the package when the test ends, however it ends.
@@ -136,7 +158,7 @@ fn the_package_lints_installs_runs_and_leaves_nothing_behind() {
     // packaging/lintian-overrides when it is overridden).
     let lint = run(
         "lintian",
-        &["--fail-on", "error", "--no-tag-display-limit", deb_str],
+        &["--fail-on", "error", "--tag-display-limit", "0", deb_str],
     );
     let said = String::from_utf8_lossy(&lint.stdout).into_owned();
     eprintln!("lintian:\n{said}");
@@ -217,27 +239,7 @@ fn the_package_lints_installs_runs_and_leaves_nothing_behind() {
         "dpkg-deb",
         &["-x", deb_str, unpacked.path().to_str().unwrap()],
     );
-    let symbols = ok(
-        "objdump",
-        &[
-            "-T",
-            unpacked
-                .path()
-                .join("usr/bin/rvm-watchdog")
-                .to_str()
-                .unwrap(),
-        ],
-    );
-    let newest = symbols
-        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '.'))
-        .filter_map(|w| w.strip_prefix("GLIBC_"))
-        .map(|v| {
-            v.split('.')
-                .map(|n| n.parse::<u32>().unwrap_or(0))
-                .collect::<Vec<_>>()
-        })
-        .max()
-        .expect("the binary needs glibc symbols");
+    let newest = newest_glibc(&unpacked.path().join("usr/bin/rvm-watchdog"));
     eprintln!("newest glibc symbol needed: {newest:?}");
     assert!(
         newest <= vec![2, 31],
@@ -498,4 +500,95 @@ fn run_installed_under_systemd() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// The Jetson's package, which tests/run builds where the aarch64 Rust
+/// target is installed: an arm64 binary needing glibc 2.31 at most, that
+/// runs under qemu and accepts the configuration it ships.
+#[test]
+fn the_arm64_package_needs_at_most_glibc_2_31_and_runs_under_qemu() {
+    let sysroot = ok("rustc", &["--print", "sysroot"]);
+    let target = Path::new(sysroot.trim()).join("lib/rustlib/aarch64-unknown-linux-gnu/lib");
+    let Some(deb) = newest_deb("arm64") else {
+        assert!(
+            !target.exists(),
+            "the aarch64 Rust target is installed but there is no arm64 package in {}: build it with packaging/build-deb.sh --arch arm64 (tests/run does)",
+            debian_dir().display()
+        );
+        eprintln!("skipped: no arm64 package, and no aarch64 Rust target to build one here");
+        return;
+    };
+    let deb_str = deb.to_str().unwrap();
+    eprintln!(
+        "package: {} ({} bytes)",
+        deb.display(),
+        deb.metadata().unwrap().len()
+    );
+    let lint = run(
+        "lintian",
+        &["--fail-on", "error", "--tag-display-limit", "0", deb_str],
+    );
+    let said = String::from_utf8_lossy(&lint.stdout).into_owned();
+    assert!(lint.status.success(), "lintian found errors:\n{said}");
+    assert_eq!(
+        ok("dpkg-deb", &["-f", deb_str, "Architecture"]).trim(),
+        "arm64"
+    );
+    let depends = ok("dpkg-deb", &["-f", deb_str, "Depends"]);
+    assert!(depends.contains("libc6 (>= 2.31)"), "{depends}");
+
+    let unpacked = tempfile::tempdir().unwrap();
+    let root = unpacked.path();
+    ok("dpkg-deb", &["-x", deb_str, root.to_str().unwrap()]);
+    let bin = root.join("usr/bin/rvm-watchdog");
+    let header = ok("readelf", &["-h", bin.to_str().unwrap()]);
+    assert!(header.contains("AArch64"), "{header}");
+    let newest = newest_glibc(&bin);
+    eprintln!(
+        "arm64: newest glibc symbol needed: {newest:?}; binary {} bytes",
+        bin.metadata().unwrap().len()
+    );
+    assert!(
+        newest <= vec![2, 31],
+        "needs GLIBC {newest:?}, newer than 2.31"
+    );
+
+    let qemu = |args: &[&str]| {
+        let mut all = vec!["-L", "/usr/aarch64-linux-gnu", bin.to_str().unwrap()];
+        all.extend_from_slice(args);
+        run("qemu-aarch64-static", &all)
+    };
+    let version = qemu(&["--version"]);
+    assert!(version.status.success(), "{version:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&version.stdout).trim(),
+        format!("rvm-watchdog {}", env!("CARGO_PKG_VERSION"))
+    );
+    // The configuration it ships, its hooks where it unpacked them.
+    let shipped = std::fs::read_to_string(root.join("etc/rvm-watchdog/watchdog.toml")).unwrap();
+    let hooks = root.join("usr/share/rvm-watchdog/hooks");
+    let config: String = shipped
+        .lines()
+        .map(|l| {
+            if l.starts_with("hooks-dirs = ") {
+                format!("hooks-dirs = [\"{}\"]", hooks.display())
+            } else {
+                l.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let config_path = root.join("watchdog.toml");
+    std::fs::write(&config_path, config).unwrap();
+    let check = qemu(&[
+        "check",
+        "--config",
+        config_path.to_str().unwrap(),
+        "--policies",
+        root.join("etc/rvm-watchdog/policies").to_str().unwrap(),
+    ]);
+    let said = String::from_utf8_lossy(&check.stdout).into_owned()
+        + &String::from_utf8_lossy(&check.stderr);
+    assert!(check.status.success(), "check under qemu:\n{said}");
+    assert!(said.contains("configuration is valid"), "{said}");
 }
