@@ -308,6 +308,7 @@ fn the_package_lints_installs_runs_and_leaves_nothing_behind() {
         "systemd-analyze verify says:\n{said}"
     );
 
+    postinst_restarts_only_on_a_configuration_that_passes_check();
     run_installed_under_systemd();
 
     // Remove: the program goes, the configuration stays.
@@ -591,4 +592,67 @@ fn the_arm64_package_needs_at_most_glibc_2_31_and_runs_under_qemu() {
         + &String::from_utf8_lossy(&check.stderr);
     assert!(check.status.success(), "check under qemu:\n{said}");
     assert!(said.contains("configuration is valid"), "{said}");
+}
+
+/// The installed postinst as it runs where systemd is PID 1, in a private
+/// mount namespace with `/run/systemd/system` present and `systemctl`,
+/// `deb-systemd-invoke` and `deb-systemd-helper` standing in (they record
+/// their calls): on the shipped configuration it restarts the unit; on a
+/// broken one it says what `check` said and restarts nothing, and the
+/// package still configures (exit 0).
+fn postinst_restarts_only_on_a_configuration_that_passes_check() {
+    let stubs = tempfile::tempdir().unwrap();
+    let calls = stubs.path().join("calls");
+    for tool in ["systemctl", "deb-systemd-invoke", "deb-systemd-helper"] {
+        let path = stubs.path().join(tool);
+        std::fs::write(
+            &path,
+            format!("#!/bin/sh\necho \"{tool} $*\" >> {}\n", calls.display()),
+        )
+        .unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let postinst = |label: &str| {
+        let _ = std::fs::remove_file(&calls);
+        let script = "mount -t tmpfs none /run && mkdir -p /run/systemd/system && /var/lib/dpkg/info/rvm-watchdog.postinst configure 0.1.0-1";
+        let out = Command::new("unshare")
+            .args(["--mount", "--propagation", "private", "sh", "-c", script])
+            .env(
+                "PATH",
+                format!("{}:/usr/sbin:/usr/bin:/sbin:/bin", stubs.path().display()),
+            )
+            .output()
+            .unwrap();
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        );
+        assert!(
+            out.status.success(),
+            "postinst ({label}) failed: {stdout}{stderr}"
+        );
+        (std::fs::read_to_string(&calls).unwrap_or_default(), stderr)
+    };
+
+    let (called, _) = postinst("valid configuration");
+    assert!(
+        called.contains("systemctl --system daemon-reload"),
+        "{called}"
+    );
+    assert!(
+        called.contains("deb-systemd-invoke restart rvm-watchdog.service"),
+        "{called}"
+    );
+
+    let config = Path::new("/etc/rvm-watchdog/watchdog.toml");
+    let shipped = std::fs::read_to_string(config).unwrap();
+    std::fs::write(config, format!("{shipped}\n[api]\nlisten = \"nowhere\"\n")).unwrap();
+    let (called, said) = postinst("broken configuration");
+    std::fs::write(config, shipped).unwrap();
+    assert!(!called.contains("deb-systemd-invoke restart"), "{called}");
+    assert!(
+        said.contains("watchdog.toml"),
+        "check's words are shown: {said}"
+    );
+    assert!(said.contains("the watchdog was not (re)started"), "{said}");
 }
