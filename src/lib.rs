@@ -17,6 +17,7 @@ pub mod event;
 pub mod hook;
 pub mod logging;
 pub mod metrics;
+pub mod platform;
 pub mod probe;
 pub mod process;
 pub mod recovery;

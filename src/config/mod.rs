@@ -270,6 +270,18 @@ pub fn load(sources: &Sources) -> Loaded {
     }
 }
 
+/// What ends a disabled policy's problem.
+const DISABLED_NOTE: &str =
+    " (not in effect while the target is disabled; fix it before setting enabled = true)";
+
+/// Whether a warning counts against `/health`'s configuration check: a
+/// disabled policy's problems do not (they are listed under
+/// `disabledTargets` instead), so a fresh install waiting for its site's
+/// facts is not reported degraded.
+pub fn counts_for_health(d: &Diagnostic) -> bool {
+    d.severity == Level::Warning && !d.message.ends_with(DISABLED_NOTE)
+}
+
 /// A disabled policy's errors become warnings that say so: the file is not
 /// in effect, so it cannot break the targets that are. Returns the errors'
 /// messages, what to fix before enabling it.
@@ -281,10 +293,7 @@ fn demote_disabled(diagnostics: &mut [Diagnostic]) -> Vec<String> {
     {
         to_enable.push(d.message.clone());
         d.severity = Level::Warning;
-        d.message = format!(
-            "{} (not in effect while the target is disabled; fix it before setting enabled = true)",
-            d.message
-        );
+        d.message = format!("{}{DISABLED_NOTE}", d.message);
     }
     to_enable
 }

@@ -190,7 +190,31 @@ pub struct Platform {
     pub timeout: Duration,
     /// Serve the earlier generation's endpoints.
     pub legacy_endpoints: bool,
+    /// Where they listen.
+    pub legacy_listen: std::net::SocketAddr,
+    /// The application series the platform's figures come from.
+    pub figures: Figures,
 }
+
+/// `[platform] *-series`: the application's series behind the platform's
+/// figures. Each names a metric; its series (whatever their labels) are
+/// summed. Unset: the figure is `null`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Figures {
+    /// Detections, a counter.
+    pub detections: Option<String>,
+    /// Processing time in milliseconds.
+    pub processing_time_ms: Option<String>,
+    /// Detection success rate, 0 to 1.
+    pub success_rate: Option<String>,
+    /// Errors, a counter.
+    pub errors: Option<String>,
+    /// API requests, a counter.
+    pub requests: Option<String>,
+}
+
+/// Where the earlier platform polls a machine.
+pub const DEFAULT_LEGACY_LISTEN: &str = "0.0.0.0:5000";
 
 /// The dashboard's tiles, in their default order.
 pub const DASHBOARD_TILES: &[&str] = &[

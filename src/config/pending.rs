@@ -31,17 +31,18 @@ pub struct NotInEffect {
     pub kinds: &'static [&'static str],
 }
 
-/// Every key and table that is accepted but not in effect yet.
-pub const NOT_IN_EFFECT: &[NotInEffect] = &[NotInEffect {
-    file: FileKind::Daemon,
-    path: &["platform", "legacy-endpoints"],
-    why: "the earlier platform's endpoints are not served in this version",
-    kinds: &[],
-}];
+/// Every key and table that is accepted but not in effect yet: none in
+/// this version (the last, `[platform] legacy-endpoints`, is served now).
+pub const NOT_IN_EFFECT: &[NotInEffect] = &[];
 
 /// One warning for each key or table of [`NOT_IN_EFFECT`] that `src` sets.
 pub fn warn(src: &SourceFile, file: FileKind, out: &mut Vec<Diagnostic>) {
-    for entry in NOT_IN_EFFECT.iter().filter(|e| e.file == file) {
+    warn_of(NOT_IN_EFFECT, src, file, out);
+}
+
+/// [`warn`] for the entries given.
+fn warn_of(entries: &[NotInEffect], src: &SourceFile, file: FileKind, out: &mut Vec<Diagnostic>) {
+    for entry in entries.iter().filter(|e| e.file == file) {
         for path in expand(src, entry.path) {
             if !entry.kinds.is_empty()
                 && !src
@@ -100,5 +101,34 @@ fn describe(src: &SourceFile, pattern: &[&str], path: &KeyPath) -> String {
             let key = path.last_key().unwrap_or("?");
             format!("[{table}] {}", key_shown(key))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_not_in_effect_gets_one_located_warning_in_its_own_kind_of_file() {
+        let entries = [NotInEffect {
+            file: FileKind::Daemon,
+            path: &["platform", "future-key"],
+            why: "it is for a later version",
+            kinds: &[],
+        }];
+        let text = "[platform]\nbase-url = \"https://x.example\"\nfuture-key = 1\n";
+        let src = SourceFile::new("watchdog.toml", text.to_owned());
+        let mut out = Vec::new();
+        warn_of(&entries, &src, FileKind::Daemon, &mut out);
+        let lines: Vec<String> = out.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            lines,
+            [
+                "watchdog.toml:3:1: warning: [platform] future-key is accepted but not in effect yet: it is for a later version",
+            ]
+        );
+        let mut none = Vec::new();
+        warn_of(&entries, &src, FileKind::Policy, &mut none);
+        assert!(none.is_empty());
     }
 }

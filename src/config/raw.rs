@@ -144,8 +144,21 @@ pub struct RawPlatform {
     /// Per-request timeout. Default `"5s"`.
     pub timeout: Option<HumanDuration>,
     /// Also serve the earlier platform generation's endpoints (`/api/health`,
-    /// `/api/status`, `/api/monitoring/*`). Default false.
+    /// `/api/status`, `/api/hardware`, `/api/monitoring/*`). Default false.
     pub legacy_endpoints: Option<bool>,
+    /// Where those endpoints listen. Default `"0.0.0.0:5000"`, where the
+    /// earlier platform polls.
+    pub legacy_listen: Option<String>,
+    /// The series counting detections (a counter), for the platform's figures.
+    pub detections_series: Option<String>,
+    /// The series of the processing time in milliseconds (a gauge or KPI).
+    pub processing_time_series: Option<String>,
+    /// The series of the detection success rate, 0 to 1 (a gauge or KPI).
+    pub success_rate_series: Option<String>,
+    /// The series counting errors (a counter).
+    pub errors_series: Option<String>,
+    /// The series counting API requests (a counter).
+    pub requests_series: Option<String>,
 }
 
 /// `[metrics]`

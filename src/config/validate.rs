@@ -553,6 +553,36 @@ pub fn config(src: &SourceFile, raw: RawConfig, out: &mut Vec<Diagnostic>) -> Co
                 MINUTE,
             ),
             legacy_endpoints: p.legacy_endpoints.unwrap_or(false),
+            legacy_listen: {
+                let text = p.legacy_listen.as_deref().unwrap_or(DEFAULT_LEGACY_LISTEN);
+                text.parse::<SocketAddr>().unwrap_or_else(|_| {
+                    c.error(
+                        &pp.key("legacy-listen"),
+                        format!("invalid listen address {}; expected IP:PORT, like \"0.0.0.0:5000\"", quoted(text)),
+                    );
+                    DEFAULT_LEGACY_LISTEN.parse().expect("the default parses")
+                })
+            },
+            figures: {
+                let mut series = |key: &str, value: &Option<String>| {
+                    let name = value.as_deref()?;
+                    if !crate::metrics::text::valid_name(name) {
+                        c.error(
+                            &pp.key(key),
+                            format!("{} is not a metric name: letters, digits, `_` and `:`, not starting with a digit (labels are not named here: every series of the name is summed)", quoted(name)),
+                        );
+                        return None;
+                    }
+                    Some(name.to_owned())
+                };
+                Figures {
+                    detections: series("detections-series", &p.detections_series),
+                    processing_time_ms: series("processing-time-series", &p.processing_time_series),
+                    success_rate: series("success-rate-series", &p.success_rate_series),
+                    errors: series("errors-series", &p.errors_series),
+                    requests: series("requests-series", &p.requests_series),
+                }
+            },
         })
     });
 

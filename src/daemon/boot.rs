@@ -309,6 +309,14 @@ pub(super) fn start_api(
             .collect(),
         stop: shutdown.clone(),
     });
+    tokio::spawn(crate::platform::start(crate::platform::Start {
+        config: config.clone(),
+        snapshot: snapshot.clone(),
+        alerts: alerts.open.clone(),
+        latest: metrics.latest.clone(),
+        metrics: metrics.requests.clone(),
+        stop: shutdown.clone(),
+    }));
     let (commands_tx, commands) = tokio::sync::mpsc::channel(16);
     let requests = metrics.requests.clone();
     let app = crate::api::router(crate::api::ApiState {

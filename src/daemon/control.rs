@@ -341,7 +341,7 @@ impl Core {
         let warnings = loaded
             .diagnostics
             .iter()
-            .filter(|d| d.severity == Level::Warning)
+            .filter(|d| crate::config::counts_for_health(d))
             .count();
         let view = ConfigView::new(&new, self.generation, warnings, config_source(loaded));
         let identity = identity_view(&new);

@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::command::Command;
-use crate::config::{self, Level, Loaded, Sources};
+use crate::config::{self, Loaded, Sources};
 use crate::logging::{self, LogHandle};
 use crate::recovery::Ms;
 use crate::supervisor::BusStatus;
@@ -122,7 +122,7 @@ pub async fn run(
     let warnings = loaded
         .diagnostics
         .iter()
-        .filter(|d| d.severity == Level::Warning)
+        .filter(|d| crate::config::counts_for_health(d))
         .count();
     let snapshot = boot::first_snapshot(
         &config,

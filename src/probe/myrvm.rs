@@ -320,6 +320,8 @@ mod tests {
             api_key_file: key_file,
             timeout: Duration::from_secs(5),
             legacy_endpoints: false,
+            legacy_listen: crate::config::DEFAULT_LEGACY_LISTEN.parse().unwrap(),
+            figures: Default::default(),
         }
     }
 

@@ -1,0 +1,248 @@
+//! The earlier platform's maintenance page against the running watchdog:
+//! a poller that behaves as the page does (five GETs one after another, a
+//! 5 s timeout each, reading the fields ../shared/domain/MYRVM.md lists)
+//! on the watchdog's `[platform] legacy-endpoints`, with a JetPack 6 Orin
+//! Nano fixture tree as its host root.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use support::daemon::{TestDaemon, kill9, try_http_get};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// What the page saw in one round.
+#[derive(Debug)]
+struct Card {
+    green: bool,
+    online: bool,
+    model: Option<String>,
+    cpu: Option<f64>,
+    memory: Option<f64>,
+    disk: Option<f64>,
+    gpu: Option<f64>,
+    daily: bool,
+    /// The page's five GETs, each within its 5 s.
+    answered: bool,
+    cors: bool,
+}
+
+/// One round of the page: the five GETs in its order.
+fn poll(addr: SocketAddr) -> Card {
+    let mut answered = true;
+    let mut cors = true;
+    let mut get = |path: &str| -> Option<Value> {
+        let started = Instant::now();
+        let got = try_http_get(addr, path);
+        if started.elapsed() > Duration::from_secs(5) {
+            answered = false;
+            return None;
+        }
+        let (code, _, body) = got.ok()?;
+        if code >= 400 {
+            answered = false;
+            return None;
+        }
+        cors &= cors_header(addr, path);
+        serde_json::from_str(&body).ok()
+    };
+    let health = get("/api/health");
+    let status = get("/api/status");
+    let hardware = get("/api/hardware");
+    let monitoring = get("/api/monitoring/status");
+    let summary = get("/api/monitoring/summary");
+    let number = |v: &Option<Value>, key: &str| v.as_ref().and_then(|v| v[key].as_f64());
+    Card {
+        green: health.as_ref().is_some_and(|h| h["status"] == "healthy"),
+        online: status.as_ref().is_some_and(|s| s["api_status"] == "online"),
+        model: hardware.as_ref().and_then(|h| {
+            h["hardware_info"]["jetson_info"]["model"]
+                .as_str()
+                .map(str::to_owned)
+        }),
+        cpu: number(&monitoring, "cpu_usage"),
+        memory: number(&monitoring, "memory_usage"),
+        disk: number(&monitoring, "disk_usage"),
+        gpu: number(&monitoring, "gpu_usage"),
+        daily: summary.as_ref().is_some_and(|s| s["daily"].is_object()),
+        answered,
+        cors,
+    }
+}
+
+/// Whether the answer says `Access-Control-Allow-Origin: *`.
+fn cors_header(addr: SocketAddr, path: &str) -> bool {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    let _ = s.read_to_string(&mut answer);
+    answer
+        .to_ascii_lowercase()
+        .contains("\r\naccess-control-allow-origin: *\r\n")
+}
+
+#[test]
+fn the_maintenance_page_sees_a_true_card_that_turns_when_a_target_fails() {
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path();
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    // A JetPack 6 Orin Nano's sysfs and device tree, with an Orin Nano's /proc.
+    let root = dir.join("root");
+    let copy = |from: &Path| {
+        let ok = Command::new("cp")
+            .arg("-a")
+            .arg(format!("{}/.", from.display()))
+            .arg(&root)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "cp -a {}", from.display());
+    };
+    std::fs::create_dir_all(&root).unwrap();
+    copy(&fixtures.join("jetson/jp6-orin-nano"));
+    copy(&fixtures.join("collect/host-a"));
+
+    let port = free_port();
+    std::fs::write(
+        dir.join("watchdog.toml"),
+        format!(
+            "[daemon]\nhost-root = \"{}\"\n\n[platform]\nbase-url = \"http://127.0.0.1:9/api/v1\"\nlegacy-endpoints = true\nlegacy-listen = \"127.0.0.1:{port}\"\n\n[metrics]\ninterval = \"1s\"\n",
+            root.display()
+        ),
+    )
+    .unwrap();
+    std::fs::create_dir_all(dir.join("policies")).unwrap();
+    std::fs::write(
+        dir.join("policies/app.toml"),
+        "[target]\nname = \"app\"\n\n[target.process]\ncommand = [\"/bin/sleep\", \"600\"]\n\n[alert]\nseverity = \"critical\"\n",
+    )
+    .unwrap();
+    let mut daemon = TestDaemon::start(dir);
+    daemon.wait_for_line("serving the platform's endpoints", WAIT);
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    // Ten seconds of the machine later (fixtures/collect/README.md): CPU use
+    // is the difference of two rounds.
+    std::thread::sleep(Duration::from_millis(1500));
+    copy(&fixtures.join("collect/host-b"));
+
+    // Green once the target is healthy, with the fixture's figures.
+    let deadline = Instant::now() + WAIT;
+    let card = loop {
+        let card = poll(addr);
+        if card.green && card.cpu.is_some() && card.gpu.is_some() {
+            break card;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no green card with figures: {card:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(card.answered && card.cors, "{card:?}");
+    assert!(card.online, "{card:?}");
+    assert_eq!(
+        card.model.as_deref(),
+        Some("NVIDIA Jetson Orin Nano Engineering Reference Developer Kit Super")
+    );
+    // Real numbers: the fixture's meminfo (7,620,000 kB, 3,810,000
+    // available) and GPU load (123 ‰); CPU and disk as the watchdog
+    // measures them.
+    assert_eq!(card.memory, Some(50.0), "{card:?}");
+    assert_eq!(card.gpu, Some(12.3), "{card:?}");
+    assert!(
+        card.cpu.is_some_and(|c| (0.0..=100.0).contains(&c)),
+        "{card:?}"
+    );
+    assert!(
+        card.disk.is_some_and(|d| (0.0..=100.0).contains(&d)),
+        "{card:?}"
+    );
+    assert!(card.daily, "{card:?}");
+
+    // The target fails: the card turns, and the API still answers.
+    let health = daemon.get_json("/health");
+    let pid = health["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "app")
+        .and_then(|t| t["processState"]["pid"].as_u64())
+        .expect("the app's pid") as u32;
+    kill9(pid);
+    let deadline = Instant::now() + WAIT;
+    let turned = loop {
+        let card = poll(addr);
+        if !card.green {
+            break card;
+        }
+        assert!(Instant::now() < deadline, "the card stayed green: {card:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(turned.answered && turned.online, "{turned:?}");
+    let (code, _, body) = try_http_get(addr, "/api/health").unwrap();
+    assert_eq!(code, 200, "{body}");
+    let doc: Value = serde_json::from_str(&body).unwrap();
+    assert_ne!(doc["status"], "healthy", "{doc}");
+}
+
+#[test]
+fn the_endpoints_are_off_by_default() {
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path();
+    let port = free_port();
+    std::fs::write(
+        dir.join("watchdog.toml"),
+        format!("[platform]\nbase-url = \"http://127.0.0.1:9/api/v1\"\nlegacy-listen = \"127.0.0.1:{port}\"\n"),
+    )
+    .unwrap();
+    std::fs::create_dir_all(dir.join("policies")).unwrap();
+    let daemon = TestDaemon::start(dir);
+    // The daemon serves its own API; nothing listens on the platform's port.
+    assert_eq!(daemon.get("/livez").0, 200);
+    assert!(
+        std::net::TcpStream::connect(format!("127.0.0.1:{port}")).is_err(),
+        "the platform's endpoints listen without legacy-endpoints"
+    );
+}
+
+#[test]
+fn a_port_another_service_holds_is_said_and_the_rest_runs() {
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path();
+    let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = held.local_addr().unwrap().port();
+    std::fs::write(
+        dir.join("watchdog.toml"),
+        format!("[platform]\nbase-url = \"http://127.0.0.1:9/api/v1\"\nlegacy-endpoints = true\nlegacy-listen = \"127.0.0.1:{port}\"\n"),
+    )
+    .unwrap();
+    std::fs::create_dir_all(dir.join("policies")).unwrap();
+    let mut daemon = TestDaemon::start(dir);
+    let line = daemon.wait_for_line("for the platform's endpoints", WAIT);
+    assert!(
+        line.contains(&format!("cannot listen on 127.0.0.1:{port}"))
+            && line.contains("[platform] legacy-listen"),
+        "{line}"
+    );
+    assert_eq!(daemon.get("/livez").0, 200);
+    drop(held);
+}
