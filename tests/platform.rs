@@ -178,6 +178,19 @@ fn the_maintenance_page_sees_a_true_card_that_turns_when_a_target_fails() {
     );
     assert!(card.daily, "{card:?}");
 
+    // The edge client's heartbeat figures, on the watchdog's own API: the
+    // CPU zone found by type (the fixture's cpu-thermal reads 44125).
+    let figures = daemon.get_ok("/api/v1/health-metrics");
+    let h = &figures["health_metrics"];
+    assert_eq!(h["cpu_temperature"], 44.1, "{figures}");
+    assert_eq!(h["temperature"], 44.1, "{figures}");
+    assert_eq!(h["memory_usage_percent"], 50.0, "{figures}");
+    assert_eq!(h["gpu_usage"], 12.3, "{figures}");
+    assert!(
+        h["cpu_usage_percent"].is_number() && h["cpu_usage"] == h["cpu_usage_percent"],
+        "{figures}"
+    );
+
     // The target fails: the card turns, and the API still answers.
     let health = daemon.get_json("/health");
     let pid = health["targets"]

@@ -135,9 +135,18 @@ routes! {
     get "/api/v1/notifications" => alerts::notifications,
     get "/api/v1/incidents" => alerts::incidents,
     get "/api/v1/incidents/{id}" => alerts::incident,
+    get "/api/v1/health-metrics" => health_metrics,
     get "/api/v1/diagnostics" => diagnostics::list,
     get "/api/v1/diagnostics/{name}" => diagnostics::one,
     get "/api/v1/openapi.json" => openapi,
+}
+
+/// `GET /api/v1/health-metrics`: the figures the edge client puts in its
+/// heartbeat's `health_metrics`, from the collectors' latest values.
+async fn health_metrics(State(state): State<ApiState>) -> Response {
+    let latest = state.metrics.latest.borrow().clone();
+    let body = crate::platform::documents::health_metrics(&crate::platform::machine(&latest));
+    axum::Json(body).into_response()
 }
 
 /// The dashboard's address for links in hooks and messages, when it is

@@ -278,3 +278,22 @@ pub fn monitoring_summary(f: &Facts) -> Value {
         "timestamp": f.now,
     })
 }
+
+/// `GET /api/v1/health-metrics` (the watchdog's own API, for the edge
+/// client's heartbeat): `health_metrics` with both key sets the current
+/// platform's two dashboards read, as numbers (`null` where not measured).
+/// `temperature` is the CPU's, as `cpu_temperature`.
+pub fn health_metrics(m: &super::Machine) -> Value {
+    let temperature = rounded(m.cpu_temperature);
+    json!({
+        "health_metrics": {
+            "cpu_usage_percent": pct(m.usage.cpu),
+            "memory_usage_percent": pct(m.usage.memory),
+            "disk_usage_percent": pct(m.usage.disk),
+            "cpu_temperature": temperature,
+            "cpu_usage": pct(m.usage.cpu),
+            "gpu_usage": pct(m.usage.gpu),
+            "temperature": temperature,
+        }
+    })
+}

@@ -125,6 +125,9 @@ pub struct Machine {
     pub disk_total: Option<f64>,
     pub disk_used: Option<f64>,
     pub usage: Usage,
+    /// The CPU's thermal zone, found by its type (`cpu-thermal` on JetPack
+    /// 6, `CPU-therm` on 5), not by its number.
+    pub cpu_temperature: Option<f64>,
 }
 
 /// The machine's figures from the collectors' series: CPU (all cores),
@@ -146,11 +149,22 @@ pub fn machine(latest: &Latest) -> Machine {
         .map(|(_, (_, v))| *v * 100.0)
         .filter(|v| v.is_finite())
         .reduce(f64::max);
+    let cpu_temperature = latest
+        .values
+        .iter()
+        .find(|(k, _)| {
+            k.name == "rvm_jetson_temperature_celsius"
+                && k.label("zone")
+                    .is_some_and(|z| z.to_ascii_lowercase().starts_with("cpu"))
+        })
+        .map(|(_, (_, v))| *v)
+        .filter(|v| v.is_finite());
     Machine {
         memory_total,
         memory_available,
         disk_total,
         disk_used,
+        cpu_temperature,
         usage: Usage {
             cpu: value(latest, "rvm_host_cpu_usage_ratio", &[("cpu", "total")]).map(|r| r * 100.0),
             memory: ratio(

@@ -263,3 +263,35 @@ async fn the_summary_sums_a_known_history() {
     assert_eq!(s.monthly.detections, d.detections);
     assert_eq!(s.yearly.avg_cpu_usage, d.avg_cpu_usage);
 }
+
+#[test]
+fn the_heartbeat_figures_carry_both_key_sets_and_the_cpu_zone_by_type() {
+    let m = machine(&latest(&[
+        ("rvm_host_cpu_usage_ratio", &[("cpu", "total")], 0.42),
+        ("rvm_host_memory_bytes", &[("kind", "total")], 8.0e9),
+        ("rvm_host_memory_bytes", &[("kind", "available")], 6.0e9),
+        (
+            "rvm_jetson_temperature_celsius",
+            &[("zone", "CPU-therm")],
+            47.5,
+        ),
+        (
+            "rvm_jetson_temperature_celsius",
+            &[("zone", "GPU-therm")],
+            60.0,
+        ),
+        (
+            "rvm_jetson_temperature_celsius",
+            &[("zone", "Tboard_tegra")],
+            39.0,
+        ),
+    ]));
+    golden("health-metrics", &documents::health_metrics(&m));
+    let h = &documents::health_metrics(&m)["health_metrics"];
+    assert_eq!(h["cpu_usage_percent"], 42.0);
+    assert_eq!(h["cpu_usage"], 42.0);
+    assert_eq!(h["memory_usage_percent"], 25.0);
+    assert_eq!(h["cpu_temperature"], 47.5);
+    assert_eq!(h["temperature"], 47.5);
+    assert!(h["disk_usage_percent"].is_null() && h["gpu_usage"].is_null());
+}
