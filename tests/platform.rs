@@ -259,3 +259,170 @@ fn a_port_another_service_holds_is_said_and_the_rest_runs() {
     assert_eq!(daemon.get("/livez").0, 200);
     drop(held);
 }
+
+/// The earlier platform's rules for a monitoring record (MYRVM.md): every
+/// field nullable; the four percentages numbers 0–100; the processing time
+/// not negative; counts whole and not negative. Invalid input is a 500.
+fn valid(record: &Value) -> Result<(), String> {
+    let fields = [
+        "timestamp",
+        "cpu_usage",
+        "memory_usage",
+        "gpu_usage",
+        "disk_usage",
+        "processing_time_ms",
+        "detections_count",
+        "error_count",
+        "api_requests_count",
+    ];
+    let o = record.as_object().ok_or("not an object")?;
+    for f in fields {
+        if !o.contains_key(f) {
+            return Err(format!("{f} is missing"));
+        }
+    }
+    for f in ["cpu_usage", "memory_usage", "gpu_usage", "disk_usage"] {
+        if !(o[f].is_null() || o[f].as_f64().is_some_and(|v| (0.0..=100.0).contains(&v))) {
+            return Err(format!("{f} = {}", o[f]));
+        }
+    }
+    if !(o["processing_time_ms"].is_null()
+        || o["processing_time_ms"].as_f64().is_some_and(|v| v >= 0.0))
+    {
+        return Err(format!("processing_time_ms = {}", o["processing_time_ms"]));
+    }
+    for f in ["detections_count", "error_count", "api_requests_count"] {
+        if !(o[f].is_null() || o[f].is_u64()) {
+            return Err(format!("{f} = {}", o[f]));
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn the_monitoring_push_is_valid_waits_bounded_while_the_platform_is_down_and_drains_in_order() {
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path();
+    let port = free_port();
+    let key = dir.join("api_key");
+    std::fs::write(&key, "k-123\n").unwrap();
+    std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    std::fs::write(
+        dir.join("watchdog.toml"),
+        format!(
+            "[platform]\nbase-url = \"http://127.0.0.1:9/api/v1\"\napi-key-file = \"{}\"\nmonitoring-url = \"http://127.0.0.1:{port}/api/maintenance/17/monitoring\"\nmonitoring-every = \"1s\"\nmonitoring-backlog = 3\ntimeout = \"500ms\"\ndetections-series = \"app_detections_total\"\n\n[metrics]\ninterval = \"1s\"\n",
+            key.display()
+        ),
+    )
+    .unwrap();
+    std::fs::create_dir_all(dir.join("policies")).unwrap();
+    let mut daemon = TestDaemon::start(dir);
+    daemon.wait_for_line("pushing monitoring records to the platform", WAIT);
+
+    // The platform is down: records wait, at most three, the oldest dropped.
+    let push = |h: &Value| h["checks"]["platform:monitoring-push"][0].clone();
+    let down = daemon.wait_for("the backlog full and dropping", WAIT, |h| {
+        let p = push(h);
+        p["status"] == "warn"
+            && p["observedValue"] == 3
+            && p["output"]
+                .as_str()
+                .is_some_and(|o| o.contains("waiting (at most 3)") && !o.contains(" 0 dropped"))
+    });
+    let said = push(&down)["output"].as_str().unwrap().to_owned();
+    assert!(said.contains("cannot reach the platform"), "{said}");
+    assert_ne!(down["status"], "pass", "/health says so: {down}");
+
+    // Detections counted by the application, between records.
+    let token = daemon.token(dir);
+    for total in [5, 9] {
+        let body = format!(
+            "# TYPE app_detections_total counter\napp_detections_total{{camera=\"front\"}} {total}\n"
+        );
+        let (code, answer) = support::daemon::post(
+            daemon.addr,
+            "/api/v1/ingest",
+            token.trim(),
+            "text/plain",
+            &body,
+        );
+        assert_eq!(code, 200, "{answer}");
+        std::thread::sleep(Duration::from_millis(1100));
+    }
+
+    // The platform comes up, applying its rules: every record is accepted,
+    // oldest first, with the key as configured.
+    let verdicts = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = verdicts.clone();
+    let listener = std::net::TcpListener::bind(format!("127.0.0.1:{port}")).unwrap();
+    let (_url, got) = support::receiver::start_on(listener, 100, move |g, _| {
+        let verdict = serde_json::from_str::<Value>(&g.body)
+            .map_err(|e| e.to_string())
+            .and_then(|v| valid(&v));
+        let ok = verdict.is_ok();
+        seen.lock().unwrap().push(verdict);
+        if ok {
+            (200, r#"{"success":true}"#.into())
+        } else {
+            (500, "invalid".into())
+        }
+    });
+    let drained = daemon.wait_for("the backlog drained", WAIT, |h| {
+        push(h)["status"] == "pass" && push(h)["observedValue"] == 0
+    });
+    let got = got.lock().unwrap().clone();
+    assert!(got.len() >= 3, "{got:?}");
+    for g in &got {
+        assert_eq!(g.method, "POST");
+        assert_eq!(g.path, "/api/maintenance/17/monitoring");
+        assert_eq!(g.header("authorization"), Some("Bearer k-123"));
+        assert_eq!(g.header("content-type"), Some("application/json"));
+    }
+    let verdicts = verdicts.lock().unwrap();
+    assert!(verdicts.iter().all(Result::is_ok), "{verdicts:?}");
+    let stamps: Vec<String> = got
+        .iter()
+        .map(|g| {
+            serde_json::from_str::<Value>(&g.body).unwrap()["timestamp"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    let mut sorted = stamps.clone();
+    sorted.sort();
+    assert_eq!(stamps, sorted, "oldest first");
+    // The detections between two records (5 -> 9), counted once.
+    let counted: u64 = got
+        .iter()
+        .filter_map(|g| {
+            serde_json::from_str::<Value>(&g.body).unwrap()["detections_count"].as_u64()
+        })
+        .sum();
+    // Counted once each: 9 in all, or 4 if the full backlog dropped the
+    // record that held the first 5 (a slow machine).
+    assert!(counted == 9 || counted == 4, "counted {counted} of 9: {stamps:?}");
+    let accepted = push(&drained)["output"].as_str().unwrap().to_owned();
+    assert!(accepted.contains("0 waiting"), "{accepted}");
+}
+
+#[test]
+fn nothing_is_pushed_when_no_monitoring_url_is_set() {
+    let (url, got) = support::receiver::start(10, |_, _| (200, "{}".into()));
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path();
+    std::fs::write(
+        dir.join("watchdog.toml"),
+        format!("[platform]\nbase-url = \"{url}/api/v1\"\nlegacy-endpoints = false\n"),
+    )
+    .unwrap();
+    std::fs::create_dir_all(dir.join("policies")).unwrap();
+    let daemon = TestDaemon::start(dir);
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(got.lock().unwrap().is_empty(), "something was sent");
+    let health = daemon.get_json("/health");
+    assert!(
+        health["checks"].get("platform:monitoring-push").is_none(),
+        "{health}"
+    );
+}

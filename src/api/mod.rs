@@ -58,6 +58,8 @@ pub struct ApiState {
     pub store: Option<crate::store::StoreThread>,
     /// The latest `/health` rendered, reused until anything in it changes.
     pub health: HealthCache,
+    /// The platform's monitoring push, when `[platform] monitoring-url` is set.
+    pub push: Option<watch::Receiver<crate::platform::push::PushStatus>>,
 }
 
 /// How long a rendered `/health` is reused at most, when nothing in the
@@ -286,6 +288,7 @@ fn accepts_gzip(accept: &str) -> bool {
 struct HealthState {
     snapshot: watch::Receiver<Snapshot>,
     alerts: watch::Receiver<std::sync::Arc<crate::alert::task::OpenByTarget>>,
+    push: Option<watch::Receiver<crate::platform::push::PushStatus>>,
     cache: HealthCache,
 }
 
@@ -294,6 +297,7 @@ impl axum::extract::FromRef<ApiState> for HealthState {
         HealthState {
             snapshot: s.snapshot.clone(),
             alerts: s.alerts.open.clone(),
+            push: s.push.clone(),
             cache: s.health.clone(),
         }
     }
@@ -309,7 +313,9 @@ async fn health(State(state): State<HealthState>) -> Response {
             let open = alerts.borrow_and_update().clone();
             let (code, body) = {
                 let s = snapshot.borrow_and_update();
-                let report = HealthReport::new(&s, &open, now, SystemTime::now());
+                let push = state.push.as_ref().map(|p| p.borrow().clone());
+                let report =
+                    HealthReport::new(&s, &open, now, SystemTime::now()).with_push(push.as_ref());
                 let code = if report.status == Status::Fail {
                     StatusCode::SERVICE_UNAVAILABLE
                 } else {

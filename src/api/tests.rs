@@ -198,6 +198,7 @@ fn app_full(
         alerts: alerts(),
         store,
         health: Default::default(),
+        push: None,
     })
 }
 

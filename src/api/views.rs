@@ -636,4 +636,47 @@ impl<'a> HealthReport<'a> {
             disabled_targets: &s.config.disabled,
         }
     }
+
+    /// Adds the platform's monitoring push (`platform:monitoring-push`):
+    /// `warn` while records wait or were dropped since they last drained.
+    pub fn with_push(mut self, push: Option<&crate::platform::push::PushStatus>) -> Self {
+        let Some(p) = push else { return self };
+        let troubled = p.waiting > 0 && p.last_error.is_some();
+        let status = if troubled { Status::Warn } else { Status::Pass };
+        let mut output = format!(
+            "{} record(s) accepted, {} waiting (at most {}), {} dropped",
+            p.sent, p.waiting, p.backlog, p.dropped
+        );
+        if let (true, Some(e)) = (troubled, &p.last_error) {
+            output.push_str(&format!("; {e}"));
+        }
+        let time = self
+            .checks
+            .get("core-loop:age")
+            .and_then(|c| c.first())
+            .map(|c| c.time.clone())
+            .unwrap_or_default();
+        self.checks.insert(
+            "platform:monitoring-push".to_owned(),
+            vec![Check {
+                component_type: "component",
+                status,
+                observed_value: Some(Observed::Count(p.waiting as u64)),
+                observed_unit: Some("records"),
+                time,
+                output: Some(output),
+                reconnects: None,
+                state: None,
+                since: None,
+                last_action: None,
+                open_alerts: None,
+                acknowledged: None,
+                acknowledged_by: None,
+                suppressed_by: None,
+                reboots_left: None,
+            }],
+        );
+        self.status = self.status.max(status);
+        self
+    }
 }

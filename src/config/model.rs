@@ -194,6 +194,19 @@ pub struct Platform {
     pub legacy_listen: std::net::SocketAddr,
     /// The application series the platform's figures come from.
     pub figures: Figures,
+    /// The monitoring push, when `monitoring-url` is set.
+    pub push: Option<Push>,
+}
+
+/// `[platform] monitoring-*`: the earlier platform's monitoring push.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Push {
+    /// Where to POST.
+    pub url: String,
+    /// How often.
+    pub every: Duration,
+    /// Pushes kept while the platform cannot be reached.
+    pub backlog: usize,
 }
 
 /// `[platform] *-series`: the application's series behind the platform's

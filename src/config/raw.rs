@@ -159,6 +159,13 @@ pub struct RawPlatform {
     pub errors_series: Option<String>,
     /// The series counting API requests (a counter).
     pub requests_series: Option<String>,
+    /// Push the machine's figures to the earlier platform here
+    /// (`https://…/api/maintenance/{rvm_id}/monitoring`). Unset: no push.
+    pub monitoring_url: Option<String>,
+    /// How often. Default `"30s"`.
+    pub monitoring_every: Option<HumanDuration>,
+    /// Pushes kept while the platform cannot be reached. Default 120.
+    pub monitoring_backlog: Option<u32>,
 }
 
 /// `[metrics]`

@@ -539,6 +539,21 @@ pub fn config(src: &SourceFile, raw: RawConfig, out: &mut Vec<Diagnostic>) -> Co
                 return None;
             }
         };
+        let push = p.monitoring_url.as_deref().map(|u| {
+            c.url(&pp.key("monitoring-url"), u);
+            Push {
+                url: u.to_owned(),
+                every: c.duration(
+                    &pp.key("monitoring-every"),
+                    &p.monitoring_every,
+                    30 * SECOND,
+                    SECOND,
+                    HOUR,
+                ),
+                backlog: c.count(&pp.key("monitoring-backlog"), p.monitoring_backlog, 120, 1, 100_000)
+                    as usize,
+            }
+        });
         Some(Platform {
             base_url: base,
             api_key_file: p
@@ -563,6 +578,7 @@ pub fn config(src: &SourceFile, raw: RawConfig, out: &mut Vec<Diagnostic>) -> Co
                     DEFAULT_LEGACY_LISTEN.parse().expect("the default parses")
                 })
             },
+            push,
             figures: {
                 let mut series = |key: &str, value: &Option<String>| {
                     let name = value.as_deref()?;

@@ -319,6 +319,15 @@ pub(super) fn start_api(
     }));
     let (commands_tx, commands) = tokio::sync::mpsc::channel(16);
     let requests = metrics.requests.clone();
+    let push = config.platform.as_ref().and_then(|p| {
+        crate::platform::push::spawn(
+            p,
+            p.figures.clone(),
+            metrics.latest.clone(),
+            crate::probe::Context::new(config.daemon.host_root.clone()).http,
+            shutdown.clone(),
+        )
+    });
     let app = crate::api::router(crate::api::ApiState {
         snapshot,
         counters: events.counters(),
@@ -328,6 +337,7 @@ pub(super) fn start_api(
         alerts: alerts.clone(),
         store: boot.store.clone(),
         health: Default::default(),
+        push,
     });
     let server = tokio::spawn(crate::api::serve(listener, app, shutdown.clone()));
     Ok(StartedApi {

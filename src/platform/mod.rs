@@ -14,6 +14,7 @@
 
 pub mod documents;
 mod facts;
+pub mod push;
 
 use std::sync::Arc;
 use std::time::Duration;

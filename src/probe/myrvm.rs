@@ -126,7 +126,7 @@ pub fn describe(e: &reqwest::Error) -> String {
 
 /// Reads the API key: the file's first line. A file that others may read
 /// is reported, not refused: the probe still runs.
-fn read_key(platform: &Platform) -> Result<(Option<String>, Option<String>), String> {
+pub(crate) fn read_key(platform: &Platform) -> Result<(Option<String>, Option<String>), String> {
     let Some(path) = &platform.api_key_file else {
         return Ok((None, None));
     };
@@ -321,6 +321,7 @@ mod tests {
             timeout: Duration::from_secs(5),
             legacy_endpoints: false,
             legacy_listen: crate::config::DEFAULT_LEGACY_LISTEN.parse().unwrap(),
+            push: None,
             figures: Default::default(),
         }
     }

@@ -265,6 +265,29 @@ pub fn try_http_get_with_token(
     request(addr, "GET", path, Some(token))
 }
 
+/// A POST with a body and the token: (status, body).
+pub fn post(
+    addr: SocketAddr,
+    path: &str,
+    token: &str,
+    content_type: &str,
+    body: &str,
+) -> (u16, String) {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    s.read_to_string(&mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap();
+    let code = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    (code, body.to_owned())
+}
+
 /// A minimal HTTP/1.1 POST with an optional bearer token: (status code, content type, body).
 pub fn try_http_post(
     addr: SocketAddr,

@@ -63,7 +63,15 @@ pub fn start(
     limit: usize,
     answer: impl Fn(&Got, usize) -> (u16, String) + Send + 'static,
 ) -> (String, Arc<Mutex<Vec<Got>>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    start_on(TcpListener::bind("127.0.0.1:0").unwrap(), limit, answer)
+}
+
+/// [`start`] on a listener already bound (a port a test chose earlier).
+pub fn start_on(
+    listener: TcpListener,
+    limit: usize,
+    answer: impl Fn(&Got, usize) -> (u16, String) + Send + 'static,
+) -> (String, Arc<Mutex<Vec<Got>>>) {
     let url = format!("http://{}", listener.local_addr().unwrap());
     let got = Arc::new(Mutex::new(Vec::new()));
     let seen = got.clone();
