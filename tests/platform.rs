@@ -211,6 +211,26 @@ fn the_maintenance_page_sees_a_true_card_that_turns_when_a_target_fails() {
         std::thread::sleep(Duration::from_millis(100));
     };
     assert!(turned.answered && turned.online, "{turned:?}");
+    // The alert engine's alert about it is among the page's alerts.
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let (_, _, body) = try_http_get(addr, "/api/monitoring/status").unwrap();
+        let doc: Value = serde_json::from_str(&body).unwrap();
+        let listed = doc["alerts"].as_array().unwrap().iter().any(|a| {
+            a["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("[critical] target-failing on app: "))
+                && a["timestamp"].is_string()
+        });
+        if listed {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no alert about app listed: {doc}"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
     let (code, _, body) = try_http_get(addr, "/api/health").unwrap();
     assert_eq!(code, 200, "{body}");
     let doc: Value = serde_json::from_str(&body).unwrap();
@@ -401,7 +421,10 @@ fn the_monitoring_push_is_valid_waits_bounded_while_the_platform_is_down_and_dra
         .sum();
     // Counted once each: 9 in all, or 4 if the full backlog dropped the
     // record that held the first 5 (a slow machine).
-    assert!(counted == 9 || counted == 4, "counted {counted} of 9: {stamps:?}");
+    assert!(
+        counted == 9 || counted == 4,
+        "counted {counted} of 9: {stamps:?}"
+    );
     let accepted = push(&drained)["output"].as_str().unwrap().to_owned();
     assert!(accepted.contains("0 waiting"), "{accepted}");
 }

@@ -313,6 +313,7 @@ pub(super) fn start_api(
         config: config.clone(),
         snapshot: snapshot.clone(),
         alerts: alerts.open.clone(),
+        alert_requests: alerts.requests.clone(),
         latest: metrics.latest.clone(),
         metrics: metrics.requests.clone(),
         stop: shutdown.clone(),

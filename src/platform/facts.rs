@@ -199,7 +199,6 @@ pub fn gather(
     };
     let mut checks = Vec::new();
     let mut targets = Vec::new();
-    let mut problems = Vec::new();
     for (name, list) in &report.checks {
         let Some(check) = list.first() else { continue };
         checks.push((
@@ -212,18 +211,7 @@ pub fn gather(
         if let (Some(target), Some(state)) = (name.strip_prefix("target:"), check.state) {
             targets.push((target.to_owned(), state.to_owned()));
         }
-        if check.status != Status::Pass {
-            let line = match &check.output {
-                Some(o) => format!("{name}: {o}"),
-                None => format!("{name}: {}", word(check.status)),
-            };
-            problems.push((
-                check.since.clone().unwrap_or_else(|| check.time.clone()),
-                line,
-            ));
-        }
     }
-    problems.sort_by(|a, b| b.0.cmp(&a.0));
     let m = machine(latest);
     Facts {
         identity: s.identity.clone(),
@@ -245,12 +233,69 @@ pub fn gather(
         cameras: host.cameras.clone(),
         addresses: host.addresses.clone(),
         usage: m.usage,
-        alerts: problems,
+        // The alert engine's, filled in by the task (see recent_alerts).
+        alerts: Vec::new(),
         summary: summary.clone(),
     }
 }
 
 const HOUR_MS: u64 = 3_600_000;
+
+/// The alerts the page lists: every open one and those resolved within
+/// the last day, newest first, at most [`RECENT`]; each `[severity] name
+/// on target: summary (state)`, timed when it started (or, resolved, when
+/// it ended).
+pub async fn recent_alerts(
+    alerts: &mpsc::Sender<crate::alert::task::Request>,
+) -> Vec<(String, String)> {
+    let filter = crate::alert::task::Filter {
+        all: true,
+        ..Default::default()
+    };
+    let Ok(list) = crate::api::ask(alerts, |reply| {
+        crate::alert::task::Request::List(filter, reply)
+    })
+    .await
+    else {
+        return Vec::new();
+    };
+    let now = crate::metrics::collect::now_ms();
+    let at = |ms: u64| rfc3339(SystemTime::UNIX_EPOCH + Duration::from_millis(ms));
+    let mut recent: Vec<(u64, String)> = list
+        .iter()
+        .filter(|a| {
+            a.resolved_at
+                .is_none_or(|r| now.saturating_sub(r) < 24 * HOUR_MS)
+        })
+        .map(|a| {
+            let when = a.resolved_at.unwrap_or(a.started_at);
+            let on = a
+                .target
+                .as_deref()
+                .map(|t| format!(" on {t}"))
+                .unwrap_or_default();
+            (
+                when,
+                format!(
+                    "[{}] {}{on}: {} ({})",
+                    a.severity.as_str(),
+                    a.name,
+                    a.summary,
+                    a.state.as_str()
+                ),
+            )
+        })
+        .collect();
+    recent.sort_by_key(|r| std::cmp::Reverse(r.0));
+    recent.truncate(RECENT);
+    recent
+        .into_iter()
+        .map(|(ms, line)| (at(ms), line))
+        .collect()
+}
+
+/// The most alerts the page is given.
+pub const RECENT: usize = 20;
 
 /// One series' (or every series of a name's) hourly points over a window.
 async fn hourly(

@@ -41,6 +41,9 @@ pub const REFRESH: Duration = Duration::from_secs(2);
 /// How often the history is summed up again.
 pub const SUMMARY_EVERY: Duration = Duration::from_secs(300);
 
+/// How often the recent alerts are read again from the alert engine.
+pub const ALERTS_EVERY: Duration = Duration::from_secs(10);
+
 /// What the task reads.
 pub struct Start {
     /// The configuration (identity, `[platform]`, `[daemon] host-root`).
@@ -49,6 +52,8 @@ pub struct Start {
     pub snapshot: watch::Receiver<Snapshot>,
     /// The open alerts, by target.
     pub alerts: watch::Receiver<Arc<OpenByTarget>>,
+    /// The alert engine, for the recent alerts the page lists.
+    pub alert_requests: mpsc::Sender<crate::alert::task::Request>,
     /// The recorder's latest values.
     pub latest: watch::Receiver<Arc<Latest>>,
     /// The recorder, for the history's figures.
@@ -170,13 +175,17 @@ pub async fn spawn(start: Start) -> watch::Receiver<Arc<Rendered>> {
         start,
         host,
         summary: documents::Summary::default(),
+        recent: Vec::new(),
     };
+    task.recent = facts::recent_alerts(&task.start.alert_requests).await;
     let (tx, rx) = watch::channel(Arc::new(Rendered::of(&task.facts())));
     tokio::spawn(async move {
         let mut refresh = tokio::time::interval(REFRESH);
         let mut summarise = tokio::time::interval(SUMMARY_EVERY);
         let mut hardware = tokio::time::interval(Duration::from_secs(600));
         hardware.tick().await;
+        let mut alerts = tokio::time::interval(ALERTS_EVERY);
+        alerts.tick().await;
         loop {
             tokio::select! {
                 _ = task.start.stop.cancelled() => break,
@@ -189,6 +198,9 @@ pub async fn spawn(start: Start) -> watch::Receiver<Arc<Rendered>> {
                     if let Ok(host) = tokio::task::spawn_blocking(move || read_host(&root)).await {
                         task.host = host;
                     }
+                }
+                _ = alerts.tick() => {
+                    task.recent = facts::recent_alerts(&task.start.alert_requests).await;
                 }
                 _ = refresh.tick() => {}
             }
@@ -203,6 +215,8 @@ struct Task {
     start: Start,
     host: Host,
     summary: documents::Summary,
+    /// The alert engine's recent alerts: when, and a line.
+    recent: Vec<(String, String)>,
 }
 
 impl Task {
@@ -210,7 +224,9 @@ impl Task {
         let alerts = self.start.alerts.borrow().clone();
         let latest = self.start.latest.borrow().clone();
         let snapshot = self.start.snapshot.borrow();
-        facts::gather(&snapshot, &alerts, &latest, &self.host, &self.summary)
+        let mut f = facts::gather(&snapshot, &alerts, &latest, &self.host, &self.summary);
+        f.alerts = self.recent.clone();
+        f
     }
 }
 
