@@ -87,13 +87,36 @@ impl Browser {
 
     /// A WebDriver command of this session; panics on an error answer.
     pub fn command(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        self.try_command(method, path, body)
+            .unwrap_or_else(|e| panic!("{method} /session/{}{path}: {e}", self.session))
+    }
+
+    /// A WebDriver command of this session: its value, or the error answer.
+    fn try_command(&self, method: &str, path: &str, body: Option<Value>) -> Result<Value, Value> {
         let path = format!("/session/{}{path}", self.session);
         let v = call(self.addr, method, &path, body.as_ref())
             .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
         if v["value"]["error"].is_string() {
-            panic!("{method} {path}: {}", v["value"]);
+            return Err(v["value"].clone());
         }
-        v["value"].clone()
+        Ok(v["value"].clone())
+    }
+
+    /// Finds `css` and runs `what` on it; when the page redrew the element
+    /// between the two (a refresh replaces rows and inputs), finds it again,
+    /// as a user would see the new one, a few times.
+    fn on_element(&self, css: &str, what: &str, body: Value) {
+        for _ in 0..5 {
+            let id = self.element(css);
+            match self.try_command("POST", &format!("/element/{id}/{what}"), Some(body.clone())) {
+                Ok(_) => return,
+                Err(e) if e["error"] == "stale element reference" => {
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                Err(e) => panic!("{what} {css}: {e}"),
+            }
+        }
+        panic!("{what} {css}: the element was redrawn five times in a row");
     }
 
     /// Opens `url` and waits for its load.
@@ -145,18 +168,12 @@ impl Browser {
 
     /// Clicks the element `css` selects, as a user would.
     pub fn click(&self, css: &str) {
-        let id = self.element(css);
-        self.command("POST", &format!("/element/{id}/click"), Some(json!({})));
+        self.on_element(css, "click", json!({}));
     }
 
     /// Types `text` into the element `css` selects.
     pub fn type_into(&self, css: &str, text: &str) {
-        let id = self.element(css);
-        self.command(
-            "POST",
-            &format!("/element/{id}/value"),
-            Some(json!({ "text": text })),
-        );
+        self.on_element(css, "value", json!({ "text": text }));
     }
 
     /// A PNG of the viewport, written to `path`; its width and height.
