@@ -19,7 +19,7 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 use serde_json::Value;
-use support::daemon::http_get;
+use support::daemon::{free_port, http_get};
 use support::systemd::{PrivateSystemd, journal_field, wait_until};
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -388,11 +388,7 @@ fn run_installed_under_systemd() {
     // Not under /tmp, as on a machine (the unit has PrivateTmp=yes).
     let temp = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let dir = temp.path();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
 
     // The installed configuration, on the test manager's bus, rebooting
     // nothing.

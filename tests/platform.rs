@@ -12,17 +12,9 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::daemon::{TestDaemon, kill9, try_http_get};
+use support::daemon::{TestDaemon, free_port, kill9, try_http_get};
 
 const WAIT: Duration = Duration::from_secs(30);
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// What the page saw in one round.
 #[derive(Debug)]
@@ -139,9 +131,17 @@ fn the_maintenance_page_sees_a_true_card_that_turns_when_a_target_fails() {
     let mut daemon = TestDaemon::start(dir);
     daemon.wait_for_line("serving the platform's endpoints", WAIT);
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    // Ten seconds of the machine later (fixtures/collect/README.md): CPU use
-    // is the difference of two rounds.
-    std::thread::sleep(Duration::from_millis(1500));
+    // Once the first round read host-a, ten seconds of the machine later
+    // (fixtures/collect/README.md): CPU use is the difference of two rounds.
+    let deadline = Instant::now() + WAIT;
+    while !daemon
+        .get("/metrics")
+        .2
+        .contains("rvm_host_memory_bytes{kind=\"total\"}")
+    {
+        assert!(Instant::now() < deadline, "no host round on /metrics");
+        std::thread::sleep(Duration::from_millis(50));
+    }
     copy(&fixtures.join("collect/host-b"));
 
     // Green once the target is healthy, with the fixture's figures.

@@ -91,6 +91,35 @@ pub struct Check<'a> {
     pub reboots_left: Option<u32>,
 }
 
+impl Check<'_> {
+    /// A component's check of one measurement, none of a target's fields.
+    fn measured(
+        status: Status,
+        observed: Observed,
+        unit: Option<&'static str>,
+        time: String,
+        output: Option<String>,
+    ) -> Self {
+        Check {
+            component_type: "component",
+            status,
+            observed_value: Some(observed),
+            observed_unit: unit,
+            time,
+            output,
+            reconnects: None,
+            state: None,
+            since: None,
+            last_action: None,
+            open_alerts: None,
+            acknowledged: None,
+            acknowledged_by: None,
+            suppressed_by: None,
+            reboots_left: None,
+        }
+    }
+}
+
 /// A target with what is known of it now.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -449,22 +478,8 @@ impl<'a> HealthReport<'a> {
             ));
         }
         let loop_status = if stale { Status::Fail } else { Status::Pass };
-        let check = |status, observed, unit, output| Check {
-            component_type: "component",
-            status,
-            observed_value: Some(observed),
-            observed_unit: unit,
-            time: time.clone(),
-            output,
-            reconnects: None,
-            state: None,
-            since: None,
-            last_action: None,
-            open_alerts: None,
-            acknowledged: None,
-            acknowledged_by: None,
-            suppressed_by: None,
-            reboots_left: None,
+        let check = |status, observed, unit, output| {
+            Check::measured(status, observed, unit, time.clone(), output)
         };
         let mut checks = BTreeMap::new();
         checks.insert(
@@ -658,23 +673,13 @@ impl<'a> HealthReport<'a> {
             .unwrap_or_default();
         self.checks.insert(
             "platform:monitoring-push".to_owned(),
-            vec![Check {
-                component_type: "component",
+            vec![Check::measured(
                 status,
-                observed_value: Some(Observed::Count(p.waiting as u64)),
-                observed_unit: Some("records"),
+                Observed::Count(p.waiting as u64),
+                Some("records"),
                 time,
-                output: Some(output),
-                reconnects: None,
-                state: None,
-                since: None,
-                last_action: None,
-                open_alerts: None,
-                acknowledged: None,
-                acknowledged_by: None,
-                suppressed_by: None,
-                reboots_left: None,
-            }],
+                Some(output),
+            )],
         );
         self.status = self.status.max(status);
         self

@@ -265,6 +265,15 @@ pub fn try_http_get_with_token(
     request(addr, "GET", path, Some(token))
 }
 
+/// A port free on loopback now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// A POST with a body and the token: (status, body).
 pub fn post(
     addr: SocketAddr,
